@@ -1,0 +1,22 @@
+"""Stage 1, the distillation data: instructions, responses, D_ALL, and its analysis.
+
+    python generate.py stage=all teacher=openai out_dir=data/run1
+    python generate.py stage=analyze analysis.input=data/run1/d_all.jsonl
+"""
+
+import hydra
+
+from lamini_lm import config  # noqa: F401  (registers the config resolvers)
+from lamini_lm.errors import exit_on_user_error
+
+
+@hydra.main(config_path="conf", config_name="generate", version_base="1.3")
+@exit_on_user_error
+def main(cfg):
+    from lamini_lm.distill.pipeline import run
+
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""LaMini-LM reproduction: generate distillation data, train the herd, evaluate it."""

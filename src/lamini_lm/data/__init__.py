@@ -1,0 +1,1 @@
+"""Instruction data for training: the record schema, loaders, tokenisation and batching."""
