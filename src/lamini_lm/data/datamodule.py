@@ -40,6 +40,11 @@ class InstructionDataModule(pl.LightningDataModule):
         split = ds.train_test_split(test_size=self.val_size, seed=self.seed)
         self.train_set, self.val_set = split["train"], split["test"]
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch (an incomplete last global batch is dropped)."""
+        return len(self.train_set) // self.global_batch_size
+
     def train_dataloader(self):
         trainer = self.trainer
         sampler = GlobalBatchSampler(

@@ -55,7 +55,10 @@ class InstructionTuner(pl.LightningModule):
         o = self.optim_cfg
         optimizer = torch.optim.AdamW(self.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps,
                                       weight_decay=o.weight_decay)
-        total = self.trainer.estimated_stepping_batches
+        # Not trainer.estimated_stepping_batches: it builds the train loader before a checkpoint is
+        # restored, and Lightning then never hands that loader its saved position (mid-epoch resume).
+        t = self.trainer
+        total = t.max_steps if t.max_steps > 0 else t.max_epochs * t.datamodule.steps_per_epoch
         scheduler = get_scheduler(o.scheduler, optimizer, num_warmup_steps=int(o.warmup_ratio * total),
                                   num_training_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -63,14 +66,22 @@ class InstructionTuner(pl.LightningModule):
     # -- checkpoints carry the prompt style and the RNG state (exact mid-epoch resume) ---------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["prompt_style"] = {"name": self.style.name, "template": self.style.template}
-        checkpoint["rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                             "python": random.getstate()}
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        # plain types and tensors only: Lightning loads checkpoints with torch.load(weights_only=True)
+        checkpoint["rng"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss)}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        rng = checkpoint.get("rng")
+        # applied at the next training batch, not now: creating the data iterators on the way there
+        # draws from the torch RNG, which the uninterrupted run had already done before saving
+        self._resume_rng = checkpoint.get("rng")
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        rng, self._resume_rng = getattr(self, "_resume_rng", None), None
         if rng:
             torch.set_rng_state(rng["torch"])
-            np.random.set_state(rng["numpy"])
+            kind, keys, pos, has_gauss, gauss = rng["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
             random.setstate(rng["python"])
 
 

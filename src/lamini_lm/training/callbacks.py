@@ -21,6 +21,10 @@ class TokenThroughput(pl.Callback):
     def on_train_epoch_start(self, trainer, pl_module):
         self._t = time.perf_counter()
 
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if self._t is None:  # resumed mid-epoch: no epoch start was seen
+            self._t = time.perf_counter()
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         now = time.perf_counter()
         dt, self._t = now - self._t, now
@@ -41,7 +45,7 @@ class SampleGenerations(pl.Callback):
     """Greedy answers to the first validation instructions after each validation, as a W&B table
     (``samples``) and as lines of ``<run dir>/samples.jsonl``; the last ones are printed at the end."""
 
-    def __init__(self, num_samples: int = 4, max_new_tokens: int = 48):
+    def __init__(self, num_samples: int = 4, max_new_tokens: int = 48):  # num_samples=0 turns it off
         self.num_samples, self.max_new_tokens = num_samples, max_new_tokens
         self.last: list[dict] = []
 
@@ -51,7 +55,8 @@ class SampleGenerations(pl.Callback):
 
         from lamini_lm.inference import generate
 
-        if trainer.sanity_checking or not trainer.is_global_zero or isinstance(trainer.strategy, FSDPStrategy):
+        if (not self.num_samples or trainer.sanity_checking or not trainer.is_global_zero
+                or isinstance(trainer.strategy, FSDPStrategy)):
             return  # FSDP: weights are sharded, generating on one rank would hang the others
         dm = trainer.datamodule
         instructions = dm.val_instructions(self.num_samples)
