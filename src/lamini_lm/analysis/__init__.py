@@ -74,6 +74,7 @@ def run(cfg: DictConfig) -> dict:
             samples["figure3"] = (a.figure3.sample_size, tsne_from)
         if "rating_sheet" in outputs:
             samples["rating"] = (a.rating.per_subset, subsets or list(SUBSETS))
+        batches = record_batches(a.input, a.split, a.batch_size, a.limit)  # a bad input fails before any loading
         stats = DatasetStats(
             counter=TokenCounter(a.table1.tokenizer) if "table1" in outputs else None,
             words=Tokenizer(a.table2.token_pattern, a.table2.lowercase) if "table2" in outputs else None,
@@ -82,7 +83,7 @@ def run(cfg: DictConfig) -> dict:
             samples=samples,
             seed=cfg.seed,
         )
-        stats.consume(record_batches(a.input, a.split, a.batch_size, a.limit))
+        stats.consume(batches)
         if not stats.samples.sum():
             raise UserError(f"analysis.input: {a.input} has no records" + (f" of {', '.join(subsets)}" if subsets else ""))
         if subsets:

@@ -25,6 +25,7 @@ def figure3(samples: dict[str, list[str]], pairs: list[tuple[str, str]], fcfg, o
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     model_name, model = load_model(list(fcfg.models))
     shown_name = "all-MiniLM-L6-v2 (offline package)" if model_name == OFFLINE_PACKAGE else model_name
@@ -45,7 +46,9 @@ def figure3(samples: dict[str, list[str]], pairs: list[tuple[str, str]], fcfg, o
         x = cache.embed(ta + tb, encode)
         # sklearn needs perplexity < number of points
         perplexity = min(float(fcfg.perplexity), (len(x) - 1) / 3)
-        y = TSNE(n_components=2, perplexity=perplexity, init="pca", metric=fcfg.metric, random_state=seed).fit_transform(x)
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", metric=fcfg.metric, random_state=seed)
+        with threadpool_limits(fcfg.threads):
+            y = tsne.fit_transform(x)
         sa, sb = SUBSETS[a], SUBSETS[b]
         fig, ax = plt.subplots(figsize=(6.4, 6.4))
         size = float(np.clip(20000 / len(x), 1, 12))
