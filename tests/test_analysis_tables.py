@@ -156,3 +156,18 @@ def test_generate_py_stage_analyze(tmp_path):
                          env=env, cwd=tmp_path)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("error: analysis.input:") and "missing.jsonl" in bad.stderr
+
+
+def test_piece_cache_counts_equal_the_full_tokenizer():
+    from lamini_lm.analysis.stats import TokenCounter
+
+    tricky = ["Hello  world", "  leading", "trailing   ", "tabs\tand\nnew lines\n\n", "it's they'll we've I'M x'y",
+              "日本語のテキスト", "emoji 🎉🎉 ok", "a <|endoftext|> inside", "numbers 12345 3.14 1,000", "", " ",
+              "a\u00a0b", "ﬁ ligature Ǆ", "\r\n end", "CamelCase state-of-the-art", "  \n  x  "]
+    fast, full = TokenCounter("gpt2_tokenizer"), TokenCounter("gpt2_tokenizer", piece_cache=False)
+    assert fast._pieces is not None and full._pieces is None  # the cache is really in use
+    assert fast.lengths(tricky).tolist() == full.lengths(tricky).tolist()
+    again = [t[::-1] + " " + t for t in tricky]  # pieces partly known now
+    assert fast.lengths(again).tolist() == full.lengths(again).tolist()
+    assert full.lengths(["a <|endoftext|> inside"]).tolist() == [4]  # the added token counts once
+    assert TokenCounter("t5_tokenizer")._pieces is None  # not byte-level BPE: always the full tokenizer

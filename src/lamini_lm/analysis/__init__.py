@@ -76,7 +76,7 @@ def run(cfg: DictConfig) -> dict:
             samples["rating"] = (a.rating.per_subset, subsets or list(SUBSETS))
         batches = record_batches(a.input, a.split, a.batch_size, a.limit)  # a bad input fails before any loading
         stats = DatasetStats(
-            counter=TokenCounter(a.table1.tokenizer) if "table1" in outputs else None,
+            counter=TokenCounter(a.table1.tokenizer, a.table1.piece_cache) if "table1" in outputs else None,
             words=Tokenizer(a.table2.token_pattern, a.table2.lowercase) if "table2" in outputs else None,
             window=a.table2.window,
             subsets=subsets,

@@ -124,6 +124,7 @@ def figure4(counts: dict[str, dict[str, Counter]], out_dir: Path) -> list[Path]:
             bottom = [b + v for b, v in zip(bottom, vals)]
         ax.set_xticks(range(len(subsets)), [SUBSETS[s].latex(letter) for s in subsets])
         ax.set_ylabel("# of examples")
+        ax.yaxis.get_major_locator().set_params(integer=True)
         ax.set_title(f"({chr(97 + k)}) Human evaluation for the {title}")
         ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
         fig.tight_layout()

