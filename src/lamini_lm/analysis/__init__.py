@@ -29,7 +29,8 @@ def _pairs(a, shown: list[str], stats) -> list[tuple[str, str]]:
         pairs = [p for p in PAPER_PAIRS if set(p) <= set(shown)]
         skipped = [p for p in PAPER_PAIRS if p not in pairs]
         if skipped:
-            log.warning("figure 3: skipping the paper's %s: subsets not in the input", " and ".join(" vs ".join(p) for p in skipped))
+            what = " and ".join(" vs ".join(p) for p in skipped)
+            log.warning("figure 3: skipping the paper's %s: subsets not in the input", what)
         return pairs
     pairs = []
     for p in a.figure3.pairs:
@@ -85,7 +86,8 @@ def run(cfg: DictConfig) -> dict:
         )
         stats.consume(batches)
         if not stats.samples.sum():
-            raise UserError(f"analysis.input: {a.input} has no records" + (f" of {', '.join(subsets)}" if subsets else ""))
+            among = f" of {', '.join(subsets)}" if subsets else ""
+            raise UserError(f"analysis.input: {a.input} has no records{among}")
         if subsets:
             stats.require(subsets, "analysis.subsets")
         shown = subsets or stats.present()

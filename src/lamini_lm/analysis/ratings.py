@@ -90,7 +90,8 @@ def read_ratings(path: str | Path) -> dict[str, dict[str, Counter]]:
             where = f"{path}:{reader.line_num}"
             src = row["source"]
             if src not in SUBSETS:
-                raise UserError(f"{where}: unknown subset '{src}' in column source; expected one of {', '.join(SUBSETS)}")
+                known = ", ".join(SUBSETS)
+                raise UserError(f"{where}: unknown subset '{src}' in column source; expected one of {known}")
             for field, col in RATED.items():
                 v = (row[col] or "").strip().upper().removeprefix("RATE-")
                 if v and v not in LEVELS:

@@ -49,8 +49,10 @@ TABLE1 = [
     Column("avg_res_len", "avg. res. len.", "avg. res. len.", _fixed, "avg_res_len"),
 ]
 TABLE2 = [
-    Column("mattr_ins", "X or X̂ (instructions)", r"$X_{\{\cdot\}}$ or $\widehat{X}_{\{\cdot\}}$", _fixed, "mattr_ins"),
-    Column("mattr_res", "Y or Ŷ (responses)", r"$Y_{\{\cdot\}}$ or $\widehat{Y}_{\{\cdot\}}$", _fixed, "mattr_res"),
+    Column("mattr_ins", "X or X̂ (instructions)", r"$X_{\{\cdot\}}$ or $\widehat{X}_{\{\cdot\}}$", _fixed,
+           "mattr_ins"),
+    Column("mattr_res", "Y or Ŷ (responses)", r"$Y_{\{\cdot\}}$ or $\widehat{Y}_{\{\cdot\}}$", _fixed,
+           "mattr_res"),
 ]
 
 

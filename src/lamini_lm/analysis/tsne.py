@@ -53,7 +53,8 @@ def figure3(samples: dict[str, list[str]], pairs: list[tuple[str, str]], fcfg, o
         fig, ax = plt.subplots(figsize=(6.4, 6.4))
         size = float(np.clip(20000 / len(x), 1, 12))
         for sub, pts in ((sa, y[: len(ta)]), (sb, y[len(ta):])):
-            ax.scatter(pts[:, 0], pts[:, 1], s=size, alpha=0.5, linewidths=0, label=f"{sub.latex('X')} (n={len(pts):,})")
+            label = f"{sub.latex('X')} (n={len(pts):,})"
+            ax.scatter(pts[:, 0], pts[:, 1], s=size, alpha=0.5, linewidths=0, label=label)
         ax.legend(markerscale=max(1.0, 6 / size), loc="best")
         ax.set_xticks([])
         ax.set_yticks([])
