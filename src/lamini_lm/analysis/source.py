@@ -48,7 +48,8 @@ def _load_hub(name: str, split: str):
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise UserError(
             f"could not load hub dataset '{name}' split '{split}' ({type(e).__name__}: {first[:200]}); "
-            "it needs the Hugging Face Hub or its local cache, or pass analysis.input=<local .jsonl/.parquet>"
+            "it needs the Hugging Face Hub or its local cache (HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 use the cache "
+            "without retrying), or pass analysis.input=<local .jsonl/.parquet>"
         ) from None
 
 

@@ -56,6 +56,8 @@ def ordered(sources) -> list[str]:
 
 def resolve(names, where: str) -> list[str]:
     """Check user-given subset names: released names, or paper names (D̂_SI, also typed D^_SI; D_P3)."""
+    if isinstance(names, str):  # analysis.subsets=alpaca
+        names = [names]
     aliases = {f.lower(): s.source for s in SUBSETS.values() for f in (s.name(), s.name().replace(chr(0x302), "^"))}
     out = []
     for n in names:
