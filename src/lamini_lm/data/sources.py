@@ -43,13 +43,19 @@ class LocalFile:
 
     def load(self):
         from datasets import Dataset
+        from datasets.exceptions import DatasetGenerationError
 
         if not self.path.exists():
             raise UserError(f"data file {self.path} does not exist (data.path)")
         st = self.path.stat()
         # validate the whole file first: an error then names file and line, not a datasets worker
         kwargs = dict(path=str(self.path), sources=self.sources, limit=self.limit, stamp=f"{st.st_size}-{st.st_mtime_ns}")
-        ds = Dataset.from_generator(_records, gen_kwargs=kwargs)
+        try:
+            ds = Dataset.from_generator(_records, gen_kwargs=kwargs)
+        except DatasetGenerationError as e:  # datasets wraps what the generator raised
+            if isinstance(e.__cause__, UserError):
+                raise e.__cause__ from None
+            raise
         if len(ds) == 0:
             raise UserError(f"{self.path}: no records left after the source filter {self.sources}")
         return ds
