@@ -46,3 +46,8 @@ def test_a_global_batch_the_devices_cannot_split_is_refused(tmp_path):
     res = run_entry("train.py", "global_batch_size=30", "micro_batch_size=8", f"hydra.run.dir={tmp_path}",
                     "logger=csv")
     _fails_with(res, "global_batch_size=30", "micro_batch_size=8")
+
+
+def test_an_unreachable_hub_dataset_names_the_id_and_the_local_file_way(tmp_path):
+    res = run_entry("train.py", "data=lamini", f"hydra.run.dir={tmp_path}", "logger=csv")
+    _fails_with(res, "'MBZUAI/LaMini-instruction'", "data=jsonl")
