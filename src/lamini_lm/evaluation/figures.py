@@ -69,7 +69,7 @@ def figure6(counts: dict[str, dict[str, int]], out: Path) -> list[Path]:
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of responses")
     ax.set_title("Figure 6: human evaluation on user-oriented instructions")
-    ax.legend(ncol=4, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.08))
+    ax.legend(ncol=4, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35))
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=150)
