@@ -48,5 +48,5 @@ def select(specs: list[TaskSpec], wanted) -> list[TaskSpec]:
     if unknown:
         raise UserError(f"unknown task(s) {', '.join(map(str, unknown))}; this suite has: "
                         f"{', '.join(s.task for s in specs)} (or the paper's names: {', '.join(PAPER_TASKS)})")
-    chosen = {by_name[str(w).lower()] for w in wanted}
-    return [s for s in specs if s in chosen]
+    chosen = {by_name[str(w).lower()].task for w in wanted}
+    return [s for s in specs if s.task in chosen]
