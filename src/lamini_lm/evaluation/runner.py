@@ -80,11 +80,15 @@ def evaluate(ref: ModelRef, specs: list[TaskSpec], tm, cfg, suite_name: str, out
     tracker = EvaluationTracker(output_path=str(out / "results.json"))
     names = [s.task for s in specs if s.available]
     log.info("evaluating %s on %d task(s), wrapper=%s", ref.name, len(names), style.name if style else "none")
-    results = lm_eval.simple_evaluate(
-        model=lm, tasks=names, num_fewshot=cfg.lm_eval.num_fewshot, limit=cfg.lm_eval.limit,
-        bootstrap_iters=cfg.lm_eval.bootstrap_iters, log_samples=cfg.lm_eval.log_samples,
-        apply_chat_template=style is not None, task_manager=tm, evaluation_tracker=tracker,
-        random_seed=cfg.seed, numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed)
+    try:
+        results = lm_eval.simple_evaluate(
+            model=lm, tasks=names, num_fewshot=cfg.lm_eval.num_fewshot, limit=cfg.lm_eval.limit,
+            bootstrap_iters=cfg.lm_eval.bootstrap_iters, log_samples=cfg.lm_eval.log_samples,
+            apply_chat_template=style is not None, task_manager=tm, evaluation_tracker=tracker,
+            random_seed=cfg.seed, numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed)
+    except ConnectionError as e:  # datasets' "Couldn't reach '<dataset>' on the Hub"
+        raise UserError(f"{e}: the {suite_name} suite downloads its data from the Hugging Face Hub; "
+                        "offline, use eval=lamini15_local") from None
     samples = results.pop("samples", None)
     meta = {"model": ref.record(), "paper_model": paper_model, "suite": suite_name,
             "wrapper": style.name if style else "none", "wrapper_setting": cfg.wrapper, "chat_template": template,
