@@ -8,6 +8,9 @@ from lamini_lm.evaluation import paper
 
 # Figure 5's series: the LaMini models of Tables 9-13, grouped by architecture as in the paper
 FAMILIES = {9: "LaMini-T5", 10: "LaMini-Flan-T5", 11: "LaMini-Neo", 12: "LaMini-Cerebras", 13: "LaMini-GPT"}
+# encoder-decoder in blues, decoder-only in reds, as the figure contrasts the two
+COLORS = {"LaMini-T5": "#1f77b4", "LaMini-Flan-T5": "#17becf", "LaMini-Neo": "#d62728", "LaMini-Cerebras": "#ff7f0e",
+          "LaMini-GPT": "#8c564b"}
 RATINGS = ("A", "B", "C", "D")
 
 
@@ -21,20 +24,20 @@ def _plt():
 
 
 def figure5(tables, results, by_model, out: Path) -> list[Path]:
-    """Paper points as lines per family (encoder-decoder solid, decoder-only dashed), LLaMA-7B and
+    """Paper points as a line per family (encoder-decoder: circles, decoder-only: squares), LLaMA-7B and
     Alpaca-7B as horizontal dashed lines, and each of our results as a star at its parameter count."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for t, family in FAMILIES.items():
         ms = sorted((m for m in tables.get(t, []) if m.name.startswith(family + "-")), key=lambda m: m.n_params)
         if ms:
-            ax.plot([m.n_params for m in ms], [m.scores[paper.AVERAGE] for m in ms], marker="o",
-                    linestyle="-" if ms[0].encoder_decoder else "--",
+            ax.plot([m.n_params for m in ms], [m.scores[paper.AVERAGE] for m in ms],
+                    marker="o" if ms[0].encoder_decoder else "s", color=COLORS[family],
                     label=f"{family} ({'enc-dec' if ms[0].encoder_decoder else 'dec-only'}, paper)")
     for name, color in (("llama-7b", "grey"), ("alpaca-7b", "black")):
         m = next((m for m in tables.get(4, []) if m.name == name), None)
         if m:
-            ax.axhline(m.scores[paper.AVERAGE], linestyle=":", color=color, label=f"{name} (paper)")
+            ax.axhline(m.scores[paper.AVERAGE], linestyle="--", color=color, label=f"{name} (paper)")
     for r in results:
         if r.params and r.scores:
             avg = paper.micro_average(r.scores)
