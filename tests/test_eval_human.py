@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from eval_compose import SHARED as SHARED_DIR
 from eval_compose import compose, tiny_root
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "self-instruct" / "user_oriented_instructions.jsonl"
+SHARED = SHARED_DIR / "data" / "self-instruct" / "user_oriented_instructions.jsonl"
 FIXTURE = Path(__file__).with_name("data") / "user_oriented_sample.jsonl"
 
 

@@ -119,3 +119,25 @@ def test_entry_point_prints_one_line_and_exits_2(tmp_path):
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [f"error: model={tmp_path / 'nothing_here'} does not exist (not a folder) "
                                                "and is not a Hugging Face Hub id"]
+
+
+def test_hub_suite_names_lm_evals_tasks_and_their_metrics(tmp_path):
+    """conf/eval/lamini15.yaml against the installed lm-eval (no Hub, no task indexing)."""
+    import re
+
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    from lamini_lm.evaluation import local_tasks, suite
+
+    cfg = compose(tmp_path, "eval=lamini15")
+    specs = suite.load(cfg.eval)
+    assert [s.paper for s in specs] == list(suite.PAPER_TASKS)
+    files = {}
+    for f in local_tasks.lm_eval_tasks_dir().rglob("*.yaml"):
+        m = re.search(r'^task:\s*"?([\w-]+)"?\s*$', f.read_text(errors="ignore"), re.M)
+        if m:
+            files.setdefault(m.group(1), f)
+    for s in specs:
+        assert s.task in files, s.task
+        metrics = [m["metric"] for m in load_yaml(files[s.task], resolve_func=False)["metric_list"]]
+        assert s.metric in metrics, (s.task, metrics)

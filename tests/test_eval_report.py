@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from eval_compose import compose
+from eval_compose import SHARED, compose
 
-SHARED_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "paper" / "results.csv"
+SHARED_CSV = SHARED / "paper" / "results.csv"
 
 
 def _tables():
