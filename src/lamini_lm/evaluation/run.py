@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import csv
-import logging
 from pathlib import Path
 
 from lamini_lm.errors import UserError
 
-log = logging.getLogger(__name__)
 MODES = ("lm_eval", "report", "human_select", "human_generate", "human_sheets", "human_ingest")
 
 
@@ -43,7 +41,8 @@ def run_lm_eval(cfg) -> list[dict]:
     tm = runner.task_manager(specs, include)
     summaries = []
     for ref in refs:
-        summary = runner.evaluate(ref, specs, tm, cfg, cfg.eval.name, out, cfg.paper_model or paper.match(ref.name, known))
+        paper_model = cfg.paper_model or paper.match(ref.name, known)
+        summary = runner.evaluate(ref, specs, tm, cfg, cfg.eval.name, out, paper_model)
         if cfg.wandb.enabled:
             runner.log_wandb(summary, cfg.wandb, out / runner.safe_name(ref.name))
         summaries.append(summary)
