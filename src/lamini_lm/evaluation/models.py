@@ -44,13 +44,22 @@ def weights_sha256(folder: Path) -> str:
     return h.hexdigest()
 
 
+def _training_model(folder: Path) -> dict:
+    """train.py's export carries its config: which herd member (Table 3 name) and base model it is."""
+    import yaml
+
+    f = folder / "training_config.yaml"
+    model = (yaml.safe_load(f.read_text()) or {}).get("model", {}) if f.exists() else {}
+    return {k: model[k] for k in ("lamini_name", "hub_id") if isinstance(model, dict) and model.get(k)}
+
+
 def _export(folder: Path, name: str) -> ModelRef:
     config = json.loads((folder / "config.json").read_text())
     style = prompts.load(folder) if (folder / prompts.PROMPT_STYLE_FILE).exists() else None
     return ModelRef(name=name, source=str(folder.resolve()), local=True,
                     encoder_decoder=bool(config.get("is_encoder_decoder", False)), style=style,
                     revision="local", info={"weights_sha256": weights_sha256(folder),
-                                            "model_type": config.get("model_type")})
+                                            "model_type": config.get("model_type"), **_training_model(folder)})
 
 
 def _name_for(run_dir: Path, root: Path) -> str:

@@ -41,7 +41,8 @@ def run_lm_eval(cfg) -> list[dict]:
     tm = runner.task_manager(specs, include)
     summaries = []
     for ref in refs:
-        paper_model = cfg.paper_model or paper.match(ref.name, known)
+        # a training export names its herd member (e.g. LaMini-GPT-124M); else the name may be a paper model's
+        paper_model = cfg.paper_model or paper.match(ref.info.get("lamini_name", ""), known) or paper.match(ref.name, known)
         summary = runner.evaluate(ref, specs, tm, cfg, cfg.eval.name, out, paper_model)
         if cfg.wandb.enabled:
             runner.log_wandb(summary, cfg.wandb, out / runner.safe_name(ref.name))
