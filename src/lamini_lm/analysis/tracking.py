@@ -1,0 +1,51 @@
+"""Log the analysis outputs (tables, figures, the rating page) to one W&B run, then finish it.
+
+mode ``auto``: WANDB_MODE when set, else online with a W&B login and offline without one
+(``wandb sync <out_dir>/wandb/offline-run-*`` uploads it later).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _mode(mode: str) -> str | None:
+    if mode != "auto":
+        return mode
+    if os.environ.get("WANDB_MODE"):
+        return None  # wandb reads it
+    import wandb
+
+    return "online" if wandb.login(prompt=False, verify=False) else "offline"
+
+
+def log_outputs(wcfg, out_dir: Path, config: dict, files: list[Path], summary: dict) -> str | None:
+    """Returns the run's local folder."""
+    import wandb
+
+    run = wandb.init(
+        project=wcfg.project, entity=wcfg.entity, name=wcfg.name, job_type="analyze", dir=str(out_dir),
+        mode=_mode(wcfg.mode), config=config,
+    )
+    try:
+        payload = {}
+        for path in files:
+            key = path.stem
+            if path.suffix == ".csv":
+                with open(path, newline="", encoding="utf-8") as f:
+                    rows = list(csv.reader(f))
+                payload[key] = wandb.Table(columns=rows[0], data=rows[1:])
+            elif path.suffix == ".png":
+                payload[key] = wandb.Image(str(path))
+            elif path.suffix == ".html":
+                payload[key] = wandb.Html(path.read_text(encoding="utf-8"))
+        run.log(payload)
+        run.summary.update(summary)
+        return run.dir
+    finally:
+        run.finish()

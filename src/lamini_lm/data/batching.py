@@ -1,0 +1,146 @@
+"""Global batches, split into length-grouped micro-batches, with a loss normaliser per optimizer step.
+
+The paper trains with a global batch of 1024 examples whatever the hardware. One optimizer step sees
+``global_batch_size`` examples drawn at random; they are cut into ``accumulation x world_size``
+micro-batches of ``micro_batch_size``. Because the loss of every micro-batch is divided by the number
+of target tokens of the *whole global batch* (carried with each micro-batch as ``step_target_tokens``),
+the gradient of a step does not depend on how the global batch is cut. So we are free to cut it by
+length: sorting a global batch before cutting it removes most padding (one long P3/FLAN prompt no
+longer sets the width of a whole random batch) without changing what is optimised.
+
+Every rank computes the same plan from (seed, epoch) and takes its own micro-batches, so no
+DistributedSampler is needed. The plan is resumable mid-epoch: the loader's state is how many
+micro-batches of the epoch this rank has handed to the training loop.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+
+from lamini_lm.errors import UserError
+
+
+def accumulation_steps(global_batch_size: int, micro_batch_size: int, world_size: int) -> int:
+    """Gradient-accumulation steps that make ``global_batch_size`` examples per optimizer step."""
+    per_pass = micro_batch_size * world_size
+    if global_batch_size <= 0 or micro_batch_size <= 0 or global_batch_size % per_pass:
+        raise UserError(
+            f"global_batch_size={global_batch_size} is not a multiple of micro_batch_size={micro_batch_size} "
+            f"x devices x nodes={world_size} (= {per_pass} examples per pass): change micro_batch_size, "
+            "global_batch_size or the device count so that it divides"
+        )
+    return global_batch_size // per_pass
+
+
+class MicroBatch(list):
+    """Dataset indices of one micro-batch, with the target-token count of its whole global batch."""
+
+    def __init__(self, indices: Sequence[int], step_target_tokens: int):
+        super().__init__(indices)
+        self.step_target_tokens = step_target_tokens
+
+    def __reduce__(self):  # keep the attribute when sent to DataLoader workers
+        return (MicroBatch, (list(self), self.step_target_tokens))
+
+
+class GlobalBatchSampler:
+    """Yields this rank's micro-batches, ``accumulation`` per optimizer step, epoch after epoch.
+
+    ``source_lengths``/``target_lengths`` are per example. Within a global batch, decoder-only examples
+    are sorted by sequence length; encoder-decoder ones by input length into groups of a few
+    micro-batches, then by label length inside each group, so both the encoder's and the decoder's
+    widths stay tight. An incomplete last global batch is dropped (it would change the step size).
+    """
+
+    def __init__(self, source_lengths: Sequence[int], target_lengths: Sequence[int], *, global_batch_size: int,
+                 micro_batch_size: int, world_size: int = 1, rank: int = 0, seed: int = 0,
+                 group_by_length: bool = True, encoder_decoder: bool = False):
+        self.accumulation = accumulation_steps(global_batch_size, micro_batch_size, world_size)
+        if len(source_lengths) < global_batch_size:
+            raise UserError(
+                f"the training split has {len(source_lengths)} examples, fewer than one global batch "
+                f"({global_batch_size}): lower global_batch_size or add data"
+            )
+        self.source_lengths = list(source_lengths)
+        self.target_lengths = list(target_lengths)
+        self.global_batch_size = global_batch_size
+        self.micro_batch_size = micro_batch_size
+        self.world_size = world_size
+        self.rank = rank
+        self.seed = seed
+        self.group_by_length = group_by_length
+        self.encoder_decoder = encoder_decoder
+        self.epoch = 0
+        self.skip = 0  # micro-batches of the current epoch to skip (set when resuming mid-epoch)
+
+    def set_epoch(self, epoch: int) -> None:  # called by Lightning at the start of every epoch
+        self.epoch = epoch
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.source_lengths) // self.global_batch_size
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch * self.accumulation
+
+    def _order(self, batch: list[int]) -> list[int]:
+        if not self.group_by_length:
+            return batch
+        src, tgt = self.source_lengths, self.target_lengths
+        batch = sorted(batch, key=lambda i: (src[i], tgt[i]))
+        if not self.encoder_decoder:
+            return batch
+        group = 4 * self.micro_batch_size
+        return [i for g in range(0, len(batch), group) for i in sorted(batch[g:g + group], key=lambda i: tgt[i])]
+
+    def plan(self, epoch: int) -> list[list[MicroBatch]]:
+        """Per optimizer step, this rank's micro-batches (identical on every rank for a given epoch)."""
+        order = list(range(len(self.source_lengths)))
+        random.Random(self.seed * 100_003 + epoch).shuffle(order)
+        steps = []
+        n_micro = self.global_batch_size // self.micro_batch_size
+        for s in range(self.steps_per_epoch):
+            batch = self._order(order[s * self.global_batch_size:(s + 1) * self.global_batch_size])
+            total = sum(self.target_lengths[i] for i in batch)
+            micros = [batch[m * self.micro_batch_size:(m + 1) * self.micro_batch_size] for m in range(n_micro)]
+            # interleave so that every rank gets a similar mix of short and long micro-batches
+            steps.append([MicroBatch(micros[m], total) for m in range(self.rank, n_micro, self.world_size)])
+        return steps
+
+    def __iter__(self) -> Iterator[MicroBatch]:
+        flat = [mb for step in self.plan(self.epoch) for mb in step]
+        skip, self.skip = self.skip, 0
+        yield from flat[skip:]
+
+
+class ResumableLoader:
+    """Mixin for a DataLoader over a GlobalBatchSampler: Lightning saves its state in every checkpoint
+    (it calls state_dict/load_state_dict on loaders that have them), so a run killed mid-epoch resumes
+    with the next unseen micro-batch instead of replaying the epoch. Lightning does not prefetch from a
+    loader of known length, so what this counts is what the training loop has received."""
+
+    _consumed = 0
+
+    def __iter__(self):
+        self._consumed = self.batch_sampler.skip
+        for batch in super().__iter__():
+            self._consumed += 1
+            yield batch
+
+    def state_dict(self) -> dict:
+        return {"consumed": self._consumed}
+
+    def load_state_dict(self, state: dict) -> None:
+        # a checkpoint from an epoch's end (consumed == len) resumes at the next epoch's start
+        self.batch_sampler.skip = state["consumed"] % len(self.batch_sampler)
+
+
+def make_loader(dataset, batch_sampler: GlobalBatchSampler, collate_fn, num_workers: int = 0):
+    from torch.utils.data import DataLoader
+
+    class _Loader(ResumableLoader, DataLoader):
+        pass
+
+    return _Loader(dataset, batch_sampler=batch_sampler, collate_fn=collate_fn, num_workers=num_workers,
+                   persistent_workers=False, pin_memory=False)

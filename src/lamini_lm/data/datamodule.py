@@ -1,0 +1,69 @@
+"""The LightningDataModule: load records, tokenise (cached), split, and batch by the global-batch plan."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+
+from lamini_lm.data.batching import GlobalBatchSampler, make_loader
+from lamini_lm.data.collate import Collate, TokenizedSet
+from lamini_lm.data.tokenization import Tokenize
+from lamini_lm.errors import UserError
+from lamini_lm.prompts import PromptStyle
+
+
+class InstructionDataModule(pl.LightningDataModule):
+    def __init__(self, source, tokenizer, style: PromptStyle, family: str, *, global_batch_size: int,
+                 micro_batch_size: int, val_size: float | int, max_source_length: int, max_target_length: int,
+                 seed: int = 42, num_workers: int = 0):
+        super().__init__()
+        self.source, self.tokenizer, self.style, self.family = source, tokenizer, style, family
+        self.global_batch_size, self.micro_batch_size = global_batch_size, micro_batch_size
+        self.val_size, self.seed, self.num_workers = val_size, seed, num_workers
+        self.tokenize = Tokenize(tokenizer, style, family, max_source_length, max_target_length)
+        self.collate = Collate(tokenizer.pad_token_id, encoder_decoder=family == "encoder_decoder")
+        self.train_set = self.val_set = None
+
+    def _tokenized(self):
+        ds = self.source.load()
+        return ds.map(self.tokenize, batched=True, desc="tokenize")
+
+    def prepare_data(self) -> None:
+        self._tokenized()  # local rank 0 fills the datasets cache; the other ranks read it in setup()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        ds = self._tokenized()
+        if isinstance(self.val_size, float) and not 0 < self.val_size < 1 or self.val_size >= len(ds):
+            raise UserError(f"data.val_size={self.val_size} must be a fraction in (0, 1) or fewer than the "
+                            f"{len(ds)} records")
+        split = ds.train_test_split(test_size=self.val_size, seed=self.seed)
+        self.train_set, self.val_set = split["train"], split["test"]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch (an incomplete last global batch is dropped)."""
+        return len(self.train_set) // self.global_batch_size
+
+    def train_dataloader(self):
+        trainer = self.trainer
+        sampler = GlobalBatchSampler(
+            self.train_set["source_length"], self.train_set["target_length"],
+            global_batch_size=self.global_batch_size, micro_batch_size=self.micro_batch_size,
+            world_size=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0,
+            seed=self.seed, encoder_decoder=self.family == "encoder_decoder",
+        )
+        return make_loader(TokenizedSet(self.train_set), sampler, self.collate, self.num_workers)
+
+    def val_dataloader(self):
+        from torch.utils.data import DataLoader
+
+        # every rank scores the whole (small) validation split, sorted by length to waste no padding
+        lengths = self.val_set["source_length"]
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        batches = [order[i:i + self.micro_batch_size] for i in range(0, len(order), self.micro_batch_size)]
+        return DataLoader(TokenizedSet(self.val_set), batch_sampler=batches, collate_fn=self.collate,
+                          num_workers=self.num_workers)
+
+    def val_instructions(self, n: int) -> list[str]:
+        return self.val_set.select(range(min(n, len(self.val_set))))["instruction"]

@@ -1,0 +1,89 @@
+"""Where training records come from: a local JSONL/Parquet file, or the released hub dataset.
+
+Each source returns a `datasets.Dataset` with the columns instruction, response, instruction_source,
+backed by the datasets cache, so later tokenisation is cached too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lamini_lm.data.records import SOURCES, read_records
+from lamini_lm.errors import UserError
+
+
+def _check_sources(sources) -> list[str] | None:
+    if sources is None:
+        return None
+    sources = list(sources)
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown:
+        raise UserError(f"data.sources has unknown value(s) {unknown}; known: {', '.join(SOURCES)}")
+    return sources
+
+
+def _records(path: str, sources: list[str] | None, limit: int | None, stamp: str):
+    # `stamp` (size and mtime) is unused here but part of the datasets cache fingerprint, so an edited
+    # file is read again instead of served stale from the cache.
+    n = 0
+    for rec in read_records(path):
+        if sources is not None and rec["instruction_source"] not in sources:
+            continue
+        yield {k: rec[k] for k in ("instruction", "response", "instruction_source")}
+        n += 1
+        if limit is not None and n >= limit:
+            return
+
+
+class LocalFile:
+    def __init__(self, path: str, sources=None, limit: int | None = None):
+        self.path = Path(path).expanduser().resolve()
+        self.sources = _check_sources(sources)
+        self.limit = limit
+
+    def load(self):
+        from datasets import Dataset
+        from datasets.exceptions import DatasetGenerationError
+
+        if not self.path.exists():
+            raise UserError(f"data file {self.path} does not exist (data.path)")
+        st = self.path.stat()
+        # validate the whole file first: an error then names file and line, not a datasets worker
+        kwargs = dict(path=str(self.path), sources=self.sources, limit=self.limit, stamp=f"{st.st_size}-{st.st_mtime_ns}")
+        try:
+            ds = Dataset.from_generator(_records, gen_kwargs=kwargs)
+        except DatasetGenerationError as e:  # datasets wraps what the generator raised
+            if isinstance(e.__cause__, UserError):
+                raise e.__cause__ from None
+            raise
+        if len(ds) == 0:
+            raise UserError(f"{self.path}: no records left after the source filter {self.sources}")
+        return ds
+
+
+class HubDataset:
+    def __init__(self, name: str = "MBZUAI/LaMini-instruction", split: str = "train", sources=None, limit=None):
+        self.name, self.split = name, split
+        self.sources = _check_sources(sources)
+        self.limit = limit
+
+    def load(self):
+        from datasets import load_dataset
+
+        try:
+            ds = load_dataset(self.name, split=self.split)
+        except Exception as e:  # the Hub raises many types (ConnectionError, OfflineModeIsEnabled, ...)
+            raise UserError(
+                f"could not load the dataset '{self.name}' from the Hugging Face Hub ({type(e).__name__}): "
+                "download it once where the Hub is reachable (the datasets cache then serves it offline), "
+                "or export it to JSONL and use data=jsonl data.path=<file>"
+            ) from None
+        missing = {"instruction", "response", "instruction_source"} - set(ds.column_names)
+        if missing:
+            raise UserError(f"dataset '{self.name}' lacks the field(s) {sorted(missing)}")
+        if self.sources is not None:
+            keep = set(self.sources)
+            ds = ds.filter(lambda s: s in keep, input_columns="instruction_source")
+        if self.limit is not None:
+            ds = ds.select(range(min(self.limit, len(ds))))
+        return ds

@@ -1,0 +1,109 @@
+"""The LightningModule for instruction tuning, one per model family.
+
+The loss of a micro-batch is its summed token NLL divided by the number of target tokens of the whole
+global batch (``step_target_tokens``, from the batch plan) and multiplied by accumulation x world size,
+which Lightning's accumulation and DDP's gradient averaging divide out again. So every target token of
+a global batch weighs the same, whatever the micro-batch size, the device count or the padding, and
+accumulation 1 and k give the same gradient (transformers #24725 is the mean-of-means bug this avoids).
+"""
+
+from __future__ import annotations
+
+import random
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from lamini_lm import prompts
+from lamini_lm.data.tokenization import IGNORE_INDEX
+
+
+class InstructionTuner(pl.LightningModule):
+    def __init__(self, backbone, model_cfg: DictConfig, optim_cfg: DictConfig):
+        super().__init__()
+        self.model = backbone
+        self.model_cfg, self.optim_cfg = model_cfg, optim_cfg
+        self.style = prompts.get(model_cfg.prompt_style)
+        self.save_hyperparameters({"model": OmegaConf.to_container(model_cfg, resolve=True),
+                                   "optim": OmegaConf.to_container(optim_cfg, resolve=True)})
+
+    # -- loss ---------------------------------------------------------------------------------------
+    def token_nll(self, batch) -> torch.Tensor:
+        """Summed NLL over the micro-batch's target tokens (labels == -100 are ignored)."""
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx):
+        nll = self.token_nll(batch)
+        scale = self.trainer.accumulate_grad_batches * self.trainer.world_size
+        n_tokens = (batch["labels"] != IGNORE_INDEX).sum().clamp(min=1)
+        self.log("train/loss", nll.detach() / n_tokens, prog_bar=True, batch_size=len(batch["input_ids"]))
+        return nll / batch["step_target_tokens"] * scale
+
+    def validation_step(self, batch, batch_idx):
+        nll = self.token_nll(batch)
+        n_tokens = (batch["labels"] != IGNORE_INDEX).sum()
+        # token-weighted mean over the whole split: weight each batch by its token count
+        self.log("val/loss", nll / n_tokens.clamp(min=1), prog_bar=True, batch_size=int(n_tokens), sync_dist=True)
+
+    # -- optimisation -------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        from transformers import get_scheduler
+
+        o = self.optim_cfg
+        optimizer = torch.optim.AdamW(self.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps,
+                                      weight_decay=o.weight_decay)
+        # Not trainer.estimated_stepping_batches: it builds the train loader before a checkpoint is
+        # restored, and Lightning then never hands that loader its saved position (mid-epoch resume).
+        t = self.trainer
+        total = t.max_steps if t.max_steps > 0 else t.max_epochs * t.datamodule.steps_per_epoch
+        scheduler = get_scheduler(o.scheduler, optimizer, num_warmup_steps=int(o.warmup_ratio * total),
+                                  num_training_steps=total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- checkpoints carry the prompt style and the RNG state (exact mid-epoch resume) ---------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["prompt_style"] = {"name": self.style.name, "template": self.style.template}
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        # plain types and tensors only: Lightning loads checkpoints with torch.load(weights_only=True)
+        checkpoint["rng"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss)}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # applied at the next training batch, not now: creating the data iterators on the way there
+        # draws from the torch RNG, which the uninterrupted run had already done before saving
+        self._resume_rng = checkpoint.get("rng")
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        rng, self._resume_rng = getattr(self, "_resume_rng", None), None
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            kind, keys, pos, has_gauss, gauss = rng["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+            random.setstate(rng["python"])
+
+
+class DecoderOnlyTuner(InstructionTuner):
+    def token_nll(self, batch) -> torch.Tensor:
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        # token t predicts token t+1
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten(),
+                               ignore_index=IGNORE_INDEX, reduction="sum")
+
+
+class EncoderDecoderTuner(InstructionTuner):
+    def token_nll(self, batch) -> torch.Tensor:
+        # decoder input = labels shifted right (T5's own rule); passing labels instead would also make the
+        # model compute a mean loss we do not use
+        decoder_input_ids = self.model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                            decoder_input_ids=decoder_input_ids).logits
+        return F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"].flatten(),
+                               ignore_index=IGNORE_INDEX, reduction="sum")
+
+
+def build_module(backbone, model_cfg: DictConfig, optim_cfg: DictConfig) -> InstructionTuner:
+    cls = EncoderDecoderTuner if model_cfg.family == "encoder_decoder" else DecoderOnlyTuner
+    return cls(backbone, model_cfg, optim_cfg)

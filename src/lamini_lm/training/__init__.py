@@ -1,0 +1,1 @@
+"""Stage 2: training the herd (train.py -> run.train)."""

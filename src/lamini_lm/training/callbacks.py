@@ -1,0 +1,73 @@
+"""Training callbacks: real-token throughput and padding share, and sample generations per validation."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+
+
+class TokenThroughput(pl.Callback):
+    """Logs real (non-pad) tokens/s over all ranks and the share of computed tokens that were padding,
+    on every step, so the cost of a batching choice shows on the dashboard, not only in a benchmark."""
+
+    def __init__(self):
+        self.real = self.padded = 0
+        self.seconds = 0.0
+        self._t = None
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._t = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if self._t is None:  # resumed mid-epoch: no epoch start was seen
+            self._t = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        now = time.perf_counter()
+        dt, self._t = now - self._t, now
+        self.real += batch["real_tokens"]
+        self.padded += batch["padded_tokens"]
+        self.seconds += dt
+        pl_module.log_dict({
+            "perf/real_tokens_per_s": batch["real_tokens"] * trainer.world_size / max(dt, 1e-9),
+            "perf/padding_share": 1 - self.real / max(self.padded, 1),
+        }, on_step=True, on_epoch=False, batch_size=1)
+
+    def summary(self, world_size: int) -> dict:
+        return {"perf/mean_real_tokens_per_s": self.real * world_size / max(self.seconds, 1e-9),
+                "perf/padding_share": 1 - self.real / max(self.padded, 1)}
+
+
+class SampleGenerations(pl.Callback):
+    """Greedy answers to the first validation instructions after each validation, as a W&B table
+    (``samples``) and as lines of ``<run dir>/samples.jsonl``; the last ones are printed at the end."""
+
+    def __init__(self, num_samples: int = 4, max_new_tokens: int = 48):  # num_samples=0 turns it off
+        self.num_samples, self.max_new_tokens = num_samples, max_new_tokens
+        self.last: list[dict] = []
+
+    def on_validation_end(self, trainer, pl_module):
+        from lightning.pytorch.loggers import WandbLogger
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        from lamini_lm.inference import generate
+
+        if (not self.num_samples or trainer.sanity_checking or not trainer.is_global_zero
+                or isinstance(trainer.strategy, FSDPStrategy)):
+            return  # FSDP: weights are sharded, generating on one rank would hang the others
+        dm = trainer.datamodule
+        instructions = dm.val_instructions(self.num_samples)
+        responses = generate(pl_module.model, dm.tokenizer, pl_module.style, instructions,
+                             max_new_tokens=self.max_new_tokens)
+        self.last = [{"step": trainer.global_step, "instruction": i, "response": r}
+                     for i, r in zip(instructions, responses)]
+        with open(Path(trainer.default_root_dir) / "samples.jsonl", "a") as f:
+            for row in self.last:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_text(key="samples", columns=["step", "instruction", "response"],
+                                data=[[r["step"], r["instruction"], r["response"]] for r in self.last])

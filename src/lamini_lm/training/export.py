@@ -1,0 +1,83 @@
+"""Export the trained student as a Hugging Face folder: what pipeline(), lm-eval and evaluate.py load.
+
+<run dir>/hf/: config.json, model.safetensors, tokenizer files, generation_config.json,
+prompt_style.json, training_config.yaml and a README.md model card with the config and final metrics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+CARD = """---
+library_name: transformers
+pipeline_tag: {pipeline_tag}
+base_model: {base_model}
+tags: [lamini-lm, instruction-tuning, distillation]
+---
+
+# {lamini_name} ({model_name})
+
+{base} instruction-tuned with this repository's `train.py`, reproducing LaMini-LM (Wu et al., 2023).
+Prompt style: `{style}` (saved in `prompt_style.json`; inference must wrap instructions the same way).
+
+## Use
+
+```python
+from transformers import pipeline
+
+generator = pipeline("{pipeline_tag}", model="{path}")
+instruction = "Please let me know your thoughts on the given place and why you think it deserves to be visited: \\"Barcelona, Spain\\""
+prompt = {prompt_expr}
+print(generator(prompt, max_new_tokens=256, do_sample=False)[0]["generated_text"])
+```
+
+Evaluate with lm-eval: `lm_eval --model hf --model_args pretrained={path} --tasks piqa`
+or with this repository: `python evaluate.py model={path}`.
+
+## Final metrics
+
+{metrics}
+
+## Training configuration
+
+```yaml
+{config}```
+"""
+
+
+def export(trainer, module, tokenizer, cfg: DictConfig, out_dir: str | Path, metrics: dict) -> Path | None:
+    """Gather the full weights (a collective under FSDP: every rank must call this) and write the
+    folder on global rank 0. Returns the folder on rank 0, None elsewhere."""
+    state = trainer.strategy.lightning_module_state_dict()
+    if not trainer.is_global_zero:
+        return None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = "model."
+    weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    model = module.model
+    model.save_pretrained(out, state_dict=weights, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    gen = model.generation_config
+    gen.pad_token_id = tokenizer.pad_token_id
+    gen.eos_token_id = tokenizer.eos_token_id
+    gen.max_new_tokens = 256
+    gen.save_pretrained(out)
+    module.style.save(out)
+    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    (out / "training_config.yaml").write_text(config_yaml)
+    encoder_decoder = cfg.model.family == "encoder_decoder"
+    # the card's snippet wraps the instruction exactly as training did (an f-string of the template)
+    prompt_expr = "instruction" if module.style.name == "raw" else "f" + repr(module.style.template)
+    (out / "README.md").write_text(CARD.format(
+        pipeline_tag="text2text-generation" if encoder_decoder else "text-generation",
+        base_model=cfg.model.hub_id or "none (randomly initialised)",
+        lamini_name=cfg.model.lamini_name, model_name=cfg.model.name,
+        base=cfg.model.hub_id or f"A randomly initialised {cfg.model.architecture.model_type}",
+        style=module.style.name, path=out, prompt_expr=prompt_expr,
+        metrics="\n".join(f"- {k}: {v:.4f}" for k, v in sorted(metrics.items())) or "- none",
+        config=config_yaml,
+    ))
+    return out

@@ -1,0 +1,137 @@
+"""train.py's job: build everything from the config, fit, export, report where everything went."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from lamini_lm.errors import UserError
+
+SECRET_KEY = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
+
+
+def redacted(cfg: DictConfig) -> dict:
+    """The resolved config as a dict, with any secret-looking key's value removed."""
+
+    def clean(node):
+        if isinstance(node, dict):
+            return {k: ("<redacted>" if SECRET_KEY.search(str(k)) and v else clean(v)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        return node
+
+    return clean(OmegaConf.to_container(cfg, resolve=True))
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    if ckpt_path in (None, "null"):
+        return None
+    if ckpt_path == "auto":
+        last = output_dir / "checkpoints" / "last.ckpt"
+        return str(last) if last.exists() else None
+    if not Path(ckpt_path).exists():
+        raise UserError(f"ckpt_path={ckpt_path} does not exist; use a .ckpt file, 'auto' or null")
+    return str(ckpt_path)
+
+
+def _write_rank_record(output_dir: Path, rank: int, world_size: int, cfg: DictConfig) -> None:
+    # one small file per rank: proof (and a debugging aid) that every rank of a job ran the same config
+    text = json.dumps(redacted(cfg), sort_keys=True)
+    d = output_dir / "ranks"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"rank{rank}.json").write_text(json.dumps(
+        {"rank": rank, "world_size": world_size, "config_sha256": hashlib.sha256(text.encode()).hexdigest()}))
+
+
+def train(cfg: DictConfig) -> dict:
+    import lightning.pytorch as pl
+    from hydra.utils import instantiate
+    from lightning.pytorch.loggers import WandbLogger
+
+    from lamini_lm import prompts
+    from lamini_lm.data.batching import accumulation_steps
+    from lamini_lm.data.datamodule import InstructionDataModule
+    from lamini_lm.models.backbone import load_model, load_tokenizer
+    from lamini_lm.models.tuner import build_module
+    from lamini_lm.training import ddp_hydra
+    from lamini_lm.training.callbacks import SampleGenerations, TokenThroughput
+    from lamini_lm.training.export import export
+
+    ddp_hydra.prepare_job()
+    output_dir = Path(cfg.paths.output_dir)
+    pl.seed_everything(cfg.seed, workers=True)
+
+    style = prompts.get(cfg.model.prompt_style)
+    tokenizer = load_tokenizer(cfg.model)
+    module = build_module(load_model(cfg.model), cfg.model, cfg.optim)
+    data = cfg.data
+    datamodule = InstructionDataModule(
+        instantiate(data.source), tokenizer, style, cfg.model.family,
+        global_batch_size=cfg.global_batch_size, micro_batch_size=cfg.micro_batch_size, val_size=data.val_size,
+        max_source_length=data.max_source_length, max_target_length=data.max_target_length, seed=cfg.seed,
+        num_workers=data.num_workers,
+    )
+
+    loggers = []
+    for name, lcfg in (cfg.get("logger") or {}).items():
+        if lcfg is None:
+            continue
+        extra = {"group": ddp_hydra.sweep_group()} if "Wandb" in lcfg._target_ and not lcfg.get("group") else {}
+        loggers.append(instantiate(lcfg, **extra))
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    trainer.accumulate_grad_batches = accumulation_steps(cfg.global_batch_size, cfg.micro_batch_size,
+                                                         trainer.world_size)
+    for logger in loggers:
+        logger.log_hyperparams(redacted(cfg))
+
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.ckpt_path, output_dir))
+        _write_rank_record(output_dir, trainer.global_rank, trainer.world_size, cfg)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        throughput = next((c for c in callbacks if isinstance(c, TokenThroughput)), None)
+        if throughput:
+            metrics.update(throughput.summary(trainer.world_size))
+        metrics.update(global_step=trainer.global_step, epoch=trainer.current_epoch,
+                       accumulate_grad_batches=trainer.accumulate_grad_batches, world_size=trainer.world_size)
+        hf_dir = export(trainer, module, tokenizer, cfg, output_dir / "hf", metrics) if cfg.export else None
+        if not trainer.is_global_zero:
+            return metrics
+        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        samples = next((c.last for c in callbacks if isinstance(c, SampleGenerations)), [])
+        _report(output_dir, hf_dir, loggers, metrics, samples)
+        return metrics
+    finally:
+        for logger in loggers:
+            if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+                logger.experiment.finish()  # one W&B run per sweep job, also when the job fails
+
+
+def _report(output_dir: Path, hf_dir: Path | None, loggers, metrics: dict, samples: list[dict]) -> None:
+    from lightning.pytorch.loggers import WandbLogger
+
+    lines = ["", f"run folder      {output_dir}", f"checkpoints     {output_dir / 'checkpoints'}"]
+    if hf_dir:
+        lines.append(f"export          {hf_dir}")
+    lines.append(f"metrics         {output_dir / 'metrics.json'}")
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            run = logger.experiment
+            where = getattr(run, "dir", None) or logger.save_dir
+            mode = "offline: upload with `wandb sync " + str(Path(where).parent) + "`" if run.settings.mode == "offline" \
+                else run.url
+            lines.append(f"W&B run         {run.id} ({mode})")
+        elif getattr(logger, "log_dir", None):
+            lines.append(f"{type(logger).__name__:15s} {logger.log_dir}")
+    for k in ("val/loss", "train/loss", "perf/mean_real_tokens_per_s", "perf/padding_share"):
+        if k in metrics:
+            lines.append(f"{k:15s} {metrics[k]:.4f}")
+    if samples:
+        lines.append("sample generations (greedy, last validation):")
+        for s in samples:
+            lines.append(f"  > {s['instruction'][:100]!r}\n    {s['response'][:200]!r}")
+    print("\n".join(lines))

@@ -1,0 +1,82 @@
+import random
+
+import pytest
+
+from lamini_lm.data.batching import GlobalBatchSampler, accumulation_steps
+from lamini_lm.errors import UserError
+
+
+def test_accumulation_is_derived_from_global_batch_and_devices():
+    assert accumulation_steps(1024, 16, 8) == 8          # 8 GPUs
+    assert accumulation_steps(1024, 16, 16) == 4         # 2 nodes x 8 GPUs
+    assert accumulation_steps(1024, 128, 8) == 1
+    with pytest.raises(UserError, match="not a multiple of micro_batch_size=24"):
+        accumulation_steps(1024, 24, 8)
+
+
+def _lengths(n, seed=0):
+    r = random.Random(seed)
+    src = [min(512, int(r.lognormvariate(3.7, 0.8))) for _ in range(n)]
+    tgt = [min(512, int(r.lognormvariate(3.3, 0.8))) + 1 for _ in range(n)]
+    return src, tgt
+
+
+@pytest.mark.parametrize("encoder_decoder", [False, True])
+def test_ranks_partition_every_global_batch(encoder_decoder):
+    src, tgt = _lengths(1000)
+    world = 4
+    samplers = [GlobalBatchSampler(src, tgt, global_batch_size=64, micro_batch_size=4, world_size=world, rank=r,
+                                   seed=7, encoder_decoder=encoder_decoder) for r in range(world)]
+    plans = [s.plan(epoch=3) for s in samplers]
+    assert all(len(p) == 1000 // 64 for p in plans)
+    seen = []
+    for step in range(len(plans[0])):
+        batch = [i for p in plans for mb in p[step] for i in mb]
+        assert len(batch) == len(set(batch)) == 64
+        total = sum(tgt[i] for i in batch)
+        # every micro-batch of the step carries the same normaliser: the whole global batch's targets
+        assert {mb.step_target_tokens for p in plans for mb in p[step]} == {total}
+        assert all(len(p[step]) == samplers[0].accumulation == 4 for p in plans)
+        seen += batch
+    assert len(set(seen)) == len(seen) == (1000 // 64) * 64
+
+
+def test_epochs_reshuffle_and_plans_are_reproducible():
+    src, tgt = _lengths(200)
+    s = GlobalBatchSampler(src, tgt, global_batch_size=32, micro_batch_size=8, seed=1)
+    assert s.plan(0) == s.plan(0)
+    assert s.plan(0) != s.plan(1)
+
+
+def _padding_share(plan, lengths):
+    real = padded = 0
+    for step in plan:
+        for mb in step:
+            real += sum(lengths[i] for i in mb)
+            padded += len(mb) * max(lengths[i] for i in mb)
+    return 1 - real / padded
+
+
+def test_length_grouping_cuts_padding_without_changing_the_global_batches():
+    src, tgt = _lengths(4096)
+    kw = dict(global_batch_size=256, micro_batch_size=8, seed=3)
+    grouped = GlobalBatchSampler(src, tgt, **kw).plan(0)
+    plain = GlobalBatchSampler(src, tgt, group_by_length=False, **kw).plan(0)
+    for g, p in zip(grouped, plain):
+        assert sorted(i for mb in g for i in mb) == sorted(i for mb in p for i in mb)
+    assert _padding_share(plain, src) > 0.4
+    assert _padding_share(grouped, src) < 0.1
+
+
+def test_skip_resumes_mid_epoch_at_the_next_micro_batch():
+    src, tgt = _lengths(100)
+    s = GlobalBatchSampler(src, tgt, global_batch_size=20, micro_batch_size=5, seed=0)
+    full = list(s)
+    s.skip = 7
+    assert list(s) == full[7:]
+    assert list(s) == full  # the skip applies once
+
+
+def test_too_little_data_for_one_global_batch_is_a_clear_error():
+    with pytest.raises(UserError, match="fewer than one global batch"):
+        GlobalBatchSampler([5] * 10, [5] * 10, global_batch_size=16, micro_batch_size=8)

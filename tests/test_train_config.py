@@ -1,0 +1,78 @@
+"""Every config the training stage offers composes, and the paper recipe says what the paper says."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+import lamini_lm.config  # noqa: F401  (resolvers)
+from tests.helpers.run import ROOT, run_entry
+
+CONF = str(ROOT / "conf")
+HERD = ["t5_small", "t5_base", "t5_large", "flan_t5_small", "flan_t5_base", "flan_t5_large", "gpt_neo_125m",
+        "gpt_neo_1_3b", "cerebras_gpt_111m", "cerebras_gpt_256m", "cerebras_gpt_590m", "cerebras_gpt_1_3b", "gpt2",
+        "gpt2_large", "gpt2_xl"]
+TINY = ["tiny_t5", "tiny_gpt2", "tiny_gpt_neo"]
+
+
+def _compose(*overrides, return_hydra_config=False):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+def test_the_herd_is_table_3():
+    assert sorted(p.stem for p in Path(CONF, "model").glob("*.yaml")) == sorted(HERD + TINY)
+
+
+@pytest.mark.parametrize("name", HERD + TINY)
+def test_every_model_config_composes(name):
+    m = _compose(f"model={name}").model
+    assert m.family in ("encoder_decoder", "decoder_only")
+    assert m.prompt_style == ("raw" if m.family == "encoder_decoder" else "alpaca")
+    get_class(m.fsdp_block)
+    if name in HERD:
+        assert m.hub_id and m.lamini_name.startswith("LaMini-") and m.architecture is None
+        assert m.lr == (5e-4 if m.family == "encoder_decoder" else 2e-5)
+        assert m.tokenizer == m.hub_id
+    else:
+        assert Path(m.tokenizer).is_dir()  # the real tokenizer from the offline assets
+
+
+@pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp", "ddp_cpu", "fsdp", "deepspeed"])
+def test_every_trainer_config_names_real_classes(trainer):
+    cfg = _compose(f"trainer={trainer}", "model=gpt2_xl")
+    t = cfg.trainer
+    get_class(t._target_)
+    assert t.use_distributed_sampler is False
+    if "strategy" in t:
+        get_class(OmegaConf.to_container(t.strategy, resolve=True)["_target_"])
+    if trainer == "fsdp":
+        from hydra.utils import instantiate
+
+        from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+
+        assert instantiate(cfg.trainer.strategy.auto_wrap_policy) == {GPT2Block}
+
+
+def test_paper_experiment_is_the_papers_recipe():
+    cfg = _compose("experiment=lamini_paper", "model=flan_t5_base")
+    assert cfg.global_batch_size == 1024 and cfg.trainer.max_epochs == 5
+    assert cfg.optim.lr == 5e-4 and cfg.data.source.name == "MBZUAI/LaMini-instruction"
+    assert _compose("experiment=lamini_paper", "model=gpt2_xl").optim.lr == 2e-5
+
+
+def test_slurm_launcher_takes_its_shape_from_the_trainer():
+    cfg = _compose("hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.devices=8", "trainer.num_nodes=2",
+                   return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher.nodes == 2 and launcher.tasks_per_node == 8 and launcher.gpus_per_node == 8
+    get_class(launcher._target_)
+
+
+def test_unknown_model_choice_lists_the_valid_ones():
+    res = run_entry("train.py", "model=gpt5")
+    assert res.returncode != 0
+    assert "Could not find 'model/gpt5'" in res.stderr and "gpt2_xl" in res.stderr and "tiny_t5" in res.stderr
+    assert "Traceback" not in res.stderr

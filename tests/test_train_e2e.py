@@ -1,0 +1,108 @@
+"""train.py as a user runs it: tiny students of both families train, log, checkpoint, export, generate."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.run import run_entry
+
+SMALL = ["data.limit=96", "data.val_size=16", "global_batch_size=16", "micro_batch_size=8", "trainer.max_epochs=1",
+         "callbacks.sample_generations.max_new_tokens=8"]
+
+
+@pytest.fixture(scope="module")
+def gpt2_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gpt2")
+    res = run_entry("train.py", *SMALL, f"hydra.run.dir={out}")  # defaults: tiny_gpt2, sample data, W&B
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out, res
+
+
+@pytest.fixture(scope="module")
+def t5_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("t5")
+    res = run_entry("train.py", "model=tiny_t5", "logger=csv", *SMALL, f"hydra.run.dir={out}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out, res
+
+
+@pytest.mark.slow
+def test_default_run_reports_where_everything_went(gpt2_run):
+    out, res = gpt2_run
+    for what in ("run folder", "checkpoints", "export", "W&B run", "sample generations"):
+        assert what in res.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["global_step"] == 5 and metrics["accumulate_grad_batches"] == 2
+    assert 0 <= metrics["perf/padding_share"] < 0.5 and metrics["perf/mean_real_tokens_per_s"] > 0
+    assert (out / "checkpoints" / "last.ckpt").exists() and list((out / "checkpoints").glob("best-*.ckpt"))
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 4 and all(s["instruction"] for s in samples)
+
+
+@pytest.mark.slow
+def test_wandb_offline_run_holds_the_config_without_secrets(gpt2_run, monkeypatch):
+    out, _ = gpt2_run
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    blob = next(runs[0].glob("run-*.wandb")).read_bytes()
+    assert b"global_batch_size" in blob and b"LaMini-tiny-GPT2" in blob and b"samples" in blob
+
+
+@pytest.mark.slow
+def test_checkpoint_carries_the_prompt_style(gpt2_run):
+    import torch
+
+    ckpt = torch.load(gpt2_run[0] / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
+    assert ckpt["prompt_style"]["name"] == "alpaca" and "### Response:" in ckpt["prompt_style"]["template"]
+    assert ckpt["hyper_parameters"]["model"]["name"] == "tiny_gpt2"
+
+
+@pytest.mark.slow
+def test_decoder_only_export_loads_in_pipeline_like_the_model_cards(gpt2_run):
+    from transformers import pipeline
+
+    from lamini_lm import prompts
+
+    hf = gpt2_run[0] / "hf"
+    assert {"config.json", "model.safetensors", "generation_config.json", "prompt_style.json", "README.md",
+            "tokenizer_config.json"} <= {p.name for p in hf.iterdir()}
+    style = prompts.load(hf)
+    assert style == prompts.get("alpaca")
+    generator = pipeline("text-generation", model=str(hf))
+    prompt = style.apply("Name a colour.")
+    text = generator(prompt, max_new_tokens=5, do_sample=False)[0]["generated_text"]
+    assert text.startswith(prompt) and len(text) > len(prompt)
+    card = (hf / "README.md").read_text()
+    assert "pipeline_tag: text-generation" in card and "val/loss" in card
+
+
+@pytest.mark.slow
+def test_encoder_decoder_trains_and_its_export_loads_in_text2text_pipeline(t5_run):
+    from transformers import pipeline
+
+    from lamini_lm import inference
+
+    out, res = t5_run
+    import csv
+
+    rows = list(csv.DictReader(open(out / "csv" / "metrics.csv")))
+    losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    assert len(losses) == 5 and sum(losses[-2:]) / 2 < losses[0]  # one row per optimizer step; learning
+    generator = pipeline("text2text-generation", model=str(out / "hf"))
+    assert isinstance(generator("Name a colour.", max_new_tokens=5)[0]["generated_text"], str)
+    model, tok, style = inference.load_export(out / "hf")
+    assert style.name == "raw"
+    assert len(inference.generate(model, tok, style, ["a", "b c d"], max_new_tokens=4)) == 2
+
+
+@pytest.mark.slow
+def test_export_loads_in_lm_eval(t5_run, gpt2_run):
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    for out in (t5_run[0], gpt2_run[0]):
+        lm = HFLM(pretrained=str(out / "hf"), batch_size=4)
+        ll = lm.loglikelihood([lm_eval.api.instance.Instance("loglikelihood", {}, ("Hello", " world"), 0)])
+        assert len(ll) == 1 and ll[0][0] < 0

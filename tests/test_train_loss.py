@@ -1,0 +1,102 @@
+"""Label masking and the global-batch loss: exact, whatever the micro-batch split."""
+
+import pytest
+from omegaconf import OmegaConf
+
+from lamini_lm import assets, prompts
+from lamini_lm.data.collate import Collate
+from lamini_lm.data.tokenization import IGNORE_INDEX, Tokenize
+
+RECORDS = {
+    "instruction": ["Name a colour.", "Give the capital of France and explain briefly why it matters so much.",
+                    "Say hi.", "Add 2 and 3."],
+    "response": ["Blue.", "Paris, the seat of government.", "Hi!", "5"],
+}
+
+
+def _tokenizer(name):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(assets.path(name))
+    tok.pad_token = tok.pad_token or tok.eos_token
+    return tok
+
+
+def test_decoder_only_labels_mask_exactly_the_wrapped_prompt():
+    tok = _tokenizer("gpt2_tokenizer")
+    style = prompts.get("alpaca")
+    out = Tokenize(tok, style, "decoder_only", 512, 512)(RECORDS)
+    for i, (ids, labels) in enumerate(zip(out["input_ids"], out["labels"])):
+        prompt = tok(style.apply(RECORDS["instruction"][i]), add_special_tokens=False)["input_ids"]
+        response = tok(RECORDS["response"][i], add_special_tokens=False)["input_ids"]
+        assert ids == prompt + response + [tok.eos_token_id]
+        assert labels == [IGNORE_INDEX] * len(prompt) + response + [tok.eos_token_id]
+        assert tok.decode(ids[len(prompt):]) == RECORDS["response"][i] + "<|endoftext|>"
+        assert out["target_length"][i] == len(response) + 1
+
+
+def test_encoder_decoder_gets_the_raw_instruction_and_response_labels():
+    tok = _tokenizer("t5_tokenizer")
+    out = Tokenize(tok, prompts.get("raw"), "encoder_decoder", 512, 512)(RECORDS)
+    assert out["input_ids"][0] == tok("Name a colour.")["input_ids"]
+    assert out["labels"][0] == tok("Blue.")["input_ids"]
+    assert out["labels"][0][-1] == tok.eos_token_id
+
+
+def _module(family):
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    from lamini_lm.models.tuner import build_module
+
+    if family == "decoder_only":
+        arch = dict(model_type="gpt2", n_layer=2, n_head=2, n_embd=32, n_positions=256, resid_pdrop=0.0,
+                    embd_pdrop=0.0, attn_pdrop=0.0)
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**arch))
+    else:
+        arch = dict(model_type="t5", vocab_size=32128, d_model=32, d_ff=64, d_kv=8, num_layers=2, num_heads=2,
+                    decoder_start_token_id=0, dropout_rate=0.0)
+        model = AutoModelForSeq2SeqLM.from_config(AutoConfig.for_model(**arch))
+    cfg = OmegaConf.create({"name": "t", "family": family, "prompt_style": "alpaca" if family == "decoder_only"
+                            else "raw"})
+    optim = OmegaConf.create({"lr": 1e-3})
+    return build_module(model, cfg, optim)
+
+
+class _FakeTrainer:
+    def __init__(self, accumulation, world_size=1):
+        self.accumulate_grad_batches, self.world_size = accumulation, world_size
+
+
+@pytest.mark.parametrize("family,tok_name", [("decoder_only", "gpt2_tokenizer"), ("encoder_decoder", "t5_tokenizer")])
+def test_accumulation_1_and_k_give_the_same_gradient(family, tok_name):
+    import torch
+
+    torch.manual_seed(0)
+    tok = _tokenizer(tok_name)
+    style = prompts.get("alpaca" if family == "decoder_only" else "raw")
+    toks = Tokenize(tok, style, family, 512, 512)(RECORDS)
+    rows = {"input_ids": toks["input_ids"], "labels": toks["labels"]}
+    total = sum(toks["target_length"])
+    collate = Collate(tok.pad_token_id, encoder_decoder=family == "encoder_decoder")
+    module = _module(family)
+    module.log = lambda *a, **k: None
+
+    def grads(micro_batches, accumulation):
+        module.zero_grad()
+        module._trainer = _FakeTrainer(accumulation)
+        for idx in micro_batches:
+            batch = collate(({k: [v[i] for i in idx] for k, v in rows.items()}, total))
+            # what Lightning does with accumulation: loss / k, then backward
+            (module.training_step(batch, 0) / accumulation).backward()
+        return torch.cat([p.grad.flatten() for p in module.parameters() if p.grad is not None]).clone()
+
+    with torch.no_grad():  # reference: mean NLL over every target token of the global batch
+        batch = collate((rows, total))
+        reference_loss = module.token_nll(batch) / total
+    one = grads([[0, 1, 2, 3]], 1)
+    four = grads([[0], [1], [2], [3]], 4)
+    two = grads([[2, 1], [0, 3]], 2)
+    assert torch.allclose(one, four, rtol=1e-4, atol=1e-7)
+    assert torch.allclose(one, two, rtol=1e-4, atol=1e-7)
+    module._trainer = _FakeTrainer(1)
+    assert torch.isclose(module.training_step(collate((rows, total)), 0), reference_loss, rtol=1e-5)

@@ -1,0 +1,23 @@
+"""Stage 2: instruction-tune a student of the LaMini herd.
+
+    python train.py                                        # tiny GPT-2, bundled sample data, CPU, offline
+    python train.py model=tiny_t5 trainer=ddp_cpu          # encoder-decoder, 2 gloo processes
+    python train.py -m model=t5_small,gpt2_xl trainer=ddp experiment=lamini_paper
+"""
+
+import hydra
+
+from lamini_lm import config  # noqa: F401  (registers the config resolvers)
+from lamini_lm.errors import exit_on_user_error
+
+
+@hydra.main(config_path="conf", config_name="train", version_base="1.3")
+@exit_on_user_error
+def main(cfg):
+    from lamini_lm.training.run import train
+
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()
