@@ -1,7 +1,7 @@
 """Stage 3, evaluation: zero-shot lm-eval on the paper's 15 tasks, the paper's tables, human evaluation.
 
-    python evaluate.py model=outputs/train/<time>/hf eval=lamini15_local
-    python evaluate.py model=multirun/train/<time>            # every */hf export of a training sweep
+    python evaluate.py models=outputs/train/<time>/hf eval=lamini15_local
+    python evaluate.py models=multirun/train/<time>            # every */hf export of a training sweep
     python evaluate.py mode=report report.results=[outputs/evaluate]
 """
 

@@ -61,7 +61,7 @@ def main() -> None:
         tasks_dir = local_tasks.write(specs, tmp / "direct_tasks")
         ours_t, direct_t, ours_cpu, direct_cpu = [], [], [], []
         for k in range(args.repeats):
-            ours = [sys.executable, "evaluate.py", f"model={export}", "eval=lamini15_local", f"tasks=[{','.join(TASKS)}]",
+            ours = [sys.executable, "evaluate.py", f"models={export}", "eval=lamini15_local", f"tasks=[{','.join(TASKS)}]",
                     f"lm_eval.limit={args.limit}", "wrapper=none", f"wandb.enabled={str(args.wandb).lower()}",
                     f"hydra.run.dir={tmp / f'ours{k}'}"]
             t, c, out = timed(ours, env)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from eval_compose import SHARED as SHARED_DIR
-from eval_compose import compose, tiny_root
+from tests.eval_compose import SHARED as SHARED_DIR
+from tests.eval_compose import compose, tiny_root
 
 SHARED = SHARED_DIR / "data" / "self-instruct" / "user_oriented_instructions.jsonl"
 FIXTURE = Path(__file__).with_name("data") / "user_oriented_sample.jsonl"
@@ -121,7 +121,7 @@ def test_generate_uses_each_models_prompt_style(tmp_path_factory, tmp_path):
     root = tiny_root(tmp_path_factory)
     ids = tmp_path / "ids.txt"
     ids.write_text("user_oriented_task_0\nuser_oriented_task_3\n")
-    cfg = compose(tmp_path, f"model={root}", f"human.path={FIXTURE}", f"human.ids_file={ids}",
+    cfg = compose(tmp_path, f"models={root}", f"human.path={FIXTURE}", f"human.ids_file={ids}",
                   "human.generation.max_new_tokens=4", f"human.responses={tmp_path / 'responses'}")
     human.generate(cfg)
     files = sorted((tmp_path / "responses").glob("*.jsonl"))

@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from eval_compose import ROOT, compose, tiny_root
+from tests.eval_compose import ROOT, compose, tiny_root
 
 
 def _suite(tmp_path, *overrides):
@@ -99,11 +99,11 @@ def test_bad_inputs_get_one_clear_error(tmp_path, tmp_path_factory):
     (tmp_path / "not_a_model").mkdir()
     (tmp_path / "not_a_model" / "notes.txt").write_text("x")
     cases = [
-        ([f"model={tmp_path / 'not_a_model'}"], "is not a model export"),
-        ([f"model={tmp_path / 'missing'}"], "does not exist"),
-        (["model=null"], "no model given"),
-        ([f"model={root}/gpt2/hf", "tasks=[PIQA,squad]"], r"unknown task\(s\) squad"),
-        ([f"model={root}/gpt2/hf", "paper_model=gpt-5"], "not in the paper's tables"),
+        ([f"models={tmp_path / 'not_a_model'}"], "is not a model export"),
+        ([f"models={tmp_path / 'missing'}"], "does not exist"),
+        (["models=null"], "no model given"),
+        ([f"models={root}/gpt2/hf", "tasks=[PIQA,squad]"], r"unknown task\(s\) squad"),
+        ([f"models={root}/gpt2/hf", "paper_model=gpt-5"], "not in the paper's tables"),
         (["mode=train"], "unknown mode 'train'"),
     ]
     for overrides, message in cases:
@@ -113,11 +113,11 @@ def test_bad_inputs_get_one_clear_error(tmp_path, tmp_path_factory):
 
 @pytest.mark.slow
 def test_entry_point_prints_one_line_and_exits_2(tmp_path):
-    res = subprocess.run([sys.executable, "evaluate.py", f"model={tmp_path / 'nothing_here'}",
+    res = subprocess.run([sys.executable, "evaluate.py", f"models={tmp_path / 'nothing_here'}",
                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True,
                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")})
     assert res.returncode == 2
-    assert res.stderr.strip().splitlines() == [f"error: model={tmp_path / 'nothing_here'} does not exist (not a folder) "
+    assert res.stderr.strip().splitlines() == [f"error: models={tmp_path / 'nothing_here'} does not exist (not a folder) "
                                                "and is not a Hugging Face Hub id"]
 
 

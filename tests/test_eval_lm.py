@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from eval_compose import compose, tiny_root
+from tests.eval_compose import compose, tiny_root
 
 TASKS = "tasks=[PIQA,SST,WinoGrande,ARC,RACE]"
 
@@ -16,9 +16,9 @@ def runs(tmp_path_factory):
 
     root = tiny_root(tmp_path_factory)
     out = tmp_path_factory.mktemp("eval")
-    wrapped = run_lm_eval(compose(out / "wrapped", f"model={root}/gpt2/hf", "eval=lamini15_local", TASKS,
+    wrapped = run_lm_eval(compose(out / "wrapped", f"models={root}/gpt2/hf", "eval=lamini15_local", TASKS,
                                   "lm_eval.limit=6", "wrapper=alpaca"))
-    plain = run_lm_eval(compose(out / "plain", f"model={root}", "eval=lamini15_local", TASKS, "lm_eval.limit=6",
+    plain = run_lm_eval(compose(out / "plain", f"models={root}", "eval=lamini15_local", TASKS, "lm_eval.limit=6",
                                 "wrapper=none"))
     return {"root": root, "out": out, "wrapped": wrapped, "plain": plain}
 

@@ -1,7 +1,7 @@
 """Human evaluation on self-instruct's user-oriented instructions (Section 4.2, Figure 6).
 
     python evaluate.py mode=human_select                                # the subset -> human.ids_file
-    python evaluate.py mode=human_generate model=[<export>,<export>]    # responses/<model>.jsonl
+    python evaluate.py mode=human_generate models=[<export>,<export>]    # responses/<model>.jsonl
     python evaluate.py mode=human_sheets human.responses=<run>/responses   # blinded rater_<k>.csv + key.csv
     python evaluate.py mode=human_ingest human.sheets=<run>/sheets      # Rate-A..D counts + Figure 6
 """
@@ -149,7 +149,7 @@ def generate(cfg) -> Path:
     rows = selected(h)
     out = Path(h.responses)
     out.mkdir(parents=True, exist_ok=True)
-    for ref in resolve_all(cfg.model, cfg.revision):
+    for ref in resolve_all(cfg.models, cfg.revision):
         model, tok, style = _load_model(ref)
         texts = [model_input(r, h.input_separator) for r in rows]
         responses = inference.generate(model, tok, style, [t for t, _ in texts], batch_size=h.generation.batch_size,

@@ -29,7 +29,7 @@ def run_lm_eval(cfg) -> list[dict]:
     from lamini_lm.evaluation import local_tasks, models, paper, runner, suite
 
     specs = suite.select(suite.load(cfg.eval), cfg.tasks)
-    refs = models.resolve_all(cfg.model, cfg.revision)
+    refs = models.resolve_all(cfg.models, cfg.revision)
     known = paper.all_models(paper.load())
     if cfg.paper_model is not None:
         if cfg.paper_model not in known:
