@@ -1,0 +1,291 @@
+"""Human evaluation on self-instruct's user-oriented instructions (Section 4.2, Figure 6).
+
+    python evaluate.py mode=human_select                                # the subset -> human.ids_file
+    python evaluate.py mode=human_generate models=[<export>,<export>]    # responses/<model>.jsonl
+    python evaluate.py mode=human_sheets human.responses=<run>/responses   # blinded rater_<k>.csv + key.csv
+    python evaluate.py mode=human_ingest human.sheets=<run>/sheets      # Rate-A..D counts + Figure 6
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+import urllib.request
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from lamini_lm.errors import UserError
+
+RATINGS = ("A", "B", "C", "D")
+SHEET_FIELDS = ("item_id", "instruction_id", "instruction", "input", "response", "rating", "comment")
+KEY_FIELDS = ("item_id", "instruction_id", "rater", "model")
+# Table 7, shown at the top of every rater's guide
+RUBRIC = """Rate every response A, B, C or D (Table 7 of the LaMini-LM paper; Wang et al. 2022's protocol):
+A: valid, acceptable and satisfying response; accurate in facts, comparable to human standards
+   (it may meet the criteria without being in the expected format).
+B: acceptable, with minor errors that can be improved (out-of-context content, minimal factual
+   errors, partially responding to the instruction, ...).
+C: relevant and responds to the instruction, but has significant errors in the content.
+D: invalid and unacceptable response.
+Score all responses to one instruction against the same standard. You do not know which model
+wrote which response; the order of responses is random."""
+
+
+# ---------------------------------------------------------------- the instructions and the subset
+def _read_instructions(path: Path) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}:{lineno}: broken JSON ({e.msg} at column {e.colno})") from None
+            for k in ("id", "motivation_app", "instruction", "instances"):
+                if k not in r:
+                    raise UserError(f"{path}:{lineno}: missing field '{k}' (a user-oriented instruction has id, "
+                                    "motivation_app, instruction, instances)")
+            rows.append(r)
+    return rows
+
+
+def load_instructions(h) -> list[dict]:
+    """The 252 instructions: ``human.path`` if given, else the cached download of ``human.url``."""
+    if h.path:
+        path = Path(h.path)
+        if not path.exists():
+            raise UserError(f"human.path={path} does not exist")
+        return _read_instructions(path)
+    cache = Path(h.cache)
+    if not cache.exists():
+        try:
+            with urllib.request.urlopen(h.url, timeout=30) as resp:
+                data = resp.read()
+        except OSError as e:
+            raise UserError(f"cannot download {h.url} ({e}); put a copy of user_oriented_instructions.jsonl "
+                            "somewhere and pass human.path=<that file>") from None
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".partial")
+        tmp.write_bytes(data)
+        tmp.rename(cache)
+    return _read_instructions(cache)
+
+
+def choose(rows: list[dict], patterns, max_per_app: int) -> list[str]:
+    """The documented subset rule: no NLP-task duplicates, then the first ``max_per_app`` per app."""
+    try:
+        regexes = [re.compile(p, re.IGNORECASE) for p in patterns]
+    except re.error as e:
+        raise UserError(f"human.nlp_task_patterns: bad regular expression ({e})") from None
+    per_app: Counter = Counter()
+    ids = []
+    for r in rows:
+        if any(rx.search(r["instruction"]) for rx in regexes) or per_app[r["motivation_app"]] >= max_per_app:
+            continue
+        per_app[r["motivation_app"]] += 1
+        ids.append(r["id"])
+    return ids
+
+
+def model_input(row: dict, separator: str) -> tuple[str, str]:
+    """(the text the model is asked, the instance input); the instruction and its input, joined."""
+    inp = (row["instances"][0].get("input") or "").strip() if row["instances"] else ""
+    return (row["instruction"] + separator + inp if inp else row["instruction"]), inp
+
+
+def selected(h) -> list[dict]:
+    ids_file = Path(h.ids_file)
+    if not ids_file.exists():
+        raise UserError(f"{ids_file} does not exist: run `python evaluate.py mode=human_select` first")
+    ids = [x.strip() for x in ids_file.read_text().splitlines() if x.strip() and not x.startswith("#")]
+    by_id = {r["id"]: r for r in load_instructions(h)}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise UserError(f"{ids_file}: id(s) {', '.join(missing[:5])} are not in the instruction file")
+    return [by_id[i] for i in ids]
+
+
+def select(cfg) -> Path:
+    h = cfg.human
+    rows = load_instructions(h)
+    ids = choose(rows, h.nlp_task_patterns, h.max_per_app)
+    out = Path(h.ids_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# {len(ids)} of {len(rows)} user-oriented instructions: <= {h.max_per_app} per app, none matching "
+                   "human.nlp_task_patterns (python evaluate.py mode=human_select)\n" + "\n".join(ids) + "\n")
+    print(f"{len(ids)} instructions from {len({r['motivation_app'] for r in rows})} apps -> {out}")
+    return out
+
+
+# ---------------------------------------------------------------- responses
+def _load_model(ref):
+    from lamini_lm import inference, prompts
+
+    if ref.local:
+        return inference.load_export(ref.source)
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(ref.source, revision=ref.revision)
+        auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+        model = auto.from_pretrained(ref.source, revision=ref.revision)
+        tok = AutoTokenizer.from_pretrained(ref.source, revision=ref.revision)
+    except OSError as e:
+        raise UserError(f"cannot load model '{ref.source}': {str(e).splitlines()[0]}") from None
+    # LaMini-LM's convention for the released models: raw text for encoder-decoder, Alpaca otherwise
+    return model, tok, prompts.get("raw" if config.is_encoder_decoder else "alpaca")
+
+
+def generate(cfg) -> Path:
+    """Every model's response to every selected instruction, batched, in the model's own prompt style."""
+    from lamini_lm import inference
+    from lamini_lm.evaluation.models import resolve_all
+    from lamini_lm.evaluation.runner import safe_name
+
+    h = cfg.human
+    rows = selected(h)
+    out = Path(h.responses)
+    out.mkdir(parents=True, exist_ok=True)
+    for ref in resolve_all(cfg.models, cfg.revision):
+        model, tok, style = _load_model(ref)
+        texts = [model_input(r, h.input_separator) for r in rows]
+        responses = inference.generate(model, tok, style, [t for t, _ in texts], batch_size=h.generation.batch_size,
+                                       max_new_tokens=h.generation.max_new_tokens)
+        path = out / f"{safe_name(ref.name)}.jsonl"
+        with open(path, "w", encoding="utf-8") as f:
+            for r, (_, inp), resp in zip(rows, texts, responses):
+                f.write(json.dumps({"id": r["id"], "motivation_app": r["motivation_app"], "instruction": r["instruction"],
+                                    "input": inp, "model": ref.name, "prompt_style": style.name, "response": resp},
+                                   ensure_ascii=False) + "\n")
+        print(f"{ref.name}: {len(responses)} responses -> {path}")
+    return out
+
+
+# ---------------------------------------------------------------- blinded sheets and ratings
+def read_responses(folder: Path) -> dict[str, dict[str, dict]]:
+    """model -> instruction id -> response record, from every <model>.jsonl in ``folder``."""
+    files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+    if not files:
+        raise UserError(f"{folder} holds no <model>.jsonl responses: run mode=human_generate first")
+    out: dict[str, dict[str, dict]] = {}
+    for f in files:
+        with open(f, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    r = json.loads(line)
+                    out.setdefault(r["model"], {})[r["id"]] = r
+                except (json.JSONDecodeError, KeyError) as e:
+                    raise UserError(f"{f}:{lineno}: not a response record ({type(e).__name__}: {e})") from None
+    ids = {m: set(rs) for m, rs in out.items()}
+    first = next(iter(ids.values()))
+    for m, s in ids.items():
+        if s != first:
+            raise UserError(f"model {m} answered a different set of instructions than the others "
+                            f"({len(s ^ first)} differ); regenerate the responses for all models together")
+    return out
+
+
+def assign(instruction_ids: list[str], models: list[str], raters: int, seed: int) -> list[dict]:
+    """Blinded items: each instruction (with all its models' responses, in random order) goes to one
+    rater; instructions are dealt round-robin after a shuffle, so rater loads differ by at most one."""
+    if raters < 1:
+        raise UserError(f"human.raters must be at least 1, got {raters}")
+    rng = random.Random(seed)
+    order = list(instruction_ids)
+    rng.shuffle(order)
+    items, used = [], set()
+    for i, iid in enumerate(order):
+        ms = list(models)
+        rng.shuffle(ms)
+        for m in ms:
+            code = f"{rng.getrandbits(40):010x}"
+            while code in used:
+                code = f"{rng.getrandbits(40):010x}"
+            used.add(code)
+            items.append({"item_id": code, "instruction_id": iid, "rater": i % raters + 1, "model": m})
+    return items
+
+
+def sheets(cfg) -> Path:
+    h = cfg.human
+    responses = read_responses(Path(h.responses))
+    models = sorted(responses)
+    any_model = responses[models[0]]
+    items = assign(sorted(any_model), models, h.raters, cfg.seed)
+    out = Path(h.sheets)
+    out.mkdir(parents=True, exist_ok=True)
+    by_rater = defaultdict(list)
+    for it in items:
+        by_rater[it["rater"]].append(it)
+    for rater, its in sorted(by_rater.items()):
+        with open(out / f"rater_{rater}.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=SHEET_FIELDS)
+            w.writeheader()
+            for it in its:
+                r = responses[it["model"]][it["instruction_id"]]
+                w.writerow({"item_id": it["item_id"], "instruction_id": it["instruction_id"],
+                            "instruction": r["instruction"], "input": r["input"], "response": r["response"],
+                            "rating": "", "comment": ""})
+    with open(out / "key.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=KEY_FIELDS)
+        w.writeheader()
+        w.writerows(items)
+    (out / "GUIDE.txt").write_text(RUBRIC + "\n\nFill the 'rating' column of your rater_<k>.csv with A, B, C or D.\n"
+                                   "key.csv maps items to models: keep it away from the raters.\n")
+    n = len(any_model)
+    print(f"{n} instructions x {len(models)} models -> {len(by_rater)} rater sheets in {out} "
+          f"({min(len(v) for v in by_rater.values()) // len(models)}-{max(len(v) for v in by_rater.values()) // len(models)} "
+          "instructions each); key.csv is the unblinding key")
+    return out
+
+
+def read_ratings(folder: Path) -> dict[str, str]:
+    """item id -> rating from every filled rater_<k>.csv; a missing or invalid rating names its cell."""
+    files = sorted(folder.glob("rater_*.csv"))
+    if not files:
+        raise UserError(f"{folder} holds no rater_<k>.csv sheets: run mode=human_sheets first")
+    ratings = {}
+    for f in files:
+        with open(f, newline="", encoding="utf-8") as fh:
+            for lineno, row in enumerate(csv.DictReader(fh), 2):
+                raw = (row.get("rating") or "").strip().upper().removeprefix("RATE-")
+                if raw not in RATINGS:
+                    raise UserError(f"{f}:{lineno}: rating {row.get('rating')!r} for item {row.get('item_id')} "
+                                    "must be A, B, C or D")
+                ratings[row["item_id"]] = raw
+    return ratings
+
+
+def ingest(cfg) -> dict[str, dict[str, int]]:
+    """Join the ratings with the key: Rate-A..D counts per model (CSV) and Figure 6."""
+    from lamini_lm.evaluation.figures import figure6
+
+    sheets_dir = Path(cfg.human.sheets)
+    key_file = sheets_dir / "key.csv"
+    if not key_file.exists():
+        raise UserError(f"{key_file} does not exist: the sheets folder must hold the key written by mode=human_sheets")
+    ratings = read_ratings(sheets_dir)
+    with open(key_file, newline="", encoding="utf-8") as f:
+        key = list(csv.DictReader(f))
+    missing = [k["item_id"] for k in key if k["item_id"] not in ratings]
+    if missing:
+        raise UserError(f"{len(missing)} item(s) have no rating (e.g. {missing[0]}); every sheet must be complete")
+    counts: dict[str, dict[str, int]] = {}
+    for k in key:
+        c = counts.setdefault(k["model"], dict.fromkeys(RATINGS, 0))
+        c[ratings[k["item_id"]]] += 1
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "human_eval.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", *(f"Rate-{r}" for r in RATINGS), "n"])
+        for m, c in counts.items():
+            w.writerow([m, *(c[r] for r in RATINGS), sum(c.values())])
+    figure6(counts, out / "figure6.png")
+    print(f"{out / 'human_eval.csv'}\n{out / 'figure6.png'}")
+    return counts

@@ -1,0 +1,101 @@
+"""What `models=` names: an export folder, a training run or multirun folder, or a Hugging Face Hub id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lamini_lm import prompts
+from lamini_lm.errors import UserError
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@dataclass
+class ModelRef:
+    name: str  # how results and tables call it
+    source: str  # what HFLM loads: an absolute folder or a hub id
+    local: bool
+    encoder_decoder: bool | None = None  # None: unknown until loaded (hub ids)
+    style: prompts.PromptStyle | None = None  # the export's prompt style (prompt_style.json)
+    revision: str = "main"
+    info: dict = field(default_factory=dict)
+
+    def record(self) -> dict:
+        """Provenance written next to every result: where the model came from, which weights exactly."""
+        return {"name": self.name, "source": self.source, "local": self.local, "revision": self.revision,
+                "architecture": None if self.encoder_decoder is None else
+                ("encoder-decoder" if self.encoder_decoder else "decoder-only"),
+                "prompt_style": self.style.name if self.style else None, **self.info}
+
+
+def weights_sha256(folder: Path) -> str:
+    """One digest over the weight files (sorted), so a result names the exact weights it came from."""
+    h = hashlib.sha256()
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file())
+    for p in files:
+        h.update(p.name.encode())
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _training_model(folder: Path) -> dict:
+    """train.py's export carries its config: which herd member (Table 3 name) and base model it is."""
+    import yaml
+
+    f = folder / "training_config.yaml"
+    model = (yaml.safe_load(f.read_text()) or {}).get("model", {}) if f.exists() else {}
+    return {k: model[k] for k in ("lamini_name", "hub_id") if isinstance(model, dict) and model.get(k)}
+
+
+def _export(folder: Path, name: str) -> ModelRef:
+    config = json.loads((folder / "config.json").read_text())
+    style = prompts.load(folder) if (folder / prompts.PROMPT_STYLE_FILE).exists() else None
+    return ModelRef(name=name, source=str(folder.resolve()), local=True,
+                    encoder_decoder=bool(config.get("is_encoder_decoder", False)), style=style,
+                    revision="local", info={"weights_sha256": weights_sha256(folder),
+                                            "model_type": config.get("model_type"), **_training_model(folder)})
+
+
+def _name_for(run_dir: Path, root: Path) -> str:
+    rel = run_dir.resolve().relative_to(root.resolve()) if run_dir.resolve() != root.resolve() else Path()
+    return "/".join([root.resolve().name, *rel.parts])
+
+
+def resolve(spec: str, revision: str = "main") -> list[ModelRef]:
+    """Every model ``spec`` names; a folder holding no export is an error, never an empty evaluation."""
+    path = Path(str(spec)).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise UserError(f"models={spec} is a file; give an export folder (with config.json), a training run "
+                            "or multirun folder, or a Hugging Face Hub id")
+        if (path / "config.json").exists():
+            name = path.resolve().parent.name if path.name == "hf" else path.resolve().name
+            return [_export(path, name)]
+        if (path / "hf" / "config.json").exists():
+            return [_export(path / "hf", path.resolve().name)]
+        exports = sorted(p.parent for p in path.rglob("hf/config.json"))
+        if not exports:
+            raise UserError(f"models={spec} is not a model export: no config.json in it, no hf/ export and no "
+                            "*/hf exports below it (train.py writes <run dir>/hf/)")
+        return [_export(e, _name_for(e.parent, path)) for e in exports]
+    if str(spec).startswith((".", "/", "~")) or not _HUB_ID.match(str(spec)):
+        raise UserError(f"models={spec} does not exist (not a folder) and is not a Hugging Face Hub id")
+    return [ModelRef(name=str(spec), source=str(spec), local=False, revision=revision)]
+
+
+def resolve_all(specs, revision: str = "main") -> list[ModelRef]:
+    if specs is None or specs == "" or (not isinstance(specs, str) and len(specs) == 0):
+        raise UserError("no model given: pass models=<export dir | training multirun dir | hub id>")
+    specs = [specs] if isinstance(specs, str) else list(specs)
+    refs = [r for s in specs for r in resolve(s, revision)]
+    names = [r.name for r in refs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise UserError(f"two models would share the result name(s) {', '.join(dup)}; evaluate them in separate runs")
+    return refs

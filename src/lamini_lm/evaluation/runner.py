@@ -1,0 +1,163 @@
+"""Run one suite on one model through lm-eval's Python API and write its results into the run folder.
+
+Per model: ``<out>/<model>/results_<date>.json`` and ``samples_<task>_<date>.jsonl`` (lm-eval's own
+EvaluationTracker files, as its CLI writes them, plus a ``lamini_lm`` block: model provenance,
+wrapper, suite) and ``summary.json`` / ``summary.csv``: one row per paper task with the paper's
+metric, the task version and the status (``ok`` or ``unavailable``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from pathlib import Path
+
+from lamini_lm.errors import UserError
+from lamini_lm.evaluation import wrapper as wrappers
+from lamini_lm.evaluation.models import ModelRef
+from lamini_lm.evaluation.suite import TaskSpec
+
+log = logging.getLogger(__name__)
+SUMMARY_FIELDS = ("model", "paper_model", "paper", "task", "metric", "value", "stderr", "version", "n", "n_total",
+                  "status", "wrapper", "suite")
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "__", name).strip("_") or "model"
+
+
+def load_lm(ref: ModelRef, cfg):
+    """lm-eval's HFLM for ``ref``; seq2seq backend for encoder-decoder exports, fixed batch size by default."""
+    from lm_eval.models.huggingface import HFLM
+
+    backend = "default" if ref.encoder_decoder is None else ("seq2seq" if ref.encoder_decoder else "causal")
+    try:
+        lm = HFLM(pretrained=ref.source, backend=backend, revision=ref.revision, batch_size=cfg.batch_size,
+                  max_batch_size=cfg.max_batch_size, device=cfg.device, dtype=cfg.dtype)
+    except OSError as e:  # hub id not reachable / not found
+        raise UserError(f"cannot load model '{ref.source}': {str(e).splitlines()[0]} "
+                        "(offline? evaluate a local export folder instead)") from None
+    if ref.encoder_decoder is None:
+        ref.encoder_decoder = lm.backend == "seq2seq"
+    ref.info["params"] = int(lm.model.num_parameters())
+    return lm
+
+
+def task_manager(specs: list[TaskSpec], include_path: Path | None):
+    from lm_eval.tasks import TaskManager
+
+    # a local suite includes lm-eval's YAMLs by absolute path, so indexing the ~10k built-in task
+    # files (~20 s on 2 cores) is not needed
+    tm = TaskManager(include_path=str(include_path) if include_path else None, include_defaults=include_path is None)
+    missing = [s.task for s in specs if s.available and s.task not in tm.all_tasks]
+    if missing:
+        raise UserError(f"lm-eval {_lm_eval_version()} has no task(s) {', '.join(missing)}")
+    return tm
+
+
+def _lm_eval_version() -> str:
+    from importlib.metadata import version
+
+    return version("lm_eval")
+
+
+def evaluate(ref: ModelRef, specs: list[TaskSpec], tm, cfg, suite_name: str, out_dir: Path,
+             paper_model: str | None = None) -> dict:
+    """Evaluate ``ref`` on the available tasks of ``specs``; returns (and writes) its summary."""
+    import lm_eval
+    from lm_eval.loggers import EvaluationTracker
+
+    lm = load_lm(ref, cfg.lm_eval)
+    style = wrappers.resolve(cfg.wrapper, ref.style if ref.local else _hub_style(ref))
+    template = None
+    if style is not None:
+        template = wrappers.chat_template(style)
+        lm.tokenizer.chat_template = template
+    out = out_dir / safe_name(ref.name)
+    out.mkdir(parents=True, exist_ok=True)
+    tracker = EvaluationTracker(output_path=str(out / "results.json"))
+    names = [s.task for s in specs if s.available]
+    log.info("evaluating %s on %d task(s), wrapper=%s", ref.name, len(names), style.name if style else "none")
+    try:
+        results = lm_eval.simple_evaluate(
+            model=lm, tasks=names, num_fewshot=cfg.lm_eval.num_fewshot, limit=cfg.lm_eval.limit,
+            bootstrap_iters=cfg.lm_eval.bootstrap_iters, log_samples=cfg.lm_eval.log_samples,
+            apply_chat_template=style is not None, task_manager=tm, evaluation_tracker=tracker,
+            random_seed=cfg.seed, numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed)
+    except ConnectionError as e:  # datasets' "Couldn't reach '<dataset>' on the Hub"
+        raise UserError(f"{e}: the {suite_name} suite downloads its data from the Hugging Face Hub; "
+                        "offline, use eval=lamini15_local") from None
+    samples = results.pop("samples", None)
+    meta = {"model": ref.record(), "paper_model": paper_model, "suite": suite_name,
+            "wrapper": style.name if style else "none", "wrapper_setting": cfg.wrapper, "chat_template": template,
+            "lm_eval_version": _lm_eval_version(), "limit": cfg.lm_eval.limit,
+            "batch_size": cfg.lm_eval.batch_size}
+    results["lamini_lm"] = meta
+    tracker.save_results_aggregated(results=results, samples=samples)
+    if samples:
+        for task, task_samples in samples.items():
+            tracker.save_results_samples(task_name=task, samples=task_samples)
+    summary = summarize(results, specs, meta)
+    write_summary(summary, out)
+    return summary
+
+
+def _hub_style(ref: ModelRef):
+    # LaMini-LM's released models: decoder-only ones take the Alpaca wrapper, encoder-decoder ones the raw text
+    from lamini_lm import prompts
+
+    return prompts.get("raw" if ref.encoder_decoder else "alpaca")
+
+
+def summarize(results: dict, specs: list[TaskSpec], meta: dict) -> dict:
+    """One row per paper task: its metric from lm-eval's results, or why it has none."""
+    rows = []
+    for s in specs:
+        row = {"paper": s.paper, "task": s.task, "metric": s.metric}
+        if not s.available:
+            rows.append(row | {"status": "unavailable", "reason": "no offline copy of the data this task scores"})
+            continue
+        r = results["results"][s.task]
+        key = f"{s.metric},none"
+        if key not in r:
+            raise UserError(f"lm-eval's {s.task} reports no '{s.metric}' (it has {', '.join(sorted(r))}); "
+                            "fix the metric in the eval suite")
+        stderr = r.get(f"{s.metric}_stderr,none")
+        n = results.get("n-samples", {}).get(s.task, {})
+        rows.append(row | {"status": "ok", "value": float(r[key]),
+                           "stderr": float(stderr) if isinstance(stderr, (int, float)) else None,
+                           "version": results["versions"].get(s.task), "n": n.get("effective"),
+                           "n_total": n.get("original")})
+    return {**meta, "tasks": rows}
+
+
+def rows(summary: dict) -> list[dict]:
+    """The summary's task rows, each with the model, wrapper and suite it belongs to (CSV and W&B)."""
+    extra = {"model": summary["model"]["name"], "paper_model": summary["paper_model"], "wrapper": summary["wrapper"],
+             "suite": summary["suite"]}
+    return [extra | r for r in summary["tasks"]]
+
+
+def write_summary(summary: dict, out: Path) -> None:
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    with open(out / "summary.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows(summary))
+
+
+def log_wandb(summary: dict, cfg, out: Path) -> None:
+    """The model's scores and summary table to W&B (offline runs land in <out>/wandb; `wandb sync` uploads)."""
+    import wandb
+
+    run = wandb.init(project=cfg.project, mode=cfg.mode, dir=str(out), name=summary["model"]["name"],
+                     group=cfg.group, config={k: v for k, v in summary.items() if k != "tasks"},
+                     reinit="finish_previous")
+    try:
+        run.log({f"{r['paper']}/{r['metric']}": r["value"] for r in summary["tasks"] if r["status"] == "ok"})
+        run.log({"summary": wandb.Table(columns=list(SUMMARY_FIELDS),
+                                        data=[[r.get(k) for k in SUMMARY_FIELDS] for r in rows(summary)])})
+    finally:
+        run.finish()

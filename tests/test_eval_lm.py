@@ -1,0 +1,84 @@
+"""lm-eval on tiny exports through the offline suite: results files, provenance, the wrapper, lm-eval parity."""
+
+import json
+
+import pytest
+
+from tests.eval_compose import compose, tiny_root
+
+TASKS = "tasks=[PIQA,SST,WinoGrande,ARC,RACE]"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two evaluate.py runs: the GPT-2 export with the Alpaca wrapper, the whole 'multirun' folder without."""
+    from lamini_lm.evaluation.run import run_lm_eval
+
+    root = tiny_root(tmp_path_factory)
+    out = tmp_path_factory.mktemp("eval")
+    wrapped = run_lm_eval(compose(out / "wrapped", f"models={root}/gpt2/hf", "eval=lamini15_local", TASKS,
+                                  "lm_eval.limit=6", "wrapper=alpaca"))
+    plain = run_lm_eval(compose(out / "plain", f"models={root}", "eval=lamini15_local", TASKS, "lm_eval.limit=6",
+                                "wrapper=none"))
+    return {"root": root, "out": out, "wrapped": wrapped, "plain": plain}
+
+
+def test_results_files_and_provenance(runs):
+    (s,) = runs["wrapped"]
+    folder = runs["out"] / "wrapped" / "gpt2"
+    results = json.loads(next(folder.glob("results_*.json")).read_text())
+    assert results["lm_eval_version"] == s["lm_eval_version"] == "0.4.13"
+    assert set(results["versions"]) == {"piqa_local", "sst2_local", "winogrande_local", "arc_challenge_local"}
+    assert results["lamini_lm"]["wrapper"] == "alpaca"
+    assert len(s["model"]["weights_sha256"]) == 64 and s["model"]["architecture"] == "decoder-only"
+    assert s["model"]["params"] > 0
+    rows = {r["paper"]: r for r in s["tasks"]}
+    assert [r["paper"] for r in s["tasks"]] == ["RACE", "ARC", "PIQA", "SST", "WinoGrande"]  # the paper's order
+    assert rows["RACE"]["status"] == "unavailable"  # listed, never dropped
+    assert rows["PIQA"]["metric"] == "acc_norm" and rows["SST"]["metric"] == "acc"
+    assert rows["ARC"]["n"] == 6 and rows["ARC"]["n_total"] == 1172  # the test split, from the OLMES documents
+    assert rows["PIQA"]["value"] == results["results"]["piqa_local"]["acc_norm,none"]
+    assert rows["PIQA"]["version"] == results["versions"]["piqa_local"]
+    assert (folder / "summary.csv").read_text().count("\n") == 6
+    assert list(folder.glob("samples_sst2_local_*.jsonl"))
+
+
+def test_multirun_folder_evaluates_every_export_with_seq2seq_for_t5(runs):
+    by_name = {s["model"]["name"].split("/")[-1]: s for s in runs["plain"]}
+    assert set(by_name) == {"gpt2", "t5"}
+    assert by_name["t5"]["model"]["architecture"] == "encoder-decoder"
+    results = json.loads(next((runs["out"] / "plain").glob("*t5/results_*.json")).read_text())
+    assert results["lamini_lm"]["wrapper"] == "none" and results["lamini_lm"]["chat_template"] is None
+
+
+def test_wrapper_requests_match_the_alpaca_prompt_token_for_token(runs):
+    """Golden test: what lm-eval scored is exactly the afaji fork's Alpaca-wrapped context + ' ' + choice."""
+    from lm_eval.models.huggingface import HFLM
+
+    from lamini_lm import prompts
+
+    sample = json.loads(next((runs["out"] / "wrapped" / "gpt2").glob("samples_sst2_local_*.jsonl")).open().readline())
+    question = f"{sample['doc']['sentence']}\nQuestion: Is this sentence positive or negative?\nAnswer:"
+    ctx, cont = sample["arguments"]["gen_args_0"]["arg_0"], sample["arguments"]["gen_args_0"]["arg_1"]
+    alpaca = prompts.get("alpaca").apply(question)
+    assert ctx == alpaca + " " and cont == "negative"
+    lm = HFLM(pretrained=str(runs["root"] / "gpt2" / "hf"), device="cpu", batch_size=1)
+    context_enc, continuation_enc = lm._encode_pair(ctx, cont)
+    assert context_enc == lm.tokenizer.encode(alpaca)
+    assert context_enc + continuation_enc == lm.tokenizer.encode(alpaca + " negative")
+
+
+def test_scores_equal_a_direct_lm_eval_call(runs):
+    """Our numbers are lm-eval's: the same export, tasks and limit through simple_evaluate directly."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    direct = lm_eval.simple_evaluate(model="hf", model_args={"pretrained": str(runs["root"] / "t5" / "hf"),
+                                                             "backend": "seq2seq", "device": "cpu"},
+                                     tasks=["sst2_local", "piqa_local"], limit=6, batch_size=8, bootstrap_iters=0,
+                                     task_manager=TaskManager(include_path=str(runs["out"] / "plain" / "tasks"),
+                                                              include_defaults=False))
+    ours = {r["task"]: r["value"] for s in runs["plain"] if s["model"]["name"].endswith("t5") for r in s["tasks"]
+            if r["status"] == "ok"}
+    assert ours["sst2_local"] == direct["results"]["sst2_local"]["acc,none"]
+    assert ours["piqa_local"] == direct["results"]["piqa_local"]["acc_norm,none"]
