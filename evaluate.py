@@ -1,9 +1,11 @@
 """Stage 3, evaluation: zero-shot lm-eval on the paper's 15 tasks, the paper's tables, human evaluation.
 
-    python evaluate.py models=outputs/train/<time>/hf eval=lamini15_local
-    python evaluate.py models=multirun/train/<time>            # every */hf export of a training sweep
+    python evaluate.py model=outputs/train/<time>/hf eval=lamini15_local
+    python evaluate.py model=multirun/train/<time>             # every */hf export of a training sweep
     python evaluate.py mode=report report.results=[outputs/evaluate]
 """
+
+import sys
 
 import hydra
 
@@ -19,5 +21,12 @@ def main(cfg):
     run(cfg)
 
 
+def _model_alias(argv: list[str]) -> list[str]:
+    # `model=<export>` reads naturally, but conf/model/ is train.py's config group, so Hydra would look for
+    # conf/model/<export>.yaml; the config key is `models`, and `model=` (also `-m model=a,b`) maps to it.
+    return [("models=" + a[len("model="):]) if a.startswith("model=") else a for a in argv]
+
+
 if __name__ == "__main__":
+    sys.argv[1:] = _model_alias(sys.argv[1:])
     main()

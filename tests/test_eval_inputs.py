@@ -113,11 +113,11 @@ def test_bad_inputs_get_one_clear_error(tmp_path, tmp_path_factory):
 
 @pytest.mark.slow
 def test_entry_point_prints_one_line_and_exits_2(tmp_path):
-    res = subprocess.run([sys.executable, "evaluate.py", f"models={tmp_path / 'nothing_here'}",
+    res = subprocess.run([sys.executable, "evaluate.py", f"model={tmp_path / 'nothing_here'}",
                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True,
                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")})
     assert res.returncode == 2
-    assert res.stderr.strip().splitlines() == [f"error: models={tmp_path / 'nothing_here'} does not exist (not a folder) "
+    assert res.stderr.strip().splitlines() == [f"error: model={tmp_path / 'nothing_here'} does not exist (not a folder) "
                                                "and is not a Hugging Face Hub id"]
 
 

@@ -106,3 +106,15 @@ def test_export_loads_in_lm_eval(t5_run, gpt2_run):
         lm = HFLM(pretrained=str(out / "hf"), batch_size=4)
         ll = lm.loglikelihood([lm_eval.api.instance.Instance("loglikelihood", {}, ("Hello", " world"), 0)])
         assert len(ll) == 1 and ll[0][0] < 0
+
+
+@pytest.mark.slow
+def test_the_training_run_is_evaluated_by_evaluate_py(gpt2_run, tmp_path):
+    out, _ = gpt2_run
+    res = run_entry("evaluate.py", f"model={out}", "eval=lamini15_local", "tasks=[PIQA]", "lm_eval.limit=4",
+                    "wandb.enabled=false", f"hydra.run.dir={tmp_path}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    summaries = list(tmp_path.rglob("summary.json"))
+    assert summaries
+    text = summaries[0].read_text()
+    assert "piqa" in text.lower() and "LaMini-tiny-GPT2" in text

@@ -1,7 +1,7 @@
 """Human evaluation on self-instruct's user-oriented instructions (Section 4.2, Figure 6).
 
     python evaluate.py mode=human_select                                # the subset -> human.ids_file
-    python evaluate.py mode=human_generate models=[<export>,<export>]    # responses/<model>.jsonl
+    python evaluate.py mode=human_generate model=[<export>,<export>]    # responses/<model>.jsonl
     python evaluate.py mode=human_sheets human.responses=<run>/responses   # blinded rater_<k>.csv + key.csv
     python evaluate.py mode=human_ingest human.sheets=<run>/sheets      # Rate-A..D counts + Figure 6
 """

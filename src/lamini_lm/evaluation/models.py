@@ -1,4 +1,4 @@
-"""What `models=` names: an export folder, a training run or multirun folder, or a Hugging Face Hub id."""
+"""What `model=` (the config key `models`) names: an export folder, a training run or multirun folder, or a Hugging Face Hub id."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def resolve(spec: str, revision: str = "main") -> list[ModelRef]:
     path = Path(str(spec)).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise UserError(f"models={spec} is a file; give an export folder (with config.json), a training run "
+            raise UserError(f"model={spec} is a file; give an export folder (with config.json), a training run "
                             "or multirun folder, or a Hugging Face Hub id")
         if (path / "config.json").exists():
             name = path.resolve().parent.name if path.name == "hf" else path.resolve().name
@@ -81,17 +81,17 @@ def resolve(spec: str, revision: str = "main") -> list[ModelRef]:
             return [_export(path / "hf", path.resolve().name)]
         exports = sorted(p.parent for p in path.rglob("hf/config.json"))
         if not exports:
-            raise UserError(f"models={spec} is not a model export: no config.json in it, no hf/ export and no "
+            raise UserError(f"model={spec} is not a model export: no config.json in it, no hf/ export and no "
                             "*/hf exports below it (train.py writes <run dir>/hf/)")
         return [_export(e, _name_for(e.parent, path)) for e in exports]
     if str(spec).startswith((".", "/", "~")) or not _HUB_ID.match(str(spec)):
-        raise UserError(f"models={spec} does not exist (not a folder) and is not a Hugging Face Hub id")
+        raise UserError(f"model={spec} does not exist (not a folder) and is not a Hugging Face Hub id")
     return [ModelRef(name=str(spec), source=str(spec), local=False, revision=revision)]
 
 
 def resolve_all(specs, revision: str = "main") -> list[ModelRef]:
     if specs is None or specs == "" or (not isinstance(specs, str) and len(specs) == 0):
-        raise UserError("no model given: pass models=<export dir | training multirun dir | hub id>")
+        raise UserError("no model given: pass model=<export dir | training multirun dir | hub id>")
     specs = [specs] if isinstance(specs, str) else list(specs)
     refs = [r for s in specs for r in resolve(s, revision)]
     names = [r.name for r in refs]
