@@ -25,12 +25,7 @@ Prompt style: `{style}` (saved in `prompt_style.json`; inference must wrap instr
 ## Use
 
 ```python
-from transformers import pipeline
-
-generator = pipeline("{pipeline_tag}", model="{path}")
-instruction = "Please let me know your thoughts on the given place and why you think it deserves to be visited: \\"Barcelona, Spain\\""
-prompt = {prompt_expr}
-print(generator(prompt, max_new_tokens=256, do_sample=False)[0]["generated_text"])
+{usage}
 ```
 
 Evaluate with lm-eval: `lm_eval --model hf --model_args pretrained={path} --tasks piqa`
@@ -45,6 +40,21 @@ or with this repository: `python evaluate.py model={path}`.
 ```yaml
 {config}```
 """
+
+CAUSAL_USAGE = """from transformers import pipeline
+
+generator = pipeline("text-generation", model="{path}")
+{instruction}
+prompt = {prompt}
+print(generator(prompt, max_new_tokens=256, do_sample=False)[0]["generated_text"][len(prompt):])"""
+
+SEQ2SEQ_USAGE = """from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{path}")
+model = AutoModelForSeq2SeqLM.from_pretrained("{path}")
+{instruction}
+ids = model.generate(**tokenizer(instruction, return_tensors="pt"), max_new_tokens=256)
+print(tokenizer.decode(ids[0], skip_special_tokens=True))"""
 
 
 def export(trainer, module, tokenizer, cfg: DictConfig, out_dir: str | Path, metrics: dict) -> Path | None:
@@ -69,14 +79,19 @@ def export(trainer, module, tokenizer, cfg: DictConfig, out_dir: str | Path, met
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     (out / "training_config.yaml").write_text(config_yaml)
     encoder_decoder = cfg.model.family == "encoder_decoder"
-    # the card's snippet wraps the instruction exactly as training did (an f-string of the template)
-    prompt_expr = "instruction" if module.style.name == "raw" else "f" + repr(module.style.template)
+    instruction = ('instruction = "Please let me know your thoughts on the given place and why you think it '
+                   'deserves to be visited: \\"Barcelona, Spain\\""')
+    if encoder_decoder:
+        # transformers 5 removed the text2text-generation pipeline that the LaMini-T5 cards use
+        usage = SEQ2SEQ_USAGE.format(path=out, instruction=instruction)
+    else:  # the wrapper exactly as in training: an f-string of the saved template
+        usage = CAUSAL_USAGE.format(path=out, instruction=instruction, prompt="f" + repr(module.style.template))
     (out / "README.md").write_text(CARD.format(
         pipeline_tag="text2text-generation" if encoder_decoder else "text-generation",
         base_model=cfg.model.hub_id or "none (randomly initialised)",
         lamini_name=cfg.model.lamini_name, model_name=cfg.model.name,
         base=cfg.model.hub_id or f"A randomly initialised {cfg.model.architecture.model_type}",
-        style=module.style.name, path=out, prompt_expr=prompt_expr,
+        style=module.style.name, path=out, usage=usage,
         metrics="\n".join(f"- {k}: {v:.4f}" for k, v in sorted(metrics.items())) or "- none",
         config=config_yaml,
     ))
