@@ -192,6 +192,12 @@ class FakeOpenAI:
         return web.json_response({"object": "list", "data": data, "has_more": False,
                                   "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None})
 
+    async def stats(self, request: web.Request) -> web.Response:
+        done = self.completed()
+        return web.json_response({"requests": len(self.log), "completed": sum(done.values()), "unique": len(done),
+                                  "duplicated": sum(n - 1 for n in done.values()),
+                                  "by_status": dict(Counter(str(s) for _, _, s in self.log))})
+
     # --- lifecycle --------------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 30)
@@ -201,6 +207,7 @@ class FakeOpenAI:
         app.router.add_post("/v1/batches", self.create_batch)
         app.router.add_get("/v1/batches/{bid}", self.get_batch)
         app.router.add_get("/v1/batches", self.list_batches)
+        app.router.add_get("/stats", self.stats)
         return app
 
     def start(self) -> str:
