@@ -53,17 +53,18 @@ def test_a_request_waiting_out_retry_after_gives_its_slot_back(server, api_key, 
     from lamini_lm.distill.store import RequestStore
 
     reqs = _requests(4)
-    server.retry_after = 1.0
+    server.retry_after = 2.0
     server.latency = 0.05
     server.script = lambda body, attempt: "429" if _rid(body) == reqs[0].id and attempt == 0 else None
     store = RequestStore(tmp_path / "s.jsonl")
-    # one slot: had the waiting request kept it, nothing else could run during its 1 s wait
+    # one slot: had the waiting request kept it, nothing else could run during its 2 s wait
     _teacher(server.base_url, "teacher.concurrency=1").run(reqs, store, "t")
     order = [k for _, k, status in server.log if status == 200]
     first = key_of(reqs[0].body)
     assert order[-1] == first and len(order) == 4
     t429 = next(t for t, k, s in server.log if s == 429)
-    assert all(t - t429 < 0.9 for t, k, s in server.log if s == 200 and k != first)
+    assert all(t - t429 < 1.8 for t, k, s in server.log if s == 200 and k != first)
+    assert max(t for t, k, s in server.log if k == first) - t429 >= 2.0
 
 
 def test_rate_limit_headers_and_rpm_budget():
@@ -90,7 +91,7 @@ def test_rate_limit_headers_and_rpm_budget():
         return spent, time.monotonic() - t2
 
     spent, paused = asyncio.run(go())
-    assert 0.25 < spent < 1.0  # 3 refills of 0.1 s
+    assert 0.25 < spent < 3.0  # waits for 3 refills of 0.1 s
     assert paused >= 0.25
 
 

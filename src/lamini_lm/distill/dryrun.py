@@ -34,17 +34,34 @@ def plan(ctx) -> dict:
     cfg = ctx.cfg
     est = cfg.dry_run_estimates
     model = cfg.teacher.model
-    rows = {}
+    rows, notes = {}, []
     stage = cfg.stage
     if stage in ("all", "instructions"):
-        planner = ins.Planner(cfg, ctx.pools, ctx.topics())
+        from lamini_lm.distill import prompt_builders as pb
+        from lamini_lm.distill.sources import POOL_OF, load_pool, needed_pools
+        from lamini_lm.errors import UserError
+
+        pools = {}
+        for name in needed_pools(cfg.size):
+            try:
+                pools[name] = load_pool(name, cfg.source, int(cfg.seed))
+            except UserError as e:  # a dry run still estimates what it cannot build
+                notes.append(f"{name}: estimated from Table 1 ({e})")
+        planner = ins.Planner(cfg, pools, ctx.topics())
         store = ctx.store("instructions")
         for s in ins.GENERATED:
             n_req = ins.initial_requests(cfg, s)
             if not n_req:
                 continue
-            pending = store.missing([planner.request(s, i)[0] for i in range(n_req)])
-            prompt = sum(tok.count_messages(r.body["messages"]) for r in pending)
+            if POOL_OF[s] not in pools:
+                n_ex = int(cfg.instructions.n_examples)
+                original = {"p3": "original_p3", "flan": "original_flan"}[POOL_OF[s]]
+                empty = pb.example_guided(cfg.prompts, [""] * n_ex, int(cfg.instructions.per_call[s]))
+                per_prompt = tok.count_text(empty) + 7 + n_ex * float(est.instruction_tokens[original])
+                pending, prompt = [None] * n_req, int(n_req * per_prompt)
+            else:
+                pending = store.missing([planner.request(s, i)[0] for i in range(n_req)])
+                prompt = sum(tok.count_messages(r.body["messages"]) for r in pending)
             per_item = float(est.instruction_tokens[s]) + 4  # the <example></example> tags
             completion = int(len(pending) * int(cfg.instructions.per_call[s]) * per_item)
             rows[f"instructions/{s}"] = _row("round 1 of instruction generation", len(pending), prompt, completion,
@@ -76,7 +93,7 @@ def plan(ctx) -> dict:
     known = all(r["cost_sync_usd"] is not None for r in rows.values())
     total["cost_sync_usd"] = sum(r["cost_sync_usd"] for r in rows.values()) if known else None
     total["cost_batch_usd"] = sum(r["cost_batch_usd"] for r in rows.values()) if known else None
-    return {"model": model, "rows": rows, "total": total}
+    return {"model": model, "rows": rows, "total": total, "notes": notes}
 
 
 def show(result: dict) -> str:
@@ -88,6 +105,7 @@ def show(result: dict) -> str:
     for name, r in list(result["rows"].items()) + [("TOTAL", result["total"])]:
         lines.append(f"{name:44s} {r['requests']:>10,d} {r['prompt_tokens']:>13,d} "
                      f"{r['completion_tokens_est']:>13,d} {money(r['cost_sync_usd']):>12s} {money(r['cost_batch_usd']):>12s}")
+    lines += [f"note: {n}" for n in result["notes"]]
     if result["total"]["cost_sync_usd"] is None:
         lines.append(f"no price for model '{result['model']}' in the prices config: add one to get costs")
     return "\n".join(lines)

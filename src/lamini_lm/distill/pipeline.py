@@ -29,11 +29,7 @@ def run(cfg: DictConfig):
         raise UserError(f"size.{sorted(unknown)[0]} is not a subset; subsets: {', '.join(SOURCES)}")
     ctx = Context(cfg)
     if cfg.stage == "topics":
-        found = ctx.topics() if int(cfg.size.self_instruct_with_topic) else None
-        if found is None:
-            from lamini_lm.distill import topics
-
-            found = topics.load(cfg.topics)
+        found = ctx.topics(always=True)
         print(f"{len(found)} topics ({cfg.topics.kind}) -> {ctx.out / 'topics.txt'}")
         return found
     if cfg.dry_run:

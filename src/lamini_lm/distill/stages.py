@@ -63,8 +63,8 @@ class Context:
             self._decon = Decontaminator(self.cfg.decontam)
         return self._decon
 
-    def topics(self) -> list[str] | None:
-        if not int(self.cfg.size.self_instruct_with_topic):
+    def topics(self, always: bool = False) -> list[str] | None:
+        if not (always or int(self.cfg.size.self_instruct_with_topic)):
             return None
         from lamini_lm.distill import topics
 
@@ -81,6 +81,7 @@ class Context:
         log.info("%s: %d requests, %d already done, %d to send", stage, len(set(r.id for r in requests)),
                  len(set(r.id for r in requests)) - len(pending), len(pending))
         stats = self.teacher.run(pending, store, stage)
+        (self.out / "failures.jsonl").unlink(missing_ok=True)  # from an earlier run, now retried
         if stats.failures:
             with open(self.out / "failures.jsonl", "w", encoding="utf-8") as f:
                 for fail in stats.failures:

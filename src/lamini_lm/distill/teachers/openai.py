@@ -188,8 +188,11 @@ def _short(e) -> str:
 def _to_reply(completion, model: str) -> Reply:
     choice = completion.choices[0]
     content = choice.message.content
-    if content is None or not isinstance(content, str):
-        raise ValueError("completion without message content")
+    if content is not None and not isinstance(content, str):
+        raise ValueError("completion whose message content is not text")
+    # a completion without content (a refusal, a content filter) is still an answer: stored as "",
+    # later counted as an empty reply instead of being asked again forever
+    content = content or ""
     usage = completion.usage
     return Reply(
         content=content,
