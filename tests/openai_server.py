@@ -19,7 +19,7 @@ import re
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 
 from aiohttp import web
 

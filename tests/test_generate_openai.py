@@ -121,14 +121,12 @@ def test_missing_key_is_one_error_before_any_work(server, monkeypatch, tmp_path)
     assert server.auth == {"Bearer k"}
 
 
-def test_rejected_key_stops_the_run(server, api_key, tmp_path):
+def test_rejected_key_stops_the_run(api_key, tmp_path):
     from aiohttp import web
+    from openai_server import FakeOpenAI
 
     async def deny(request):
         return web.json_response({"error": {"message": "bad key"}}, status=401)
-
-    server.chat = deny  # routes are bound at start: rebind through a fresh server
-    from openai_server import FakeOpenAI
 
     srv = FakeOpenAI()
     srv.chat = deny

@@ -9,12 +9,10 @@ Completion tokens are always estimates from Table 1's average lengths (config: d
 from __future__ import annotations
 
 import json
-import logging
 
 from lamini_lm.distill import instructions as ins
 from lamini_lm.distill import tokens as tok
 
-log = logging.getLogger(__name__)
 
 
 def _row(name, n, prompt, completion, prices, model):

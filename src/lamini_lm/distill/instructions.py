@@ -9,7 +9,6 @@ number of requests grows in rounds planned only from what is already stored; sur
 from __future__ import annotations
 
 import json
-import logging
 import math
 import random
 from collections import Counter
@@ -22,7 +21,6 @@ from lamini_lm.distill.parsing import parse_examples
 from lamini_lm.distill.store import Request
 from lamini_lm.distill.teachers import request_body
 
-log = logging.getLogger(__name__)
 
 GENERATED = ("self_instruct_without_topic", "self_instruct_with_topic", "generated_p3", "generated_flan")
 ORIGINAL = ("alpaca", "original_p3", "original_flan")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 
 from omegaconf import DictConfig
 
 from lamini_lm.errors import UserError
 
-log = logging.getLogger(__name__)
 
 STAGES = ("all", "instructions", "responses", "assemble", "topics", "analyze")
 
