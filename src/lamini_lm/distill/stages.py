@@ -137,7 +137,7 @@ def run_instructions(ctx: Context) -> None:
     report.update(ctx.out, "instructions", {"subsets": summary, "teacher_runs": teacher_stats})
     for s, v in summary.items():
         if v["shortfall"]:
-            log.warning("%s: %d of %d instructions (teacher produced too few usable ones; see report.json)",
+            log.warning("%s: %d of %d instructions (too few usable ones; drops by reason in report.json)",
                         s, v["kept"], v["size"])
     log.info("instructions: %d kept in %s", n, ctx.out / "instructions.jsonl")
 
