@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import heapq
+import itertools
 import random
 import re
 import time
@@ -111,3 +113,39 @@ class Limiter:
             if exhausted:
                 reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
                 self.pause(reset if reset is not None else 1.0)
+
+
+class Slots:
+    """At most n requests in flight; a retry gets the next free slot before any fresh request.
+
+    A request that waited out a Retry-After would otherwise queue behind every fresh request and
+    stretch the run's tail.
+    """
+
+    RETRY, FRESH = 0, 1
+
+    def __init__(self, n: int):
+        self.free = n
+        self._waiters: list = []
+        self._seq = itertools.count()
+
+    async def acquire(self, priority: int) -> None:
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return
+        fut = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (priority, next(self._seq), fut))
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # the slot was handed over just as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _, _, fut = heapq.heappop(self._waiters)
+            if not fut.done():
+                fut.set_result(None)  # hand the slot over directly
+                return
+        self.free += 1

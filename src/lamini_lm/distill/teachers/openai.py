@@ -12,7 +12,7 @@ import logging
 import os
 import random
 
-from lamini_lm.distill.limits import Limiter, backoff, retry_after
+from lamini_lm.distill.limits import Limiter, Slots, backoff, retry_after
 from lamini_lm.distill.progress import Progress, Stats
 from lamini_lm.distill.store import Reply, Request, RequestStore
 from lamini_lm.errors import UserError
@@ -84,7 +84,7 @@ class OpenAITeacher:
         _quiet_http_logs()
         client = make_client(self.cfg, api_key(self.cfg))
         limiter = Limiter(self.cfg.rpm, self.cfg.tpm)
-        slots = asyncio.Semaphore(int(self.cfg.concurrency))
+        slots = Slots(int(self.cfg.concurrency))
         # bounds the live tasks (in flight + waiting to retry) so millions of requests stay cheap
         window = asyncio.Semaphore(int(self.cfg.concurrency) * 8)
         bar = Progress(len(requests), desc, stats, self.progress)
@@ -125,7 +125,8 @@ class OpenAITeacher:
         est = self._estimate(req)
         while True:
             delay = None
-            async with slots:
+            await slots.acquire(Slots.RETRY if errors or rate_waits else Slots.FRESH)
+            try:
                 await limiter.acquire(est)
                 stats.sent += 1
                 try:
@@ -170,6 +171,8 @@ class OpenAITeacher:
                     return
                 if errors >= int(self.cfg.max_attempts):
                     return self._fail(stats, req, f"gave up after {errors} failed attempts")
+            finally:
+                slots.release()
             # the wait happens after the slot is released: a waiting request holds no slot
             if delay is None:
                 delay = backoff(errors - 1, self.cfg.backoff_base, self.cfg.backoff_max, rng)
