@@ -94,6 +94,18 @@ def test_rate_limit_headers_and_rpm_budget():
     assert 0.25 < spent < 3.0  # waits for 3 refills of 0.1 s
     assert paused >= 0.25
 
+    async def tokens():
+        lim = Limiter(tpm=6000)  # 100 tokens per second
+        lim.tok_avail = 0
+        t = time.monotonic()
+        await lim.acquire(30)
+        lim.refund(1000)  # the estimate was too high: given back (capped at a minute's budget)
+        await lim.acquire(500)
+        return time.monotonic() - t, lim.tok_avail
+
+    waited, left = asyncio.run(tokens())
+    assert waited >= 0.28 and left < 600
+
 
 def test_permanent_failure_stops_then_rerun_finishes(server, api_key, tmp_path):
     out = tmp_path / "out"
