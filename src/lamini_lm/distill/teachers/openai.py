@@ -122,6 +122,7 @@ class OpenAITeacher:
         import openai
 
         errors = rate_waits = 0
+        last = ""
         est = self._estimate(req)
         while True:
             delay = None
@@ -154,13 +155,17 @@ class OpenAITeacher:
                         return self._fail(stats, req, f"HTTP {status}: {_short(e)}")
                     stats.retries[f"http_{status}"] += 1
                     errors += 1
+                    last = f"HTTP {status}"
                     delay = retry_after(e.response.headers)
                 except (openai.APITimeoutError, openai.APIConnectionError) as e:
-                    stats.retries["timeout" if isinstance(e, openai.APITimeoutError) else "connection"] += 1
+                    kind = "timeout" if isinstance(e, openai.APITimeoutError) else "connection"
+                    stats.retries[kind] += 1
                     errors += 1
+                    last = f"{kind} error talking to {self.cfg.base_url}"
                 except Exception as e:  # a reply that is not a valid completion: retried like a 500
                     stats.retries["malformed_reply"] += 1
                     errors += 1
+                    last = "malformed reply"
                     log.debug("malformed reply for %s: %r", req.id, e)
                 else:
                     store.append(req, reply)
@@ -170,7 +175,7 @@ class OpenAITeacher:
                         limiter.refund(est - sum(reply.usage.values()))
                     return
                 if errors >= int(self.cfg.max_attempts):
-                    return self._fail(stats, req, f"gave up after {errors} failed attempts")
+                    return self._fail(stats, req, f"gave up after {errors} failed attempts, last: {last}")
             finally:
                 slots.release()
             # the wait happens after the slot is released: a waiting request holds no slot
