@@ -59,6 +59,9 @@ def test_figure2_and_figure7_golden(cfg):
         ("<example>Instruction: Name a fruit.</example><EXAMPLE>Name a car.", "stop", ["Name a fruit.", "Name a car."], 0),
         ("", "stop", [], 0),
         ("I cannot help with that.", "stop", [], 0),
+        ("Here are some:\n1. Name a fruit.\n2) Name a car.\nEnjoy!", "stop", ["Name a fruit.", "Name a car."], 0),
+        ("1. Name a fruit.\n2. Name a c", "length", ["Name a fruit."], 1),
+        ("In 2023. Nothing else.", "stop", [], 0),
         ("<example></example><example>  </example>", "stop", [], 0),
     ],
 )
