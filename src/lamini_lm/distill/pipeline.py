@@ -1,16 +1,47 @@
-"""Dispatch generate.py's stages."""
+"""Dispatch generate.py's stages: all | instructions | responses | assemble | topics | analyze."""
 
 from __future__ import annotations
+
 
 from omegaconf import DictConfig
 
 from lamini_lm.errors import UserError
 
 
-def run(cfg: DictConfig) -> None:
+STAGES = ("all", "instructions", "responses", "assemble", "topics", "analyze")
+
+
+def run(cfg: DictConfig):
     if cfg.stage == "analyze":
         from lamini_lm.analysis import run as analyze
 
         analyze(cfg)
-        return
-    raise UserError(f"unknown stage '{cfg.stage}'")
+        return None
+    if cfg.stage not in STAGES:
+        raise UserError(f"unknown stage '{cfg.stage}'; choose one of {', '.join(STAGES)}")
+    from lamini_lm.data.records import SOURCES
+    from lamini_lm.distill.stages import Context, assemble, run_instructions, run_responses
+
+    unknown = set(cfg.size) - set(SOURCES)
+    if unknown:
+        raise UserError(f"size.{sorted(unknown)[0]} is not a subset; subsets: {', '.join(SOURCES)}")
+    ctx = Context(cfg)
+    if cfg.stage == "topics":
+        found = ctx.topics(always=True)
+        print(f"{len(found)} topics ({cfg.topics.kind}) -> {ctx.out / 'topics.txt'}")
+        return found
+    if cfg.dry_run:
+        from lamini_lm.distill import dryrun
+
+        return dryrun.run(ctx)
+    if cfg.stage != "assemble":
+        ctx.teacher.check()  # e.g. a missing API key: one clear error before any work
+    if cfg.stage in ("all", "instructions"):
+        run_instructions(ctx)
+    if cfg.stage in ("all", "responses"):
+        run_responses(ctx)
+    if cfg.stage in ("all", "assemble"):
+        records = assemble(ctx)
+        print(f"D_ALL: {len(records)} records -> {ctx.out / 'd_all.jsonl'}")
+        return records
+    return None

@@ -1,0 +1,182 @@
+"""stage=instructions: example- and topic-guided generation (Section 3.1) and the original subsets.
+
+Determinism across kill and resume: request i of a subset samples its examples and topics from
+random.Random(f"{seed}:{subset}:{i}"), never from a global RNG consumed in completion order; the
+number of requests grows in rounds planned only from what is already stored; survivors are taken in
+(subset, request index, item) order. So the same stored replies always give the same instructions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import Counter
+from pathlib import Path
+
+from lamini_lm.distill import prompt_builders as pb
+from lamini_lm.distill.dedup import Deduper, normalise
+from lamini_lm.distill.filters import Filters
+from lamini_lm.distill.parsing import parse_examples
+from lamini_lm.distill.store import Request
+from lamini_lm.distill.teachers import request_body
+
+
+GENERATED = ("self_instruct_without_topic", "self_instruct_with_topic", "generated_p3", "generated_flan")
+ORIGINAL = ("alpaca", "original_p3", "original_flan")
+
+
+class Planner:
+    """Builds request i of a generated subset from the seed pools and the topic list."""
+
+    def __init__(self, cfg, pools: dict, topics: list[str] | None):
+        self.cfg = cfg
+        self.pools = pools
+        self.topics = topics
+        n = int(cfg.instructions.n_examples)
+        self.groups = {}
+        for name in ("p3", "flan"):
+            if name in pools:
+                g = {t: items for t, items in pools[name].by_task().items() if len(items) >= n}
+                # a pool with no sub-task of n examples samples from the whole pool instead
+                self.groups[name] = g or {name: pools[name].items}
+
+    def request(self, subset: str, index: int) -> tuple[Request, dict]:
+        cfg = self.cfg
+        rng = random.Random(f"{cfg.seed}:{subset}:{index}")
+        n_ex = int(cfg.instructions.n_examples)
+        per_call = int(cfg.instructions.per_call[subset])
+        if subset in ("generated_p3", "generated_flan"):
+            groups = self.groups[subset.split("_")[1]]
+            task = rng.choice(sorted(groups))
+            examples = rng.sample(groups[task], min(n_ex, len(groups[task])))
+        else:
+            items = self.pools["self_instruct"].items
+            examples = rng.sample(items, min(n_ex, len(items)))
+        texts = [e["instruction"] for e in examples]
+        topics = []
+        if subset == "self_instruct_with_topic":
+            topics = rng.sample(self.topics, min(int(cfg.instructions.n_topics), len(self.topics)))
+            prompt = pb.topic_guided(cfg.prompts, texts, topics, per_call)
+        else:
+            prompt = pb.example_guided(cfg.prompts, texts, per_call)
+        req = Request(request_body(cfg.teacher, pb.instruction_messages(prompt), "instructions"))
+        return req, {"seed_ids": [e["id"] for e in examples], "examples": texts, "topics": topics}
+
+
+def initial_requests(cfg, subset: str) -> int:
+    size = int(cfg.size[subset])
+    return math.ceil(size * float(cfg.instructions.overgenerate) / int(cfg.instructions.per_call[subset])) if size else 0
+
+
+def select(cfg, planner: Planner, planned: dict, store, decon) -> tuple[dict, dict]:
+    """Survivors per generated subset (at most its size) and the drop counts by reason."""
+    filters = Filters(cfg.filters)
+    dedup = Deduper(cfg.dedup)
+    kept: dict[str, list] = {s: [] for s in planned}
+    drops: dict[str, Counter] = {s: Counter() for s in planned}
+    for s in GENERATED:
+        if s not in planned:
+            continue
+        size = int(cfg.size[s])
+        for i in range(planned[s]):
+            req, meta = planner.request(s, i)
+            reply = store.get(req.id)
+            if reply is None:
+                drops[s]["request_unfinished"] += 1
+                continue
+            items, truncated = parse_examples(reply.content, reply.finish_reason)
+            if truncated:
+                drops[s]["truncated"] += truncated
+            if not items and not truncated:
+                drops[s]["reply_without_examples"] += 1
+            echoes = {normalise(e) for e in meta["examples"]}
+            for text in items:
+                if len(kept[s]) >= size:
+                    drops[s]["surplus"] += 1
+                    continue
+                reason = filters.reason(text)
+                if reason is None and normalise(text) in echoes:
+                    reason = "copies_example"
+                if reason is None and decon.contaminated(text):
+                    reason = "contaminated"
+                if reason is None:
+                    reason = dedup.check(text)
+                if reason:
+                    drops[s][reason] += 1
+                    continue
+                kept[s].append(
+                    {
+                        "subset": s,
+                        "instruction": text,
+                        "seed_ids": meta["seed_ids"],
+                        "topics": meta["topics"],
+                        "instruction_request_id": req.id,
+                        "teacher_model": reply.model,
+                    }
+                )
+    return kept, drops
+
+
+def originals(cfg, pools: dict, decon) -> tuple[dict, dict]:
+    """The original subsets (X_A, X_P3, X_FLAN): a seeded random sample of each pool."""
+    from lamini_lm.distill.sources import POOL_OF
+
+    kept, drops = {}, {}
+    for s in ORIGINAL:
+        size = int(cfg.size[s])
+        if not size:
+            continue
+        pool = pools[POOL_OF[s]]
+        order = list(range(len(pool.items)))
+        random.Random(f"{cfg.seed}:{s}").shuffle(order)
+        seen: set[str] = set()
+        kept[s], drops[s] = [], Counter(pool.skipped)
+        for j in order:
+            if len(kept[s]) >= size:
+                break
+            item = pool.items[j]
+            key = normalise(item["instruction"])
+            if key in seen:
+                drops[s]["duplicate"] += 1
+                continue
+            seen.add(key)
+            if decon.contaminated(item["instruction"]):
+                drops[s]["contaminated"] += 1
+                continue
+            kept[s].append(
+                {
+                    "subset": s,
+                    "instruction": item["instruction"],
+                    "seed_ids": [item["id"]],
+                    "topics": [],
+                    "instruction_request_id": None,
+                    "teacher_model": None,
+                }
+            )
+    return kept, drops
+
+
+def write_instructions(path: Path, kept: dict) -> int:
+    from lamini_lm.data.records import SOURCES
+    from lamini_lm.distill.report import write_atomic
+
+    lines = [json.dumps(it, ensure_ascii=False) for s in SOURCES for it in kept.get(s, [])]
+    write_atomic(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def read_instructions(path: Path) -> list[dict]:
+    from lamini_lm.errors import UserError
+
+    if not path.exists():
+        raise UserError(f"{path} does not exist: run `python generate.py stage=instructions` with the same out_dir first")
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise UserError(f"{path}:{lineno}: broken line; rerun stage=instructions to rebuild it") from None
+    return out

@@ -1,0 +1,106 @@
+"""teacher=hf_local: an in-process transformers chat model, batched generation, same store.
+
+Unlike lamini_lm.inference (students with an Alpaca/raw prompt style), a teacher is a chat model:
+requests go through the tokenizer's chat template, and each reply reports its finish reason and
+token usage like the API does.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lamini_lm.distill.progress import Progress, Stats
+from lamini_lm.distill.store import Reply, Request, RequestStore
+from lamini_lm.errors import UserError
+
+log = logging.getLogger(__name__)
+
+_GEN_KEYS = ("do_sample", "temperature", "top_p", "top_k", "repetition_penalty")
+
+
+class HFLocalTeacher:
+    batch_priced = False
+
+    def __init__(self, tcfg, prices, progress: bool = True):
+        self.cfg = tcfg
+        self.prices = prices
+        self.progress = progress
+        self.model = tcfg.model
+        self._lm = None
+
+    def _path(self) -> str:
+        if self.cfg.model_path:
+            return str(self.cfg.model_path)
+        from lamini_lm import assets
+
+        return str(assets.path("smollm2"))
+
+    def check(self) -> None:
+        path = self._path()
+        if self.cfg.gguf_file and Path(path).is_dir() and not (Path(path) / self.cfg.gguf_file).exists():
+            raise UserError(f"teacher.gguf_file {self.cfg.gguf_file} is not in {path}")
+
+    def _load(self):
+        if self._lm is None:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            kw = {"gguf_file": self.cfg.gguf_file} if self.cfg.gguf_file else {}
+            path = self._path()
+            log.info("loading %s from %s", self.model, path)
+            tok = AutoTokenizer.from_pretrained(path, **kw)
+            model = AutoModelForCausalLM.from_pretrained(path, **kw).eval()
+            tok.padding_side = "left"  # generation continues from the right edge
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token
+            self._lm = model, tok
+        return self._lm
+
+    def run(self, requests: list[Request], store: RequestStore, desc: str) -> Stats:
+        stats = Stats(self.model, self.prices)
+        if not requests:
+            return stats
+        import torch
+
+        model, tok = self._load()
+        bar = Progress(len(requests), desc, stats, self.progress)
+        # requests with the same generation settings are batched together
+        groups: dict[tuple, list[Request]] = {}
+        for r in requests:
+            key = (r.body.get("max_tokens"),) + tuple(r.body.get(k) for k in _GEN_KEYS)
+            groups.setdefault(key, []).append(r)
+        size = int(self.cfg.batch_size)
+        eos_cfg = model.generation_config.eos_token_id
+        eos = set(eos_cfg if isinstance(eos_cfg, list) else [eos_cfg]) | {tok.eos_token_id}
+        try:
+            for group in groups.values():
+                for i in range(0, len(group), size):
+                    batch = group[i : i + size]
+                    body = batch[0].body
+                    texts = [tok.apply_chat_template(r.body["messages"], tokenize=False, add_generation_prompt=True)
+                             for r in batch]
+                    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+                    gen = {k: body[k] for k in _GEN_KEYS if body.get(k) is not None}
+                    stats.sent += len(batch)
+                    with torch.no_grad():
+                        out = model.generate(**enc, max_new_tokens=int(body["max_tokens"]),
+                                             pad_token_id=tok.pad_token_id, **gen)
+                    for j, r in enumerate(batch):
+                        store.append(r, self._reply(tok, eos, enc, out, j))
+                        stats.done += 1
+                        stats.add_usage(store.get(r.id).usage)
+                        bar.update()
+        finally:
+            bar.close()
+        return stats
+
+    def _reply(self, tok, eos: set, enc, out, j: int) -> Reply:
+        new = out[j, enc["input_ids"].shape[1]:].tolist()
+        ended = next((n for n, t in enumerate(new) if t in eos), None)
+        tokens = new if ended is None else new[:ended]
+        return Reply(
+            content=tok.decode(tokens, skip_special_tokens=True).strip(),
+            finish_reason="stop" if ended is not None else "length",
+            usage={"prompt_tokens": int(enc["attention_mask"][j].sum()), "completion_tokens": len(tokens)},
+            model=self.model,
+        )

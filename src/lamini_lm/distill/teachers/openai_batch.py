@@ -1,0 +1,201 @@
+"""teacher=openai_batch: the OpenAI Batch API (about half the price, results within a window).
+
+Upload a JSONL of requests (custom_id = request id), create a batch, poll it, download its output
+and join by custom_id into the request store. Resumable: <out_dir>/batches/<stage>.jsonl records
+each upload and batch id as it happens, so a rerun polls the batches already running instead of
+paying for them twice; a batch whose creation was interrupted is found again by its input file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+from lamini_lm.distill.progress import Progress, Stats
+from lamini_lm.distill.store import Reply, Request, RequestStore
+from lamini_lm.distill.teachers.openai import _quiet_http_logs, _to_reply, api_key, make_client
+from lamini_lm.errors import UserError
+
+log = logging.getLogger(__name__)
+ENDPOINT = "/v1/chat/completions"
+DONE = {"completed", "failed", "expired", "cancelled"}
+
+
+class _Completion:
+    """The `body` of a batch output line, read with the same rules as a sync completion."""
+
+    def __init__(self, body: dict):
+        from openai.types.chat import ChatCompletion
+
+        self.c = ChatCompletion.model_validate(body)
+
+    def reply(self, model: str) -> Reply:
+        return _to_reply(self.c, model)
+
+
+class BatchTeacher:
+    batch_priced = True
+
+    def __init__(self, tcfg, prices, progress: bool = True, state_dir: str | Path = "."):
+        self.cfg = tcfg
+        self.prices = prices
+        self.progress = progress
+        self.model = tcfg.model
+        self.state_dir = Path(state_dir) / "batches"
+
+    def check(self) -> None:
+        api_key(self.cfg)
+
+    def run(self, requests: list[Request], store: RequestStore, desc: str) -> Stats:
+        stats = Stats(self.model, self.prices, batch=True)
+        if requests:
+            asyncio.run(self._run(requests, store, stats, desc))
+        return stats
+
+    # --- state --------------------------------------------------------------------------------
+    def _events(self, desc: str) -> list[dict]:
+        path = self.state_dir / f"{desc}.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip().endswith("}")]
+
+    def _record(self, desc: str, event: dict) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / f"{desc}.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(event) + "\n")
+            f.flush()
+
+    async def _call(self, fn, *args, **kwargs):
+        """A Batch API call, retried on transient errors with jittered backoff."""
+        import openai
+
+        for attempt in range(int(self.cfg.max_attempts)):
+            try:
+                return await fn(*args, **kwargs)
+            except openai.APIStatusError as e:
+                if e.status_code in (401, 403):
+                    raise UserError(f"{self.cfg.base_url} rejected the API key from ${self.cfg.api_key_env} "
+                                    f"(HTTP {e.status_code})") from None
+                if e.status_code < 500 and e.status_code not in (408, 409, 429):
+                    raise UserError(f"Batch API call failed: HTTP {e.status_code}: {e.message}") from None
+            except (openai.APITimeoutError, openai.APIConnectionError):
+                pass
+            await asyncio.sleep(random.uniform(0, min(self.cfg.backoff_max, self.cfg.backoff_base * 2**attempt)))
+        raise UserError(f"the Batch API at {self.cfg.base_url} kept failing; run the same command again later")
+
+    # --- run ----------------------------------------------------------------------------------
+    async def _run(self, requests, store, stats, desc) -> None:
+        _quiet_http_logs()
+        client = make_client(self.cfg, api_key(self.cfg))
+        bar = Progress(len(requests), f"{desc} (batch)", stats, self.progress)
+        try:
+            live = await self._resume(client, desc, requests)
+            covered = {i for b in live.values() for i in b}
+            todo = [r for r in requests if r.id not in covered]
+            size = int(self.cfg.max_requests_per_batch)
+            for start in range(0, len(todo), size):
+                chunk = todo[start : start + size]
+                bid = await self._submit(client, desc, chunk)
+                live[bid] = [r.id for r in chunk]
+            stats.sent = len(requests)
+            await self._collect(client, desc, live, {r.id: r for r in requests}, store, stats, bar)
+        finally:
+            bar.close()
+            await client.close()
+        missing = [r for r in requests if r.id not in store]
+        known = {f["id"] for f in stats.failures}
+        stats.failures += [{"id": r.id, "error": "not in the batch output"} for r in missing if r.id not in known]
+
+    async def _resume(self, client, desc, requests) -> dict[str, list[str]]:
+        """Batches of earlier runs still to collect: {batch id: request ids}."""
+        wanted = {r.id for r in requests}
+        uploaded, created, collected = {}, {}, set()
+        for e in self._events(desc):
+            if e["event"] == "uploaded":
+                uploaded[e["file_id"]] = e["ids"]
+            elif e["event"] == "created":
+                created[e["batch_id"]] = e["file_id"]
+            elif e["event"] == "collected":
+                collected.add(e["batch_id"])
+        orphans = set(uploaded) - set(created.values())
+        if orphans:  # killed between create and its record: find those batches by input file
+            async for b in client.batches.list(limit=100):
+                if b.input_file_id in orphans and b.id not in created:
+                    created[b.id] = b.input_file_id
+                    self._record(desc, {"event": "created", "file_id": b.input_file_id, "batch_id": b.id})
+                    orphans.discard(b.input_file_id)
+        for fid in orphans:  # uploaded but never created: create it now if it is still wanted
+            if wanted & set(uploaded[fid]):
+                created[await self._create(client, desc, fid)] = fid
+        return {bid: uploaded.get(fid, []) for bid, fid in created.items() if bid not in collected}
+
+    async def _submit(self, client, desc, chunk: list[Request]) -> str:
+        lines = "".join(
+            json.dumps({"custom_id": r.id, "method": "POST", "url": ENDPOINT, "body": r.body}, ensure_ascii=False) + "\n"
+            for r in chunk
+        )
+        f = await self._call(client.files.create, file=(f"{desc}.jsonl", io.BytesIO(lines.encode("utf-8"))),
+                             purpose="batch")
+        self._record(desc, {"event": "uploaded", "file_id": f.id, "ids": [r.id for r in chunk]})
+        return await self._create(client, desc, f.id)
+
+    async def _create(self, client, desc, file_id: str) -> str:
+        b = await self._call(client.batches.create, input_file_id=file_id, endpoint=ENDPOINT,
+                             completion_window=str(self.cfg.completion_window), metadata={"lamini_lm_stage": desc})
+        self._record(desc, {"event": "created", "file_id": file_id, "batch_id": b.id})
+        log.info("%s: batch %s created for input file %s", desc, b.id, file_id)
+        return b.id
+
+    async def _collect(self, client, desc, live, by_id, store, stats, bar) -> None:
+        max_wait = self.cfg.get("max_wait")
+        started = time.monotonic()
+        while live:
+            for bid in list(live):
+                b = await self._call(client.batches.retrieve, bid)
+                if b.status not in DONE:
+                    continue
+                n = 0
+                for fid in (b.output_file_id, b.error_file_id):
+                    if fid:
+                        content = await self._call(client.files.content, fid)
+                        n += self._join(content.text, by_id, store, stats)
+                bar.update(n)
+                self._record(desc, {"event": "collected", "batch_id": bid, "status": b.status})
+                del live[bid]
+            if live:
+                if max_wait is not None and time.monotonic() - started > float(max_wait):
+                    raise UserError(
+                        f"{len(live)} batches still running ({', '.join(sorted(live))}); everything collected is "
+                        f"saved; run the same command again later to collect them (nothing is resubmitted)"
+                    )
+                await asyncio.sleep(float(self.cfg.poll_interval))
+
+    def _join(self, text: str, by_id, store, stats) -> int:
+        n = 0
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            out = json.loads(line)
+            req = by_id.get(out.get("custom_id"))
+            if req is None:
+                continue  # a request this run no longer needs
+            n += 1
+            resp = out.get("response") or {}
+            if out.get("error") or resp.get("status_code") != 200:
+                err = out.get("error") or {"message": f"HTTP {resp.get('status_code')}"}
+                stats.failures.append({"id": req.id, "error": f"batch: {err.get('message', err)}"})
+                continue
+            try:
+                reply = _Completion(resp["body"]).reply(req.body["model"])
+            except Exception as e:
+                stats.failures.append({"id": req.id, "error": f"batch: malformed completion ({type(e).__name__})"})
+                continue
+            store.append(req, reply)
+            stats.done += 1
+            stats.add_usage(reply.usage)
+        return n
