@@ -1,6 +1,6 @@
 """Throughput of teacher=openai under limits (issue 3's benchmark).
 
-Requests/s at concurrency 64 against a local OpenAI-compatible server (tests/openai_server.py, run
+Requests/s at concurrency 64 against a local OpenAI-compatible server (tests/helpers/openai_server.py, run
 in its own process) answering in ~200 ms, as a fraction of the bound 64 / 0.2 s = 320 req/s;
 without faults, then with 10% 429s (Retry-After: 1 s by default) and 2% 500s. With Retry-After honoured,
 a request unlucky enough to get two or three 429s in a row finishes seconds after the rest: on a
@@ -38,7 +38,7 @@ RETRY_AFTER = 1.0
 
 def serve(latency: float, p429: float, p500: float):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "openai_server.py"), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "helpers" / "openai_server.py"), "--port", str(port),
                              "--latency", str(latency), "--p429", str(p429), "--p500", str(p500),
                              "--retry-after", str(RETRY_AFTER)])
     for _ in range(200):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.eval_compose import SHARED as SHARED_DIR
-from tests.eval_compose import compose, tiny_root
+from tests.helpers.eval_compose import SHARED as SHARED_DIR
+from tests.helpers.eval_compose import compose, tiny_root
 
 SHARED = SHARED_DIR / "data" / "self-instruct" / "user_oriented_instructions.jsonl"
 FIXTURE = Path(__file__).with_name("data") / "user_oriented_sample.jsonl"

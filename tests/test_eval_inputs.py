@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from tests.eval_compose import ROOT, compose, tiny_root
+from tests.helpers.eval_compose import ROOT, compose, tiny_root
 
 
 def _suite(tmp_path, *overrides):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.eval_compose import compose, tiny_root
+from tests.helpers.eval_compose import compose, tiny_root
 
 TASKS = "tasks=[PIQA,SST,WinoGrande,ARC,RACE]"
 

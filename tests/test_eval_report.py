@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.eval_compose import SHARED, compose
+from tests.helpers.eval_compose import SHARED, compose
 
 SHARED_CSV = SHARED / "paper" / "results.csv"
 

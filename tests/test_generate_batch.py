@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from generate_kit import api_key, read_jsonl, run, server, tiny  # noqa: F401
-from openai_server import key_of
+from tests.helpers.generate_kit import api_key, read_jsonl, run, server, tiny  # noqa: F401
+from tests.helpers.openai_server import key_of
 
 from lamini_lm.errors import UserError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from generate_kit import read_jsonl, run
+from tests.helpers.generate_kit import read_jsonl, run
 
 
 @pytest.mark.slow

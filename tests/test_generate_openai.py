@@ -6,8 +6,8 @@ import json
 import time
 
 import pytest
-from generate_kit import KEY, api_key, assert_no_key, compose, read_jsonl, run, server, tiny  # noqa: F401
-from openai_server import key_of
+from tests.helpers.generate_kit import KEY, api_key, assert_no_key, compose, read_jsonl, run, server, tiny  # noqa: F401
+from tests.helpers.openai_server import key_of
 
 from lamini_lm.errors import UserError
 
@@ -135,7 +135,7 @@ def test_missing_key_is_one_error_before_any_work(server, monkeypatch, tmp_path)
 
 def test_rejected_key_stops_the_run(api_key, tmp_path):
     from aiohttp import web
-    from openai_server import FakeOpenAI
+    from tests.helpers.openai_server import FakeOpenAI
 
     async def deny(request):
         return web.json_response({"error": {"message": "bad key"}}, status=401)

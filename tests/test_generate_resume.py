@@ -11,8 +11,8 @@ import sys
 import time
 
 import pytest
-from generate_kit import KEY, ROOT, assert_no_key, run, server, tiny  # noqa: F401
-from openai_server import key_of
+from tests.helpers.generate_kit import KEY, ROOT, assert_no_key, run, server, tiny  # noqa: F401
+from tests.helpers.openai_server import key_of
 
 
 def _lines(path) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import pytest
-from generate_kit import compose
+from tests.helpers.generate_kit import compose
 
 from lamini_lm.errors import UserError
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from openai_server import FakeOpenAI
+from tests.helpers.openai_server import FakeOpenAI
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-test-NEVER-ON-DISK-0123456789"
 
 

@@ -5,7 +5,7 @@ random faults (429 with Retry-After, 500, hangs past the client's timeout, malfo
 finish_reason=length), and the Batch API (files upload/content, batches create/get/list).
 Every chat request is logged (time, request key, status) so tests count what was sent twice.
 
-    python tests/openai_server.py --port 8765 --latency 0.2 --p429 0.1 --p500 0.02
+    python tests/helpers/openai_server.py --port 8765 --latency 0.2 --p429 0.1 --p500 0.02
 """
 
 from __future__ import annotations
