@@ -20,8 +20,11 @@ Data: records of words that are one token in both tokenizers, so a text of n wor
 Lengths follow the paper's Table 1: each of the seven subsets with its share of D_ALL and its mean
 instruction / response length (D_ALL means: 50.6 / 32.9 tokens), lognormal within a subset (sigma 0.8),
 clipped so that instruction + response <= 480 words (wrapped GPT-2 sequences <= ~512 tokens).
-reconstruction: sigma 0.8 is our choice: with it, random batches of 8 waste 48% (gpt2) / 60% (t5) of
-their tokens on padding over a long plan, the shares issue 2 reports measured on LaMini-shaped data.
+reconstruction: sigma 0.8 is our choice: with it, random batches of 8 waste 48% (gpt2) / 65% (t5) of
+their tokens on padding over a long plan, close to the 48% / 60% issue 2 reports for LaMini-shaped data.
+
+On a shared machine the wall-clock numbers move with the other jobs' load (the "cores" and "matmul
+GFLOP/s" columns show it); the padding shares are exact and do not.
 
 Each recipe first trains one untimed warm-up step (one micro-batch of other examples) on its model,
 then a fresh Trainer runs the timed steps; the clock runs from the start of the timed epoch (data
