@@ -100,3 +100,6 @@ def test_accumulation_1_and_k_give_the_same_gradient(family, tok_name):
     assert torch.allclose(one, two, rtol=1e-4, atol=1e-7)
     module._trainer = _FakeTrainer(1)
     assert torch.isclose(module.training_step(collate((rows, total)), 0), reference_loss, rtol=1e-5)
+    with torch.no_grad():  # and the loss is the model's own: transformers' shifted, masked mean NLL
+        assert torch.isclose(reference_loss, module.model(**{k: batch[k] for k in ("input_ids", "attention_mask",
+                                                                                   "labels")}).loss, rtol=1e-5)

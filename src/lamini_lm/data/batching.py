@@ -48,9 +48,8 @@ class GlobalBatchSampler:
     """Yields this rank's micro-batches, ``accumulation`` per optimizer step, epoch after epoch.
 
     ``source_lengths``/``target_lengths`` are per example. Within a global batch, decoder-only examples
-    are sorted by sequence length; encoder-decoder ones by input length into groups of a few
-    micro-batches, then by label length inside each group, so both the encoder's and the decoder's
-    widths stay tight. An incomplete last global batch is dropped (it would change the step size).
+    are sorted by sequence length; encoder-decoder ones by input + label length, then by input length
+    inside groups of a few micro-batches, so both the encoder's and the decoder's widths stay tight. An incomplete last global batch is dropped (it would change the step size).
     """
 
     def __init__(self, source_lengths: Sequence[int], target_lengths: Sequence[int], *, global_batch_size: int,
@@ -88,11 +87,13 @@ class GlobalBatchSampler:
         if not self.group_by_length:
             return batch
         src, tgt = self.source_lengths, self.target_lengths
-        batch = sorted(batch, key=lambda i: (src[i], tgt[i]))
         if not self.encoder_decoder:
-            return batch
+            return sorted(batch, key=src.__getitem__)
+        # two widths to keep tight: sort by total length, then by input length within groups of a few
+        # micro-batches (simulated on LaMini-like lengths: less padding than input-then-label order)
+        batch = sorted(batch, key=lambda i: src[i] + tgt[i])
         group = 4 * self.micro_batch_size
-        return [i for g in range(0, len(batch), group) for i in sorted(batch[g:g + group], key=lambda i: tgt[i])]
+        return [i for g in range(0, len(batch), group) for i in sorted(batch[g:g + group], key=src.__getitem__)]
 
     def plan(self, epoch: int) -> list[list[MicroBatch]]:
         """Per optimizer step, this rank's micro-batches (identical on every rank for a given epoch)."""

@@ -1,7 +1,7 @@
 """Tiny randomly initialised exports (real GPT-2 / T5 tokenizers) for tests, benchmarks and smoke runs.
 
-They have the exact layout train.py's export writes (save_pretrained model + tokenizer and
-prompt_style.json), so the evaluation treats them like any trained student.
+The models are conf/model/tiny_{gpt2,t5}.yaml with random weights, written by the training stage's own
+exporter (lamini_lm.training.export.write_export), so the evaluation treats them like any trained student.
 
     python -m lamini_lm.evaluation.tiny out/tiny      # writes out/tiny/{gpt2,t5}/hf
 """
@@ -11,34 +11,25 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lamini_lm import assets, prompts
+from lamini_lm import prompts
 
 
 def make_export(folder: str | Path, kind: str = "gpt2", seed: int = 0) -> Path:
-    """Write a tiny ``kind`` ('gpt2' decoder-only or 't5' encoder-decoder) export to ``folder``."""
+    """Write a tiny ``kind`` ('gpt2' decoder-only or 't5' encoder-decoder) export to ``folder``: the
+    model config conf/model/tiny_<kind>.yaml, random weights, written by the training stage's exporter."""
     import torch
-    from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, T5Config,
-                              T5ForConditionalGeneration)
+    from omegaconf import OmegaConf
 
-    folder = Path(folder)
-    torch.manual_seed(seed)
-    if kind == "gpt2":
-        tok = AutoTokenizer.from_pretrained(assets.path("gpt2_tokenizer"))
-        model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=64, n_positions=512))
-        style = prompts.get("alpaca")
-    elif kind == "t5":
-        tok = AutoTokenizer.from_pretrained(assets.path("t5_tokenizer"))
-        model = T5ForConditionalGeneration(T5Config(vocab_size=32128, d_model=64, d_ff=128, d_kv=16, num_layers=2,
-                                                    num_heads=2, decoder_start_token_id=0))
-        style = prompts.get("raw")
-    else:
+    from lamini_lm import config
+    from lamini_lm.models.backbone import load_model, load_tokenizer
+    from lamini_lm.training.export import write_export
+
+    if kind not in ("gpt2", "t5"):
         raise ValueError(f"unknown tiny model kind {kind!r}")
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    style.save(folder)
-    (folder / "README.md").write_text(f"# tiny-random-{kind}\n\nRandom weights, for tests only.\n")
-    return folder
+    model_cfg = OmegaConf.load(config.PROJECT_ROOT / "conf" / "model" / f"tiny_{kind}.yaml")
+    torch.manual_seed(seed)
+    return write_export(load_model(model_cfg), load_tokenizer(model_cfg), prompts.get(model_cfg.prompt_style),
+                        folder, model_cfg=model_cfg, metrics={})
 
 
 def ensure_export(root: str | Path, kind: str = "gpt2") -> Path:

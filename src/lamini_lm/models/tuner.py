@@ -53,8 +53,9 @@ class InstructionTuner(pl.LightningModule):
         from transformers import get_scheduler
 
         o = self.optim_cfg
+        # fused: one kernel for all parameters instead of a Python loop per tensor (2-3x faster steps on CPU)
         optimizer = torch.optim.AdamW(self.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps,
-                                      weight_decay=o.weight_decay)
+                                      weight_decay=o.weight_decay, fused=True)
         # Not trainer.estimated_stepping_batches: it builds the train loader before a checkpoint is
         # restored, and Lightning then never hands that loader its saved position (mid-epoch resume).
         t = self.trainer
@@ -87,10 +88,14 @@ class InstructionTuner(pl.LightningModule):
 
 class DecoderOnlyTuner(InstructionTuner):
     def token_nll(self, batch) -> torch.Tensor:
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        # token t predicts token t+1
-        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten(),
-                               ignore_index=IGNORE_INDEX, reduction="sum")
+        hidden = self.model.base_model(input_ids=batch["input_ids"],
+                                       attention_mask=batch["attention_mask"]).last_hidden_state
+        # hidden state t predicts token t+1; project onto the vocabulary only where there is a target,
+        # not over the (masked) Alpaca prompt and padding: the output layer is ~30% of GPT-2's FLOPs
+        targets = batch["labels"][:, 1:]
+        keep = targets != IGNORE_INDEX
+        logits = self.model.get_output_embeddings()(hidden[:, :-1][keep])
+        return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
 
 
 class EncoderDecoderTuner(InstructionTuner):

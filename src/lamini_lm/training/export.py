@@ -63,36 +63,42 @@ def export(trainer, module, tokenizer, cfg: DictConfig, out_dir: str | Path, met
     state = trainer.strategy.lightning_module_state_dict()
     if not trainer.is_global_zero:
         return None
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     prefix = "model."
     weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    model = module.model
-    model.save_pretrained(out, state_dict=weights, safe_serialization=True)
+    return write_export(module.model, tokenizer, module.style, out_dir, model_cfg=cfg.model, metrics=metrics,
+                        config_yaml=OmegaConf.to_yaml(cfg, resolve=True), state_dict=weights)
+
+
+def write_export(model, tokenizer, style, out_dir: str | Path, *, model_cfg: DictConfig, metrics: dict,
+                 config_yaml: str | None = None, state_dict: dict | None = None) -> Path:
+    """The export folder for ``model`` (with ``state_dict`` instead of its own weights, if given)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, state_dict=state_dict, safe_serialization=True)
     tokenizer.save_pretrained(out)
     gen = model.generation_config
     gen.pad_token_id = tokenizer.pad_token_id
     gen.eos_token_id = tokenizer.eos_token_id
     gen.max_new_tokens = 256
     gen.save_pretrained(out)
-    module.style.save(out)
-    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    (out / "training_config.yaml").write_text(config_yaml)
-    encoder_decoder = cfg.model.family == "encoder_decoder"
+    style.save(out)
+    if config_yaml is not None:
+        (out / "training_config.yaml").write_text(config_yaml)
+    encoder_decoder = model_cfg.family == "encoder_decoder"
     instruction = ('instruction = "Please let me know your thoughts on the given place and why you think it '
                    'deserves to be visited: \\"Barcelona, Spain\\""')
     if encoder_decoder:
         # transformers 5 removed the text2text-generation pipeline that the LaMini-T5 cards use
         usage = SEQ2SEQ_USAGE.format(path=out, instruction=instruction)
     else:  # the wrapper exactly as in training: an f-string of the saved template
-        usage = CAUSAL_USAGE.format(path=out, instruction=instruction, prompt="f" + repr(module.style.template))
+        usage = CAUSAL_USAGE.format(path=out, instruction=instruction, prompt="f" + repr(style.template))
     (out / "README.md").write_text(CARD.format(
         pipeline_tag="text2text-generation" if encoder_decoder else "text-generation",
-        base_model=cfg.model.hub_id or "none (randomly initialised)",
-        lamini_name=cfg.model.lamini_name, model_name=cfg.model.name,
-        base=cfg.model.hub_id or f"A randomly initialised {cfg.model.architecture.model_type}",
-        style=module.style.name, path=out, usage=usage,
+        base_model=model_cfg.hub_id or "none (randomly initialised)",
+        lamini_name=model_cfg.lamini_name, model_name=model_cfg.name,
+        base=model_cfg.hub_id or f"A randomly initialised {model_cfg.architecture.model_type}",
+        style=style.name, path=out, usage=usage,
         metrics="\n".join(f"- {k}: {v:.4f}" for k, v in sorted(metrics.items())) or "- none",
-        config=config_yaml,
+        config=config_yaml or "none: not trained by train.py\n",
     ))
     return out
