@@ -7,11 +7,11 @@ rows are valid records. Readers name the file, line and field of any bad record.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from lamini_lm.errors import UserError
+from lamini_lm.jsonl import iter_jsonl
 
 # The paper's subsets (Table 1) as the released dataset names them.
 SOURCES: dict[str, str] = {
@@ -48,20 +48,8 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
     path = Path(path)
     if not path.exists():
         raise UserError(f"data file {path} does not exist")
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            where = f"{path}:{lineno}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise UserError(f"{where}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{where}: broken JSON ({e.msg} at column {e.colno})") from None
-            yield validate(rec, where)
+    for where, rec in iter_jsonl(path):
+        yield validate(rec, where)
 
 
 def read_records(path: str | Path) -> Iterator[dict]:
@@ -79,9 +67,3 @@ def read_records(path: str | Path) -> Iterator[dict]:
                 yield validate(rec, f"{path} row {row}")
     else:
         yield from read_jsonl(path)
-
-
-def write_jsonl(records, path: str | Path) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")

@@ -15,6 +15,7 @@ from itertools import islice
 from pathlib import Path
 
 from lamini_lm.errors import UserError
+from lamini_lm.jsonl import iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -50,28 +51,11 @@ def join(instruction: str, inp: str | None) -> str:
     return f"{instruction}:{inp}" if inp else instruction
 
 
-def _rows_jsonl(path: Path):
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            where = f"{path}:{lineno}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise UserError(f"{where}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{where}: broken JSON ({e.msg} at column {e.colno})") from None
-            yield where, row
-
-
 def _rows_file(path: Path):
     if not path.exists():
         raise UserError(f"seed file {path} does not exist")
     if path.suffix == ".jsonl":
-        yield from _rows_jsonl(path)
+        yield from iter_jsonl(path)
     elif path.suffix == ".json":
         try:
             rows = json.loads(path.read_bytes().decode("utf-8"))

@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from lamini_lm.errors import UserError
+from lamini_lm.jsonl import iter_jsonl
 
 RATINGS = ("A", "B", "C", "D")
 SHEET_FIELDS = ("item_id", "instruction_id", "instruction", "input", "response", "rating", "comment")
@@ -36,19 +37,12 @@ wrote which response; the order of responses is random."""
 # ---------------------------------------------------------------- the instructions and the subset
 def _read_instructions(path: Path) -> list[dict]:
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{lineno}: broken JSON ({e.msg} at column {e.colno})") from None
-            for k in ("id", "motivation_app", "instruction", "instances"):
-                if k not in r:
-                    raise UserError(f"{path}:{lineno}: missing field '{k}' (a user-oriented instruction has id, "
-                                    "motivation_app, instruction, instances)")
-            rows.append(r)
+    for where, r in iter_jsonl(path):
+        for k in ("id", "motivation_app", "instruction", "instances"):
+            if not isinstance(r, dict) or k not in r:
+                raise UserError(f"{where}: missing field '{k}' (a user-oriented instruction has id, "
+                                "motivation_app, instruction, instances)")
+        rows.append(r)
     return rows
 
 

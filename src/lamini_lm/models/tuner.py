@@ -86,27 +86,38 @@ class InstructionTuner(pl.LightningModule):
             random.setstate(rng["python"])
 
 
+def _nll_at(model, keep: torch.Tensor, targets: torch.Tensor, **inputs) -> torch.Tensor:
+    """Summed NLL of ``targets``, projecting onto the vocabulary only the hidden states where ``keep``:
+    not over masked prompt tokens and padding (the output layer is ~30% of GPT-2's FLOPs, a large share
+    of T5's). A pre-hook hands the model's own output layer just those rows, so any scaling the model
+    applies before it (T5 with tied embeddings) is kept."""
+    head = model.get_output_embeddings()
+    handle = head.register_forward_pre_hook(lambda module, args: (args[0][keep],))
+    try:
+        logits = model(**inputs).logits
+    finally:
+        handle.remove()
+    return F.cross_entropy(logits.float(), targets, reduction="sum")
+
+
 class DecoderOnlyTuner(InstructionTuner):
     def token_nll(self, batch) -> torch.Tensor:
-        hidden = self.model.base_model(input_ids=batch["input_ids"],
-                                       attention_mask=batch["attention_mask"]).last_hidden_state
-        # hidden state t predicts token t+1; project onto the vocabulary only where there is a target,
-        # not over the (masked) Alpaca prompt and padding: the output layer is ~30% of GPT-2's FLOPs
+        # hidden state t predicts token t+1
         targets = batch["labels"][:, 1:]
-        keep = targets != IGNORE_INDEX
-        logits = self.model.get_output_embeddings()(hidden[:, :-1][keep])
-        return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+        keep = F.pad(targets != IGNORE_INDEX, (0, 1), value=False)
+        return _nll_at(self.model, keep, targets[targets != IGNORE_INDEX], input_ids=batch["input_ids"],
+                       attention_mask=batch["attention_mask"])
 
 
 class EncoderDecoderTuner(InstructionTuner):
     def token_nll(self, batch) -> torch.Tensor:
+        labels = batch["labels"]
         # decoder input = labels shifted right (T5's own rule); passing labels instead would also make the
         # model compute a mean loss we do not use
-        decoder_input_ids = self.model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                            decoder_input_ids=decoder_input_ids).logits
-        return F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"].flatten(),
-                               ignore_index=IGNORE_INDEX, reduction="sum")
+        decoder_input_ids = self.model.prepare_decoder_input_ids_from_labels(labels=labels)
+        keep = labels != IGNORE_INDEX
+        return _nll_at(self.model, keep, labels[keep], input_ids=batch["input_ids"],
+                       attention_mask=batch["attention_mask"], decoder_input_ids=decoder_input_ids)
 
 
 def build_module(backbone, model_cfg: DictConfig, optim_cfg: DictConfig) -> InstructionTuner:
