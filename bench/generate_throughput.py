@@ -50,6 +50,17 @@ def serve(latency: float, p429: float, p500: float):
     raise RuntimeError("fake server did not start")
 
 
+def _server_stats(port: int) -> dict:
+    return json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/stats"))
+
+
+def _result(n: int, elapsed: float, concurrency: int, latency: float, lost: int, server: dict) -> dict:
+    rate = n / elapsed
+    return {"requests": n, "seconds": round(elapsed, 2), "req_per_s": round(rate, 1),
+            "fraction_of_bound": round(rate / (concurrency / latency), 3), "lost": lost,
+            "duplicated": server["duplicated"]}
+
+
 def measure(n: int, concurrency: int, latency: float, p429: float, p500: float) -> dict:
     from hydra import compose, initialize_config_dir
 
@@ -75,14 +86,12 @@ def measure(n: int, concurrency: int, latency: float, p429: float, p500: float) 
             stats = teacher.run(reqs, store, "bench")
             elapsed = time.perf_counter() - t
             lost = sum(r.id not in store for r in reqs)
-        server = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/stats"))
+        server = _server_stats(port)
     finally:
         proc.terminate()
         proc.wait()
-    rate = n / elapsed
-    return {"requests": n, "seconds": round(elapsed, 2), "req_per_s": round(rate, 1),
-            "fraction_of_bound": round(rate / (concurrency / latency), 3), "lost": lost,
-            "duplicated": server["duplicated"], "retries": dict(stats.retries), "server_replies": server["by_status"]}
+    return {**_result(n, elapsed, concurrency, latency, lost, server), "retries": dict(stats.retries),
+            "server_replies": server["by_status"]}
 
 
 def measure_plain(n: int, concurrency: int, latency: float, p429: float, p500: float) -> dict:
@@ -116,14 +125,11 @@ def measure_plain(n: int, concurrency: int, latency: float, p429: float, p500: f
 
     try:
         elapsed, lost = asyncio.run(go())
-        server = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/stats"))
+        server = _server_stats(port)
     finally:
         proc.terminate()
         proc.wait()
-    rate = n / elapsed
-    return {"requests": n, "seconds": round(elapsed, 2), "req_per_s": round(rate, 1),
-            "fraction_of_bound": round(rate / (concurrency / latency), 3), "lost": lost,
-            "duplicated": server["duplicated"]}
+    return _result(n, elapsed, concurrency, latency, lost, server)
 
 
 def main() -> None:
