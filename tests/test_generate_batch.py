@@ -57,3 +57,32 @@ def test_failed_batch_lines_are_retried_on_rerun(server, api_key, tmp_path):
     assert len(run(_batch(out, server.base_url))) == 18
     last = list(server.batches.values())[-1]
     assert last["request_counts"]["total"] == 18 - n_done  # only the failed ones were resubmitted
+
+
+@pytest.mark.parametrize("end", ["expired", "cancelled"])
+def test_expired_or_cancelled_batch_keeps_its_answers_and_rerun_sends_only_the_rest(server, api_key, tmp_path, end):
+    out = tmp_path / "b"
+    run(_batch(out, server.base_url, "stage=instructions"))
+    server.batch_end, server.batch_partial = end, 0.5  # the response batch ends half done
+    with pytest.raises(UserError, match=rf"9 responses requests failed \(batch: .*batch_{end}.*\).*run the same command"):
+        run(_batch(out, server.base_url))
+    answered = {r["id"] for r in read_jsonl(out / "requests" / "responses.jsonl")}
+    assert len(answered) == 9
+    server.batch_end = "completed"
+    records = run(_batch(out, server.base_url))
+    assert len(records) == 18
+    last = list(server.batches.values())[-1]
+    assert last["request_counts"]["total"] == 9  # only the unanswered half was resubmitted
+    sent_again = {json.loads(x)["custom_id"] for x in server.files[last["input_file_id"]].decode().splitlines()}
+    assert not sent_again & answered
+    assert max(server.completed().values()) == 1
+
+
+def test_batch_rejected_at_validation_names_the_reason_and_rerun_submits_again(server, api_key, tmp_path):
+    out = tmp_path / "b"
+    server.batch_end = "failed"
+    with pytest.raises(UserError, match=r"instructions requests failed \(batch batch_\w+ failed: The model `gpt-x` "
+                                        r"does not exist\.\)"):
+        run(_batch(out, server.base_url))
+    server.batch_end = "completed"
+    assert len(run(_batch(out, server.base_url))) == 18

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from tests.helpers.generate_kit import read_jsonl, run
@@ -34,3 +35,58 @@ def test_hf_local_runs_the_pipeline_offline(tmp_path, monkeypatch):
     rep = json.loads((out / "report.json").read_text())["instructions"]["subsets"]["self_instruct_without_topic"]
     assert rep["requests"] == 1 and rep["kept"] + rep["shortfall"] == 2
     assert len(read_jsonl(out / "requests" / "responses.jsonl")) == len(read_jsonl(out / "instructions.jsonl"))
+
+
+def _requests(n: int) -> list:
+    from lamini_lm.distill.store import Request
+
+    words = "short a slightly longer prompt that keeps on going with more and more words".split()
+    return [Request({"model": "SmolLM2-135M-Instruct", "max_tokens": 6, "do_sample": False,
+                     "messages": [{"role": "user", "content": f"{i}: " + " ".join(words[: 1 + 3 * i % len(words)])}]})
+            for i in range(n)]
+
+
+def test_batch_plan_depends_on_the_requests_only():
+    from lamini_lm.distill.teachers.hf_local import plan_batches
+
+    reqs = _requests(10)
+    lengths = [len(r.body["messages"][0]["content"]) for r in reqs]
+    plan = plan_batches(reqs, lengths, 4)
+    assert [len(b) for b in plan] == [4, 4, 2]
+    assert [lengths[reqs.index(r)] for b in plan for r in b] == sorted(lengths)  # less padding
+    shuffled = list(zip(reqs, lengths))[::-1]
+    assert plan_batches([r for r, _ in shuffled], [n for _, n in shuffled], 4) == plan
+    sampled = [type(r)({**r.body, "do_sample": True}) for r in reqs[:3]]
+    mixed = plan_batches(reqs + sampled, lengths + lengths[:3], 4)
+    assert all(len({r.body["do_sample"] for r in b}) == 1 for b in mixed)  # one generate() call per setting
+
+
+@pytest.mark.slow
+def test_hf_local_rerun_after_a_kill_forms_the_same_batches_and_replies(tmp_path):
+    from omegaconf import OmegaConf
+
+    from lamini_lm.distill.store import RequestStore
+    from lamini_lm.distill.teachers.hf_local import HFLocalTeacher
+
+    tcfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "teacher" / "hf_local.yaml")
+    tcfg.batch_size = 4
+    teacher = HFLocalTeacher(tcfg, prices=None, progress=False)
+    model, _ = teacher._load()
+    calls = []
+    generate = model.generate
+    model.generate = lambda **kw: calls.append(kw["input_ids"].tolist()) or generate(**kw)
+    reqs = _requests(10)
+
+    whole = tmp_path / "whole.jsonl"
+    teacher.run(reqs, RequestStore(whole), "responses")
+    first_run = list(calls)
+    assert len(first_run) == 3
+    # a kill after 6 results: batch 1 is stored, batch 2 half, batch 3 not at all
+    killed = tmp_path / "killed.jsonl"
+    killed.write_text("".join(whole.read_text().splitlines(keepends=True)[:6]))
+    calls.clear()
+    stats = teacher.run(reqs, RequestStore(killed), "responses")
+    assert calls == first_run[1:]  # the same batches, padded the same way, as the uninterrupted run
+    assert stats.done == 4
+    resumed, uninterrupted = RequestStore(killed), RequestStore(whole)
+    assert [resumed.get(r.id) for r in reqs] == [uninterrupted.get(r.id) for r in reqs]

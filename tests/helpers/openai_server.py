@@ -50,6 +50,16 @@ def default_responder(body: dict) -> tuple[str, str]:
     return f"A concise answer ({rng.randint(0, 10**6)}) to: {prompt[:60]}", "stop"
 
 
+def random_fault(seed: int, body: dict, attempt: int, p429: float, p500: float) -> str | None:
+    """The injected fault of one attempt: independent per attempt, yet reproducible (the benchmark replays it)."""
+    x = random.Random(f"{seed}:{key_of(body)}:{attempt}").random()
+    if x < p429:
+        return "429"
+    if x < p429 + p500:
+        return "500"
+    return None
+
+
 class FakeOpenAI:
     def __init__(self, responder=default_responder, script=None, latency: float = 0.0, p429: float = 0.0,
                  p500: float = 0.0, retry_after: float = 0.2, hang: float = 30.0, batch_polls: int = 1,
@@ -58,6 +68,10 @@ class FakeOpenAI:
         self.script = script  # callable(body, attempt) -> None | "429" | "500" | "hang" | "malformed" | "length"
         self.latency, self.p429, self.p500 = latency, p429, p500
         self.retry_after, self.hang, self.batch_polls = retry_after, hang, batch_polls
+        # how the next batches end: "completed", "failed" (at validation, nothing answered), or
+        # "expired"/"cancelled" after answering `batch_partial` of their requests (the others land in
+        # the error file, as the Batch API does)
+        self.batch_end, self.batch_partial = "completed", 0.5
         self.port, self.seed = port, seed
         self.attempts: Counter = Counter()
         self.log: list[tuple[float, str, int]] = []
@@ -73,13 +87,7 @@ class FakeOpenAI:
             action = self.script(body, attempt)
             if action:
                 return action
-        rng = random.Random(f"{self.seed}:{key_of(body)}:{attempt}")
-        x = rng.random()
-        if x < self.p429:
-            return "429"
-        if x < self.p429 + self.p500:
-            return "500"
-        return None
+        return random_fault(self.seed, body, attempt, self.p429, self.p500)
 
     def completion(self, body: dict, finish_reason: str | None = None) -> dict:
         content, finish = self.responder(body)
@@ -153,12 +161,22 @@ class FakeOpenAI:
         return web.json_response(self._batch_json(self.batches[bid]))
 
     def _finish(self, b):
+        if self.batch_end == "failed":  # rejected at validation: no output at all, only batch-level errors
+            b["status"] = "failed"
+            b["errors"] = {"object": "list", "data": [{"code": "invalid_request", "line": 1,
+                                                       "message": "The model `gpt-x` does not exist."}]}
+            return
         out, err = [], []
-        for line in self.files[b["input_file_id"]].decode().splitlines():
-            if not line.strip():
-                continue
+        lines = [x for x in self.files[b["input_file_id"]].decode().splitlines() if x.strip()]
+        answered = len(lines) if self.batch_end == "completed" else int(len(lines) * self.batch_partial)
+        for n, line in enumerate(lines):
             req = json.loads(line)
             body = req["body"]
+            if n >= answered:
+                code = "batch_" + self.batch_end
+                err.append({"id": "r", "custom_id": req["custom_id"], "response": None,
+                            "error": {"code": code, "message": f"This request was not executed ({code})."}})
+                continue
             self.log.append((time.time(), key_of(body), 200))
             if self.script is not None and self.script(body, 0) == "500":
                 err.append({"id": "r", "custom_id": req["custom_id"], "response": None,
@@ -172,7 +190,7 @@ class FakeOpenAI:
         if err:
             b["error_file_id"] = "file-" + uuid.uuid4().hex[:12]
             self.files[b["error_file_id"]] = "".join(json.dumps(o) + "\n" for o in err).encode()
-        b["status"] = "completed"
+        b["status"] = self.batch_end
         b["request_counts"] = {"total": len(out) + len(err), "completed": len(out), "failed": len(err)}
 
     async def get_batch(self, request: web.Request) -> web.Response:
@@ -180,7 +198,7 @@ class FakeOpenAI:
         if b is None:
             return web.json_response({"error": {"message": "no such batch"}}, status=404)
         b["_polls"] += 1
-        if b["status"] != "completed":
+        if b["status"] not in ("completed", "failed", "expired", "cancelled"):
             if b["_polls"] >= self.batch_polls:
                 self._finish(b)
             else:
@@ -198,6 +216,10 @@ class FakeOpenAI:
                                   "duplicated": sum(n - 1 for n in done.values()),
                                   "by_status": dict(Counter(str(s) for _, _, s in self.log))})
 
+    async def get_log(self, request: web.Request) -> web.Response:
+        """Every chat attempt as [unix time it was answered, request key, status]."""
+        return web.json_response(self.log)
+
     # --- lifecycle --------------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 30)
@@ -208,6 +230,7 @@ class FakeOpenAI:
         app.router.add_get("/v1/batches/{bid}", self.get_batch)
         app.router.add_get("/v1/batches", self.list_batches)
         app.router.add_get("/stats", self.stats)
+        app.router.add_get("/log", self.get_log)
         return app
 
     def start(self) -> str:
@@ -248,8 +271,9 @@ def main() -> None:
     p.add_argument("--p429", type=float, default=0.0)
     p.add_argument("--p500", type=float, default=0.0)
     p.add_argument("--retry-after", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random faults")
     a = p.parse_args()
-    srv = FakeOpenAI(latency=a.latency, p429=a.p429, p500=a.p500, retry_after=a.retry_after, port=a.port)
+    srv = FakeOpenAI(latency=a.latency, p429=a.p429, p500=a.p500, retry_after=a.retry_after, port=a.port, seed=a.seed)
     web.run_app(srv.app(), host="127.0.0.1", port=a.port, access_log=None, print=None, backlog=1024)
 
 

@@ -80,7 +80,7 @@ class Context:
         pending = store.missing(requests)
         log.info("%s: %d requests, %d already done, %d to send", stage, len(set(r.id for r in requests)),
                  len(set(r.id for r in requests)) - len(pending), len(pending))
-        stats = self.teacher.run(pending, store, stage)
+        stats = self.teacher.run(requests, store, stage)
         (self.out / "failures.jsonl").unlink(missing_ok=True)  # from an earlier run, now retried
         if stats.failures:
             with open(self.out / "failures.jsonl", "w", encoding="utf-8") as f:

@@ -1,7 +1,9 @@
 """Teachers, one interface chosen by the `teacher` config group.
 
 A teacher turns Chat Completions request bodies into replies and appends each finished one to a
-RequestStore. `check()` raises before any work when it cannot run (e.g. no API key).
+RequestStore. `run()` gets all of a stage's requests and sends only those the store lacks (a local
+model needs the whole list to batch a rerun exactly as the first run). `check()` raises before any
+work when it cannot run (e.g. no API key).
 """
 
 from __future__ import annotations

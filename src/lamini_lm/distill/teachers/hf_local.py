@@ -19,6 +19,24 @@ log = logging.getLogger(__name__)
 _GEN_KEYS = ("do_sample", "temperature", "top_p", "top_k", "repetition_penalty")
 
 
+def plan_batches(requests: list[Request], lengths: list[int], size: int) -> list[list[Request]]:
+    """Fixed batches over all of a stage's requests, whatever is already done.
+
+    A reply depends on its batch-mates (left padding, batched kernels), so a rerun after a kill must
+    form the same batches to give the dataset an uninterrupted run gives. Requests are grouped by
+    generation settings, then sorted by prompt length (less padding) and id, then cut every `size`.
+    """
+    groups: dict[tuple, list[tuple[int, str, Request]]] = {}
+    for r, n in zip(requests, lengths):
+        key = tuple(repr(r.body.get(k)) for k in ("max_tokens", *_GEN_KEYS))
+        groups.setdefault(key, []).append((n, r.id, r))
+    batches = []
+    for key in sorted(groups):
+        group = [r for _, _, r in sorted(groups[key], key=lambda x: x[:2])]
+        batches += [group[i : i + size] for i in range(0, len(group), size)]
+    return batches
+
+
 class HFLocalTeacher:
     batch_priced = False
 
@@ -58,38 +76,37 @@ class HFLocalTeacher:
 
     def run(self, requests: list[Request], store: RequestStore, desc: str) -> Stats:
         stats = Stats(self.model, self.prices)
-        if not requests:
+        if not store.missing(requests):
             return stats
         import torch
 
         model, tok = self._load()
-        bar = Progress(len(requests), desc, stats, self.progress)
-        # requests with the same generation settings are batched together
-        groups: dict[tuple, list[Request]] = {}
-        for r in requests:
-            key = (r.body.get("max_tokens"),) + tuple(r.body.get(k) for k in _GEN_KEYS)
-            groups.setdefault(key, []).append(r)
-        size = int(self.cfg.batch_size)
+        unique = list({r.id: r for r in requests}.values())
+        texts = [tok.apply_chat_template(r.body["messages"], tokenize=False, add_generation_prompt=True) for r in unique]
+        lengths = [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+        text_of = {r.id: t for r, t in zip(unique, texts)}
+        batches = [b for b in plan_batches(unique, lengths, int(self.cfg.batch_size)) if any(r.id not in store for r in b)]
+        bar = Progress(sum(r.id not in store for b in batches for r in b), desc, stats, self.progress)
         eos_cfg = model.generation_config.eos_token_id
         eos = set(eos_cfg if isinstance(eos_cfg, list) else [eos_cfg]) | {tok.eos_token_id}
         try:
-            for group in groups.values():
-                for i in range(0, len(group), size):
-                    batch = group[i : i + size]
-                    body = batch[0].body
-                    texts = [tok.apply_chat_template(r.body["messages"], tokenize=False, add_generation_prompt=True)
-                             for r in batch]
-                    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-                    gen = {k: body[k] for k in _GEN_KEYS if body.get(k) is not None}
-                    stats.sent += len(batch)
-                    with torch.no_grad():
-                        out = model.generate(**enc, max_new_tokens=int(body["max_tokens"]),
-                                             pad_token_id=tok.pad_token_id, **gen)
-                    for j, r in enumerate(batch):
-                        store.append(r, self._reply(tok, eos, enc, out, j))
-                        stats.done += 1
-                        stats.add_usage(store.get(r.id).usage)
-                        bar.update()
+            for batch in batches:
+                body = batch[0].body
+                enc = tok([text_of[r.id] for r in batch], return_tensors="pt", padding=True, add_special_tokens=False)
+                gen = {k: body[k] for k in _GEN_KEYS if body.get(k) is not None}
+                stats.sent += sum(r.id not in store for r in batch)
+                # with do_sample the draw then depends only on the batch, so a rerun samples it alike
+                torch.manual_seed(int(batch[0].id[:8], 16))
+                with torch.no_grad():
+                    out = model.generate(**enc, max_new_tokens=int(body["max_tokens"]), pad_token_id=tok.pad_token_id,
+                                         **gen)
+                for j, r in enumerate(batch):
+                    if r.id in store:  # stored before a kill; recomputed only to keep its batch-mates' padding
+                        continue
+                    store.append(r, self._reply(tok, eos, enc, out, j))
+                    stats.done += 1
+                    stats.add_usage(store.get(r.id).usage)
+                    bar.update()
         finally:
             bar.close()
         return stats

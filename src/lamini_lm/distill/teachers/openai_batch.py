@@ -18,24 +18,12 @@ from pathlib import Path
 
 from lamini_lm.distill.progress import Progress, Stats
 from lamini_lm.distill.store import Reply, Request, RequestStore
-from lamini_lm.distill.teachers.openai import _quiet_http_logs, _to_reply, api_key, make_client
+from lamini_lm.distill.teachers.openai import _quiet_http_logs, api_key, make_client, reply_from_body
 from lamini_lm.errors import UserError
 
 log = logging.getLogger(__name__)
 ENDPOINT = "/v1/chat/completions"
 DONE = {"completed", "failed", "expired", "cancelled"}
-
-
-class _Completion:
-    """The `body` of a batch output line, read with the same rules as a sync completion."""
-
-    def __init__(self, body: dict):
-        from openai.types.chat import ChatCompletion
-
-        self.c = ChatCompletion.model_validate(body)
-
-    def reply(self, model: str) -> Reply:
-        return _to_reply(self.c, model)
 
 
 class BatchTeacher:
@@ -53,8 +41,9 @@ class BatchTeacher:
 
     def run(self, requests: list[Request], store: RequestStore, desc: str) -> Stats:
         stats = Stats(self.model, self.prices, batch=True)
-        if requests:
-            asyncio.run(self._run(requests, store, stats, desc))
+        pending = store.missing(requests)
+        if pending:
+            asyncio.run(self._run(pending, store, stats, desc))
         return stats
 
     # --- state --------------------------------------------------------------------------------
@@ -165,6 +154,14 @@ class BatchTeacher:
                         content = await self._call(client.files.content, fid)
                         n += self._join(content.text, by_id, store, stats)
                 bar.update(n)
+                if b.status != "completed":
+                    # expired/cancelled batches still deliver what they answered; the rest is sent again on rerun
+                    why = "; ".join(e.message or e.code or "" for e in (b.errors.data or [])) if b.errors else ""
+                    log.warning("%s: batch %s ended %s%s; its answered requests are saved, a rerun resubmits the rest",
+                                desc, bid, b.status, f" ({why})" if why else "")
+                    known = {f["id"] for f in stats.failures}
+                    stats.failures += [{"id": i, "error": f"batch {bid} {b.status}" + (f": {why}" if why else "")}
+                                       for i in live[bid] if i in by_id and i not in store and i not in known]
                 self._record(desc, {"event": "collected", "batch_id": bid, "status": b.status})
                 del live[bid]
             if live:
@@ -191,7 +188,7 @@ class BatchTeacher:
                 stats.failures.append({"id": req.id, "error": f"batch: {err.get('message', err)}"})
                 continue
             try:
-                reply = _Completion(resp["body"]).reply(req.body["model"])
+                reply = reply_from_body(resp["body"], req.body["model"])
             except Exception as e:
                 stats.failures.append({"id": req.id, "error": f"batch: malformed completion ({type(e).__name__})"})
                 continue
