@@ -266,3 +266,11 @@ def test_all_seven_subsets_from_local_pools(server, api_key, tmp_path):
             assert len({p.split(" prompt")[0] for p in prompt.split("<example>Task")[1:]}) == 1
     gp3 = next(r for r in records if r["instruction_source"] == "generated_p3")
     assert all(i.startswith(str(files["p3"])) for i in gp3["meta"]["seed_example_ids"])
+
+
+def test_failed_push_to_hub_is_one_error_and_keeps_every_output(server, api_key, tmp_path):
+    out = tmp_path / "o"
+    with pytest.raises(UserError, match=r"push_to_hub=someone/lamini-test failed .*D_ALL is saved in .*stage=assemble"):
+        run(tiny(out, server.base_url, "push_to_hub=someone/lamini-test"))  # the hub is offline in tests
+    assert len(read_jsonl(out / "d_all.jsonl")) == 18
+    assert (out / "d_all.parquet").exists() and (out / "d_all" / "dataset_info.json").exists()

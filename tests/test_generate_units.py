@@ -191,6 +191,35 @@ def test_unreachable_hub_names_the_dataset_and_the_override(tmp_path):
         load_pool("alpaca", src, 0)
 
 
+def test_hub_pool_streams_each_config_shuffled_and_capped(tmp_path):
+    """The hub path for real (datasets streaming, per-config split, shuffle buffer, row cap) on a
+    local dataset repo laid out like a hub one: data files plus a README declaring two configs."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lamini_lm.distill.sources import load_pool
+
+    repo = tmp_path / "fake-P3"
+    for config in ("ag_news_classify", "xsum_summarize"):
+        (repo / config).mkdir(parents=True)
+        rows = [{"inputs_pretokenized": f"{config} prompt {i}", "targets_pretokenized": "x"} for i in range(50)]
+        pq.write_table(pa.Table.from_pylist(rows), repo / config / "train.parquet")
+    (repo / "README.md").write_text("---\nconfigs:\n" + "".join(
+        f"- config_name: {c}\n  data_files:\n  - split: train\n    path: {c}/train.parquet\n"
+        for c in ("ag_news_classify", "xsum_summarize")) + "---\n")
+
+    src = compose([f"out_dir={tmp_path}", f"source.p3.hub_id={repo}", "source.p3.hub_configs=[ag_news_classify,xsum_summarize]",
+                   "source.hub_max_rows=20", "source.hub_shuffle_buffer=100"]).source
+    pool = load_pool("p3", src, seed=0)
+    by_task = {t: [i["instruction"] for i in pool.items if i["task"] == t] for t in ("ag_news_classify", "xsum_summarize")}
+    assert [len(v) for v in by_task.values()] == [10, 10]  # the cap is shared between configs
+    assert all(x.startswith(t) for t, v in by_task.items() for x in v)
+    assert by_task["ag_news_classify"] != [f"ag_news_classify prompt {i}" for i in range(10)]  # shuffled
+    # a rerun must rebuild the same pool (resume depends on it); each load costs datasets' 5 s
+    # thread-shutdown sleep after a shuffled parquet stream, hence no other seeds here
+    assert [i["instruction"] for i in load_pool("p3", src, seed=0).items] == [i["instruction"] for i in pool.items]
+
+
 def test_cl100k_counts_and_cost(cfg):
     from lamini_lm.distill import tokens
 

@@ -225,4 +225,13 @@ def _write_outputs(ctx: Context, records: list[dict]) -> None:
     shutil.rmtree(out / "d_all", ignore_errors=True)
     staging.rename(out / "d_all")
     if ctx.cfg.push_to_hub:
-        ds.push_to_hub(str(ctx.cfg.push_to_hub))
+        repo = str(ctx.cfg.push_to_hub)
+        try:
+            ds.push_to_hub(repo)
+        except Exception as e:  # the hub is unreachable, the token missing or refused: all files are written
+            first = (str(e).splitlines() or [type(e).__name__])[0][:160]
+            raise UserError(
+                f"push_to_hub={repo} failed ({type(e).__name__}: {first}); D_ALL is saved in {out}; check HF_TOKEN "
+                f"and the network, then push with `python generate.py stage=assemble out_dir={out} push_to_hub={repo}`"
+            ) from None
+        log.info("D_ALL pushed to the hub dataset %s", repo)
