@@ -15,7 +15,8 @@ Three numbers per run:
   (zero overhead, a waiting request holds no slot, retries first, 500s retried at once). Requests that
   draw two or three 429s in a row near the end finish seconds after the rest, whatever the client.
 
-    python bench/generate_throughput.py [--requests 2000] [--concurrency 64] [--latency 0.2] [--retry-after 1] [--seeds 3] [--baseline]
+    python bench/generate_throughput.py [--requests 2000] [--concurrency 64] [--latency 0.2] [--retry-after 1]
+                                        [--seeds 3] [--faulty-attempts 0] [--baseline]
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def serve(a, p429: float, p500: float, seed: int):
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "helpers" / "openai_server.py"), "--port", str(port),
                              "--latency", str(a.latency), "--p429", str(p429), "--p500", str(p500),
-                             "--retry-after", str(a.retry_after), "--seed", str(seed)])
+                             "--retry-after", str(a.retry_after), "--seed", str(seed),
+                             "--faulty-attempts", str(a.faulty_attempts)])
     for _ in range(200):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=1)
@@ -91,7 +93,7 @@ def ideal(reqs: list[dict], a, p429: float, p500: float, seed: int) -> tuple[flo
         while free and (ready or todo):
             i = ready.pop(0) if ready else todo.pop()
             free -= 1
-            heapq.heappush(events, (now + a.latency, 0, i, random_fault(seed, reqs[i], attempts[i], p429, p500)))
+            heapq.heappush(events, (now + a.latency, 0, i, random_fault(seed, reqs[i], attempts[i], p429, p500, a.faulty_attempts)))
             attempts[i] += 1
         now, kind, i, fault = heapq.heappop(events)
         if kind == 1:  # a wait is over
@@ -195,10 +197,13 @@ def main() -> None:
     p.add_argument("--latency", type=float, default=0.2)
     p.add_argument("--retry-after", type=float, default=1.0, help="seconds the fake server asks to wait after a 429")
     p.add_argument("--seeds", type=int, default=3, help="fault seeds to run (the faults differ per seed)")
+    p.add_argument("--faulty-attempts", type=int, default=0,
+                   help="only a request's first N attempts can fail (default 0: every attempt, independently)")
     p.add_argument("--baseline", action="store_true", help="also measure a plain asyncio loop over the client")
     a = p.parse_args()
     print(f"bound: {a.concurrency} / {a.latency} s = {bound(a):.0f} req/s; {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.1f}; 429s carry Retry-After: {a.retry_after} s")
+          f"load average {os.getloadavg()[0]:.1f}; 429s carry Retry-After: {a.retry_after} s; faults on "
+          f"{'every attempt' if not a.faulty_attempts else f'the first {a.faulty_attempts} attempts'}")
     runs = [("no faults", 0.0, 0.0, 0)] + [(f"10% 429 + 2% 500, seed {s}", 0.10, 0.02, s) for s in range(a.seeds)]
     for name, p429, p500, seed in runs:
         r = measure(a, p429, p500, seed)

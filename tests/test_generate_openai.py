@@ -133,18 +133,23 @@ def test_missing_key_is_one_error_before_any_work(server, monkeypatch, tmp_path)
     assert server.auth == {"Bearer k"}
 
 
-def test_rejected_key_stops_the_run(api_key, tmp_path):
+@pytest.mark.parametrize("status, error, message", [
+    (401, {"message": "bad key"}, r"rejected the API key from \$OPENAI_API_KEY \(HTTP 401\)"),
+    (429, {"message": "You exceeded your current quota", "code": "insufficient_quota"},
+     r"account behind \$OPENAI_API_KEY has no quota left"),
+])
+def test_a_key_that_cannot_work_stops_the_run(api_key, tmp_path, status, error, message):
     from aiohttp import web
     from tests.helpers.openai_server import FakeOpenAI
 
     async def deny(request):
-        return web.json_response({"error": {"message": "bad key"}}, status=401)
+        return web.json_response({"error": error}, status=status)
 
     srv = FakeOpenAI()
     srv.chat = deny
     srv.start()
     try:
-        with pytest.raises(UserError, match=r"rejected the API key from \$OPENAI_API_KEY \(HTTP 401\)"):
+        with pytest.raises(UserError, match=message):
             run(tiny(tmp_path / "o", srv.base_url))
     finally:
         srv.stop()

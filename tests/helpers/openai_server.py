@@ -50,8 +50,13 @@ def default_responder(body: dict) -> tuple[str, str]:
     return f"A concise answer ({rng.randint(0, 10**6)}) to: {prompt[:60]}", "stop"
 
 
-def random_fault(seed: int, body: dict, attempt: int, p429: float, p500: float) -> str | None:
-    """The injected fault of one attempt: independent per attempt, yet reproducible (the benchmark replays it)."""
+def random_fault(seed: int, body: dict, attempt: int, p429: float, p500: float, faulty_attempts: int = 0) -> str | None:
+    """The injected fault of one attempt: independent per attempt, yet reproducible (the benchmark replays it).
+
+    faulty_attempts > 0 spares a request's attempts from that one on (1 = only first attempts can fail).
+    """
+    if faulty_attempts and attempt >= faulty_attempts:
+        return None
     x = random.Random(f"{seed}:{key_of(body)}:{attempt}").random()
     if x < p429:
         return "429"
@@ -67,6 +72,7 @@ class FakeOpenAI:
         self.responder = responder
         self.script = script  # callable(body, attempt) -> None | "429" | "500" | "hang" | "malformed" | "length"
         self.latency, self.p429, self.p500 = latency, p429, p500
+        self.faulty_attempts = 0
         self.retry_after, self.hang, self.batch_polls = retry_after, hang, batch_polls
         # how the next batches end: "completed", "failed" (at validation, nothing answered), or
         # "expired"/"cancelled" after answering `batch_partial` of their requests (the others land in
@@ -87,7 +93,7 @@ class FakeOpenAI:
             action = self.script(body, attempt)
             if action:
                 return action
-        return random_fault(self.seed, body, attempt, self.p429, self.p500)
+        return random_fault(self.seed, body, attempt, self.p429, self.p500, self.faulty_attempts)
 
     def completion(self, body: dict, finish_reason: str | None = None) -> dict:
         content, finish = self.responder(body)
@@ -272,8 +278,10 @@ def main() -> None:
     p.add_argument("--p500", type=float, default=0.0)
     p.add_argument("--retry-after", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0, help="seed of the random faults")
+    p.add_argument("--faulty-attempts", type=int, default=0, help="only a request's first N attempts can fail (0: all)")
     a = p.parse_args()
     srv = FakeOpenAI(latency=a.latency, p429=a.p429, p500=a.p500, retry_after=a.retry_after, port=a.port, seed=a.seed)
+    srv.faulty_attempts = a.faulty_attempts
     web.run_app(srv.app(), host="127.0.0.1", port=a.port, access_log=None, print=None, backlog=1024)
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-
 from omegaconf import DictConfig
 
 from lamini_lm.errors import UserError
-
 
 STAGES = ("all", "instructions", "responses", "assemble", "topics", "analyze")
 

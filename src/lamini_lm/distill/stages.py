@@ -209,8 +209,11 @@ def assemble(ctx: Context) -> list[dict]:
 def _write_outputs(ctx: Context, records: list[dict]) -> None:
     import shutil
 
+    import datasets
     from datasets import Dataset
 
+    if not ctx.cfg.progress:
+        datasets.disable_progress_bars()
     out = ctx.out
     report.write_atomic(out / "d_all.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     if not records:

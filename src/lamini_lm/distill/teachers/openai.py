@@ -143,6 +143,11 @@ class OpenAITeacher:
                     limiter.observe(raw.headers)
                     reply = reply_from_body(raw.json(), req.body["model"])
                 except openai.RateLimitError as e:
+                    if e.code == "insufficient_quota":  # a 429 that no wait cures
+                        raise _Fatal(
+                            f"{self.cfg.base_url} says the account behind ${self.cfg.api_key_env} has no quota left "
+                            f"(HTTP 429 insufficient_quota): add credit or use another key, then rerun"
+                        ) from None
                     headers = e.response.headers
                     limiter.observe(headers)
                     stats.retries["rate_limited"] += 1
