@@ -80,6 +80,7 @@ class FakeOpenAI:
         self.batch_end, self.batch_partial = "completed", 0.5
         self.port, self.seed = port, seed
         self.attempts: Counter = Counter()
+        self.bodies: list[dict] = []  # every chat request body received, in order
         self.log: list[tuple[float, str, int]] = []
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict] = {}
@@ -112,6 +113,7 @@ class FakeOpenAI:
     async def chat(self, request: web.Request) -> web.Response:
         self.auth.add(request.headers.get("Authorization", ""))
         body = await request.json()
+        self.bodies.append(body)
         key = key_of(body)
         attempt = self.attempts[key]
         self.attempts[key] += 1

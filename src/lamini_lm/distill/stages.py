@@ -44,7 +44,7 @@ class Context:
         if self._teacher is None:
             from lamini_lm.distill.teachers import build
 
-            self._teacher = build(self.cfg, self.cfg.prices, bool(self.cfg.progress))
+            self._teacher = build(self.cfg.teacher, self.cfg.prices, bool(self.cfg.progress), self.cfg.out_dir)
         return self._teacher
 
     @property

@@ -58,7 +58,7 @@ def figure5(tables, results, by_model, out: Path) -> list[Path]:
     return [out, out.with_suffix(".pdf")]
 
 
-def figure6(counts: dict[str, dict[str, int]], out: Path) -> list[Path]:
+def figure6(counts: dict[str, dict[str, int]], out: Path, rater: str = "human") -> list[Path]:
     """Stacked horizontal bars: the share of Rate-A..D responses per model (the paper's Figure 6)."""
     plt = _plt()
     models = list(counts)
@@ -71,7 +71,7 @@ def figure6(counts: dict[str, dict[str, int]], out: Path) -> list[Path]:
         left = [a + b for a, b in zip(left, share)]
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of responses")
-    ax.set_title("Figure 6: human evaluation on user-oriented instructions")
+    ax.set_title(f"Figure 6: {rater} evaluation on user-oriented instructions")
     ax.legend(ncol=4, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35))
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -255,11 +255,8 @@ def read_ratings(folder: Path) -> dict[str, str]:
     return ratings
 
 
-def ingest(cfg) -> dict[str, dict[str, int]]:
-    """Join the ratings with the key: Rate-A..D counts per model (CSV) and Figure 6."""
-    from lamini_lm.evaluation.figures import figure6
-
-    sheets_dir = Path(cfg.human.sheets)
+def rated_items(sheets_dir: Path) -> list[dict]:
+    """Every rated item, unblinded with key.csv: {model, instruction_id, rating}; sheets must be complete."""
     key_file = sheets_dir / "key.csv"
     if not key_file.exists():
         raise UserError(f"{key_file} does not exist: the sheets folder must hold the key written by mode=human_sheets")
@@ -269,17 +266,33 @@ def ingest(cfg) -> dict[str, dict[str, int]]:
     missing = [k["item_id"] for k in key if k["item_id"] not in ratings]
     if missing:
         raise UserError(f"{len(missing)} item(s) have no rating (e.g. {missing[0]}); every sheet must be complete")
+    return [{"model": k["model"], "instruction_id": k["instruction_id"], "rating": ratings[k["item_id"]]} for k in key]
+
+
+def count(items: list[dict]) -> dict[str, dict[str, int]]:
+    """Rate-A..D counts per model."""
     counts: dict[str, dict[str, int]] = {}
-    for k in key:
-        c = counts.setdefault(k["model"], dict.fromkeys(RATINGS, 0))
-        c[ratings[k["item_id"]]] += 1
-    out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "human_eval.csv", "w", newline="") as f:
+    for it in items:
+        counts.setdefault(it["model"], dict.fromkeys(RATINGS, 0))[it["rating"]] += 1
+    return counts
+
+
+def write_counts(counts: dict[str, dict[str, int]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["model", *(f"Rate-{r}" for r in RATINGS), "n"])
         for m, c in counts.items():
             w.writerow([m, *(c[r] for r in RATINGS), sum(c.values())])
+
+
+def ingest(cfg) -> dict[str, dict[str, int]]:
+    """Join the ratings with the key: Rate-A..D counts per model (CSV) and Figure 6."""
+    from lamini_lm.evaluation.figures import figure6
+
+    counts = count(rated_items(Path(cfg.human.sheets)))
+    out = Path(cfg.paths.output_dir)
+    write_counts(counts, out / "human_eval.csv")
     figure6(counts, out / "figure6.png")
     print(f"{out / 'human_eval.csv'}\n{out / 'figure6.png'}")
     return counts

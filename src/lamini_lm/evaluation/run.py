@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lamini_lm.errors import UserError
 
-MODES = ("lm_eval", "report", "human_select", "human_generate", "human_sheets", "human_ingest")
+MODES = ("lm_eval", "report", "human_select", "human_generate", "human_sheets", "human_ingest", "human_judge")
 
 
 def run(cfg) -> None:
@@ -19,6 +19,10 @@ def run(cfg) -> None:
         from lamini_lm.evaluation import report
 
         report.run(cfg.report)
+    elif cfg.mode == "human_judge":
+        from lamini_lm.evaluation import judge
+
+        judge.judge(cfg)
     else:
         from lamini_lm.evaluation import human
 

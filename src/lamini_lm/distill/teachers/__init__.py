@@ -11,20 +11,21 @@ from __future__ import annotations
 from lamini_lm.errors import UserError
 
 
-def build(cfg, prices, progress: bool = True):
-    kind = cfg.teacher.kind
+def build(tcfg, prices, progress: bool = True, state_dir="."):
+    """The teacher of config group `teacher`; the Batch API keeps its batch ids under state_dir/batches."""
+    kind = tcfg.kind
     if kind == "openai":
         from lamini_lm.distill.teachers.openai import OpenAITeacher
 
-        return OpenAITeacher(cfg.teacher, prices, progress)
+        return OpenAITeacher(tcfg, prices, progress)
     if kind == "openai_batch":
         from lamini_lm.distill.teachers.openai_batch import BatchTeacher
 
-        return BatchTeacher(cfg.teacher, prices, progress, state_dir=cfg.out_dir)
+        return BatchTeacher(tcfg, prices, progress, state_dir=state_dir)
     if kind == "hf_local":
         from lamini_lm.distill.teachers.hf_local import HFLocalTeacher
 
-        return HFLocalTeacher(cfg.teacher, prices, progress)
+        return HFLocalTeacher(tcfg, prices, progress)
     raise UserError(f"teacher.kind '{kind}' is unknown; choose teacher=openai, openai_batch or hf_local")
 
 

@@ -1,0 +1,135 @@
+"""An LLM judge for the user-oriented evaluation: Table 7's rubric sent through generate.py's teachers.
+
+    python evaluate.py mode=human_judge human.responses=<run>/responses [teacher.model=gpt-4o]
+
+Every (model, instruction) response is rated A-D on its own: the judge sees neither the model's name
+nor the other models' responses. Replies are stored like generate.py's (judge.out_dir/requests.jsonl,
+one id per request content), so a rerun sends only what is missing. Writes judge_ratings.csv,
+judge_eval.csv (Rate-A..D per model, the human_eval.csv format) and figure6_judge.png; when
+human.sheets holds complete human ratings, also agreement.json and agreement_confusion.csv.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from pathlib import Path
+
+from lamini_lm.errors import UserError
+from lamini_lm.evaluation import human
+
+log = logging.getLogger(__name__)
+
+_RATING = re.compile(r"rating\s*[:=]?\s*(?:rate-)?\**([ABCD])\b", re.IGNORECASE)
+_BARE = re.compile(r"^\W*(?:rate-)?([ABCD])\W*$", re.IGNORECASE)
+
+
+def parse_rating(reply: str) -> str | None:
+    """'Rating: B' (or a reply that is only the letter, 'Rate-B', '**B**') -> 'B'; anything else -> None."""
+    m = _RATING.search(reply) or _BARE.match(reply.strip())
+    return m.group(1).upper() if m else None
+
+
+def out_dir(cfg) -> Path:
+    return Path(cfg.judge.out_dir) if cfg.judge.out_dir else Path(cfg.human.responses).parent / "judge"
+
+
+def requests(cfg, responses: dict[str, dict[str, dict]]) -> list[tuple[str, str, object]]:
+    """(model, instruction id, Request) for every response; the request holds no model name."""
+    from lamini_lm.distill.store import Request
+
+    template = str(cfg.judge.template)
+    params = {**(cfg.teacher.params or {}), **(cfg.judge.params or {})}
+    out = []
+    for model in sorted(responses):
+        for iid, r in sorted(responses[model].items()):
+            prompt = template.format(rubric=human.RUBRIC, instruction=r["instruction"],
+                                     input=r.get("input") or "(none)", response=r["response"])
+            body = {"model": cfg.teacher.model, "messages": [{"role": "user", "content": prompt}],
+                    "max_tokens": int(cfg.judge.max_tokens), **{k: v for k, v in params.items() if v is not None}}
+            out.append((model, iid, Request(body)))
+    return out
+
+
+def judge(cfg) -> dict[str, dict[str, int]]:
+    from lamini_lm.distill.store import RequestStore
+    from lamini_lm.distill.teachers import build
+    from lamini_lm.evaluation.figures import figure6
+
+    responses = human.read_responses(Path(cfg.human.responses))
+    out = out_dir(cfg)
+    teacher = build(cfg.teacher, cfg.prices, bool(cfg.judge.progress), out)
+    teacher.check()  # e.g. a missing API key, before any work
+    todo = requests(cfg, responses)
+    store = RequestStore(out / "requests.jsonl")
+    stats = teacher.run([req for _, _, req in todo], store, "judge")
+    if stats.failures:
+        raise UserError(f"{len(stats.failures)} judge requests failed ({stats.failures[0]['error']}); every finished one "
+                        f"is saved in {store.path}; run the same command again to send only the missing ones")
+    rows = []
+    for model, iid, req in todo:
+        reply = store.get(req.id).content
+        rows.append({"model": model, "instruction_id": iid, "rating": parse_rating(reply) or "", "reply": reply})
+    with open(out / "judge_ratings.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=("model", "instruction_id", "rating", "reply"))
+        w.writeheader()
+        w.writerows(rows)
+    rated = [r for r in rows if r["rating"]]
+    if len(rated) < len(rows):
+        log.warning("%d of %d judge replies hold no A-D rating (judge_ratings.csv, empty 'rating'); they are left "
+                    "out of the counts", len(rows) - len(rated), len(rows))
+    counts = human.count(rated)
+    human.write_counts(counts, out / "judge_eval.csv")
+    figure6(counts, out / "figure6_judge.png", rater=f"LLM judge ({cfg.teacher.model})")
+    print(f"{len(rated)} of {len(rows)} responses rated by {cfg.teacher.model} -> {out / 'judge_eval.csv'}, "
+          f"{out / 'figure6_judge.png'}")
+    sheets = Path(cfg.human.sheets)
+    if (sheets / "key.csv").exists():
+        try:
+            agreement(human.rated_items(sheets), rated, out)
+        except UserError as e:
+            log.warning("no agreement with the human ratings: %s", e)
+    return counts
+
+
+def agreement(people: list[dict], judged: list[dict], out: Path) -> dict:
+    """Judge vs human ratings of the same (model, instruction): exact agreement, Cohen's kappa (plain and
+    linearly weighted, A > B > C > D), per-model counts side by side and the confusion matrix."""
+    from sklearn.metrics import confusion_matrix
+
+    by_judge = {(r["model"], r["instruction_id"]): r["rating"] for r in judged}
+    pairs = [(p["rating"], by_judge[(p["model"], p["instruction_id"])]) for p in people
+             if (p["model"], p["instruction_id"]) in by_judge]
+    if not pairs:
+        raise UserError("the human sheets and the judged responses share no (model, instruction)")
+    h, j = [a for a, _ in pairs], [b for _, b in pairs]
+    labels = list(human.RATINGS)
+    result = {
+        "n": len(pairs),
+        "exact_agreement": sum(a == b for a, b in pairs) / len(pairs),
+        "cohen_kappa": _kappa(h, j, labels, None),
+        "cohen_kappa_linear": _kappa(h, j, labels, "linear"),
+        "per_model": {m: {"human": c, "judge": human.count([r for r in judged if r["model"] == m]).get(m, {})}
+                      for m, c in human.count(people).items()},
+    }
+    (out / "agreement.json").write_text(json.dumps(result, indent=2) + "\n")
+    with open(out / "agreement_confusion.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["human \\ judge", *labels])
+        for rate, row in zip(labels, confusion_matrix(h, j, labels=labels).tolist()):
+            w.writerow([rate, *row])
+    print(f"agreement with the human ratings on {result['n']} responses: {100 * result['exact_agreement']:.1f}% exact, "
+          f"Cohen's kappa {result['cohen_kappa']} (linear {result['cohen_kappa_linear']}) -> {out / 'agreement.json'}")
+    return result
+
+
+def _kappa(h: list[str], j: list[str], labels: list[str], weights) -> float | None:
+    """Cohen's kappa rounded to 3 places; None when undefined (both sides gave one and the same rating)."""
+    import math
+
+    from sklearn.metrics import cohen_kappa_score
+
+    k = float(cohen_kappa_score(h, j, labels=labels, weights=weights))
+    return None if math.isnan(k) else round(k, 3)
