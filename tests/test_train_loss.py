@@ -103,3 +103,17 @@ def test_accumulation_1_and_k_give_the_same_gradient(family, tok_name):
     with torch.no_grad():  # and the loss is the model's own: transformers' shifted, masked mean NLL
         assert torch.isclose(reference_loss, module.model(**{k: batch[k] for k in ("input_ids", "attention_mask",
                                                                                    "labels")}).loss, rtol=1e-5)
+
+
+def test_mask_prompt_false_trains_on_the_prompt_too():
+    tok = _tokenizer("gpt2_tokenizer")
+    style = prompts.get("alpaca")
+    masked = Tokenize(tok, style, "decoder_only", 512, 512)(RECORDS)
+    full = Tokenize(tok, style, "decoder_only", 512, 512, mask_prompt=False)(RECORDS)
+    assert full["input_ids"] == masked["input_ids"]
+    assert full["labels"] == full["input_ids"]  # every token is a target, the prompt's included
+    assert full["target_length"] == [len(x) for x in full["input_ids"]]  # the loss normaliser counts them
+    # encoder-decoder targets are the response whatever the flag: the model never predicts its input
+    t5 = _tokenizer("t5_tokenizer")
+    assert Tokenize(t5, prompts.get("raw"), "encoder_decoder", 512, 512, mask_prompt=False)(RECORDS)["labels"] == \
+        Tokenize(t5, prompts.get("raw"), "encoder_decoder", 512, 512)(RECORDS)["labels"]

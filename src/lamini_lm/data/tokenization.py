@@ -1,7 +1,8 @@
 """Records -> token ids and labels, for both model families.
 
-Decoder-only: the Alpaca-wrapped instruction, then the response and EOS; the prompt's tokens are
-masked from the loss (-100). The two parts are tokenised separately so the mask boundary is exact.
+Decoder-only: the Alpaca-wrapped instruction, then the response and EOS; with mask_prompt (the
+default) the prompt's tokens are masked from the loss (-100). The two parts are tokenised separately
+so the mask boundary is exact.
 Encoder-decoder: the (raw) instruction is the encoder input, the response (+ EOS) the labels.
 """
 
@@ -15,8 +16,10 @@ IGNORE_INDEX = -100
 class Tokenize:
     """A picklable batched `datasets.map` function; its fields enter the datasets cache fingerprint."""
 
-    def __init__(self, tokenizer, style: PromptStyle, family: str, max_source_length: int, max_target_length: int):
+    def __init__(self, tokenizer, style: PromptStyle, family: str, max_source_length: int, max_target_length: int,
+                 mask_prompt: bool = True):
         self.tokenizer = tokenizer
+        self.mask_prompt = mask_prompt
         self.style = style
         self.family = family
         self.max_source_length = max_source_length
@@ -37,6 +40,6 @@ class Tokenize:
         for s, t in zip(src, tgt):
             t = t + [tok.eos_token_id]
             input_ids.append(s + t)
-            labels.append([IGNORE_INDEX] * len(s) + t)
+            labels.append(([IGNORE_INDEX] * len(s) if self.mask_prompt else s) + t)
         return {"input_ids": input_ids, "labels": labels, "source_length": [len(x) for x in input_ids],
                 "target_length": [sum(1 for v in lab if v != IGNORE_INDEX) for lab in labels]}

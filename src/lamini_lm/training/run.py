@@ -72,7 +72,8 @@ def train(cfg: DictConfig) -> dict:
     datamodule = InstructionDataModule(
         instantiate(data.source), tokenizer, style, cfg.model.family,
         global_batch_size=cfg.global_batch_size, micro_batch_size=cfg.micro_batch_size, val_size=data.val_size,
-        max_source_length=data.max_source_length, max_target_length=data.max_target_length, seed=cfg.seed,
+        max_source_length=data.max_source_length, max_target_length=data.max_target_length,
+        mask_prompt=data.mask_prompt, seed=cfg.seed,
         num_workers=data.num_workers,
     )
 
