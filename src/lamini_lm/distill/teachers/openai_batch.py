@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from lamini_lm.distill.progress import Progress, Stats
-from lamini_lm.distill.store import Reply, Request, RequestStore
+from lamini_lm.distill.store import Request, RequestStore
 from lamini_lm.distill.teachers.openai import _quiet_http_logs, api_key, make_client, reply_from_body
 from lamini_lm.errors import UserError
 
