@@ -86,3 +86,15 @@ def test_batch_rejected_at_validation_names_the_reason_and_rerun_submits_again(s
         run(_batch(out, server.base_url))
     server.batch_end = "completed"
     assert len(run(_batch(out, server.base_url))) == 18
+
+
+def test_refused_batch_lines_are_stored_as_rejected(server, api_key, tmp_path):
+    out = tmp_path / "b"
+    server.script = lambda body, attempt: "400" if "system" in json.dumps(body) and key_of(body) < "4" else None
+    records = run(_batch(out, server.base_url, "max_rejected=10"))
+    rejected = [s for s in read_jsonl(out / "requests" / "responses.jsonl") if s["reply"]["finish_reason"] == "rejected"]
+    assert rejected and len(records) == 18 - len(rejected)
+    assert rejected[0]["reply"]["error"] == "HTTP 400: The prompt was flagged."
+    batches = len(server.batches)
+    run(_batch(out, server.base_url, "max_rejected=10"))
+    assert len(server.batches) == batches  # nothing resubmitted

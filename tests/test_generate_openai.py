@@ -279,3 +279,32 @@ def test_failed_push_to_hub_is_one_error_and_keeps_every_output(server, api_key,
         run(tiny(out, server.base_url, "push_to_hub=someone/lamini-test"))  # the hub is offline in tests
     assert len(read_jsonl(out / "d_all.jsonl")) == 18
     assert (out / "d_all.parquet").exists() and (out / "d_all" / "dataset_info.json").exists()
+
+
+def test_refused_requests_are_stored_as_rejected_counted_and_never_resent(server, api_key, tmp_path):
+    out = tmp_path / "o"
+    flagged = lambda body: "system" in json.dumps(body) and key_of(body) < "4"  # noqa: E731  (~1/4 of the responses)
+    server.script = lambda body, attempt: "400" if flagged(body) else None
+    records = run(tiny(out, server.base_url, "max_rejected=10"))
+    stored = read_jsonl(out / "requests" / "responses.jsonl")
+    rejected = [s for s in stored if s["reply"]["finish_reason"] == "rejected"]
+    assert 0 < len(rejected) < 18 and len(records) == 18 - len(rejected)
+    assert rejected[0]["reply"]["error"] == "HTTP 400: The prompt was flagged by the content filter."
+    assert "error" not in next(s for s in stored if s["reply"]["finish_reason"] == "stop")["reply"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["assembly"]["dropped"] == {"response_rejected": len(rejected)}
+    sent = len(server.log)
+    assert len(run(tiny(out, server.base_url, "max_rejected=10"))) == len(records)
+    assert len(server.log) == sent  # a rerun sends nothing: the refusals are answers too
+
+
+def test_a_refusing_config_stops_without_storing_the_refusals(server, api_key, tmp_path):
+    out = tmp_path / "o"
+    wrong_model = {"on": True}
+    server.script = lambda body, attempt: "404" if wrong_model["on"] else None
+    with pytest.raises(UserError, match=r"refused 6 of 6 instructions requests \(HTTP 404: The model does not exist\.\), "
+                                        r"more than max_rejected=0.01; none of these was stored"):
+        run(tiny(out, server.base_url))
+    assert not read_jsonl(out / "requests" / "instructions.jsonl")
+    wrong_model["on"] = False  # the server now serves the model: the same command finishes
+    assert len(run(tiny(out, server.base_url))) == 18

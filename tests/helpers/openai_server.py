@@ -70,7 +70,8 @@ class FakeOpenAI:
                  p500: float = 0.0, retry_after: float = 0.2, hang: float = 30.0, batch_polls: int = 1,
                  port: int = 0, seed: int = 0):
         self.responder = responder
-        self.script = script  # callable(body, attempt) -> None | "429" | "500" | "hang" | "malformed" | "length"
+        # callable(body, attempt) -> None | "429" | "500" | "400" | "404" | "hang" | "malformed" | "length"
+        self.script = script
         self.latency, self.p429, self.p500 = latency, p429, p500
         self.faulty_attempts = 0
         self.retry_after, self.hang, self.batch_polls = retry_after, hang, batch_polls
@@ -128,6 +129,11 @@ class FakeOpenAI:
         if action == "500":
             self.log.append((time.time(), key, 500))
             return web.json_response({"error": {"message": "boom", "type": "server_error"}}, status=500)
+        if action in ("400", "404"):  # the request itself is refused
+            self.log.append((time.time(), key, int(action)))
+            message = "The prompt was flagged by the content filter." if action == "400" else "The model does not exist."
+            return web.json_response({"error": {"message": message, "type": "invalid_request_error"}},
+                                     status=int(action))
         if action == "hang":
             self.log.append((time.time(), key, -1))
             await asyncio.sleep(self.hang)
@@ -185,8 +191,14 @@ class FakeOpenAI:
                 err.append({"id": "r", "custom_id": req["custom_id"], "response": None,
                             "error": {"code": code, "message": f"This request was not executed ({code})."}})
                 continue
+            action = self.script(body, 0) if self.script is not None else None
+            if action == "400":  # refused: a response line with the status and the error body, as the API writes it
+                out.append({"id": "r", "custom_id": req["custom_id"], "error": None,
+                            "response": {"status_code": 400, "request_id": "x",
+                                         "body": {"error": {"message": "The prompt was flagged.", "type": "invalid_request_error"}}}})
+                continue
             self.log.append((time.time(), key_of(body), 200))
-            if self.script is not None and self.script(body, 0) == "500":
+            if action == "500":
                 err.append({"id": "r", "custom_id": req["custom_id"], "response": None,
                             "error": {"code": "server_error", "message": "boom"}})
                 continue

@@ -18,7 +18,7 @@ from lamini_lm.distill import prompt_builders as pb
 from lamini_lm.distill.dedup import Deduper, normalise
 from lamini_lm.distill.filters import Filters
 from lamini_lm.distill.parsing import parse_examples
-from lamini_lm.distill.store import Request
+from lamini_lm.distill.store import REJECTED, Request
 from lamini_lm.distill.teachers import request_body
 
 
@@ -84,6 +84,9 @@ def select(cfg, planner: Planner, planned: dict, store, decon) -> tuple[dict, di
             reply = store.get(req.id)
             if reply is None:
                 drops[s]["request_unfinished"] += 1
+                continue
+            if reply.finish_reason == REJECTED:
+                drops[s]["request_rejected"] += 1
                 continue
             items, truncated = parse_examples(reply.content, reply.finish_reason)
             if truncated:

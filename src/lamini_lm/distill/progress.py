@@ -21,6 +21,8 @@ class Stats:
     completion_tokens: int = 0
     retries: Counter = field(default_factory=Counter)
     failures: list = field(default_factory=list)
+    # requests the teacher refused as invalid (HTTP 400/404/413/422): (Request, reason), stored by the stage
+    rejected: list = field(default_factory=list)
 
     def add_usage(self, usage: dict) -> None:
         self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
@@ -39,6 +41,7 @@ class Stats:
             "cost_usd": self.cost,
             "retries": dict(self.retries),
             "failed": len(self.failures),
+            "rejected": len(self.rejected),
         }
 
 

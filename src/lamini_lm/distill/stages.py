@@ -21,7 +21,7 @@ from pathlib import Path
 from lamini_lm.distill import instructions as ins
 from lamini_lm.distill import prompt_builders as pb
 from lamini_lm.distill import report
-from lamini_lm.distill.store import Request, RequestStore
+from lamini_lm.distill.store import REJECTED, Reply, Request, RequestStore
 from lamini_lm.distill.teachers import request_body
 from lamini_lm.errors import UserError
 
@@ -81,6 +81,7 @@ class Context:
         log.info("%s: %d requests, %d already done, %d to send", stage, len(set(r.id for r in requests)),
                  len(set(r.id for r in requests)) - len(pending), len(pending))
         stats = self.teacher.run(requests, store, stage)
+        self._store_rejected(stats, store, stage, len(set(r.id for r in requests)))
         (self.out / "failures.jsonl").unlink(missing_ok=True)  # from an earlier run, now retried
         if stats.failures:
             with open(self.out / "failures.jsonl", "w", encoding="utf-8") as f:
@@ -92,6 +93,24 @@ class Context:
                 f"(details: {self.out / 'failures.jsonl'})"
             )
         return stats.as_dict()
+
+    def _store_rejected(self, stats, store: RequestStore, stage: str, total: int) -> None:
+        """Requests the teacher refused as invalid are stored as such (never paid for again, counted as
+        drops) unless there are more than max_rejected: then it is the config, not the requests."""
+        if not stats.rejected:
+            return
+        limit = float(self.cfg.max_rejected)
+        first = stats.rejected[0][1]
+        if len(stats.rejected) > (limit if limit >= 1 else limit * total):
+            raise UserError(
+                f"the teacher refused {len(stats.rejected)} of {total} {stage} requests ({first}), more than "
+                f"max_rejected={self.cfg.max_rejected}; none of these was stored: check teacher.model, teacher.params "
+                f"and teacher.max_tokens (or raise max_rejected), then run the same command again"
+            )
+        for req, why in stats.rejected:
+            store.append(req, Reply("", REJECTED, {"prompt_tokens": 0, "completion_tokens": 0}, req.body["model"], why))
+        log.warning("%s: the teacher refused %d requests (%s); stored as rejected, never sent again, counted in "
+                    "report.json", stage, len(stats.rejected), first)
 
 
 def run_instructions(ctx: Context) -> None:
@@ -169,6 +188,9 @@ def assemble(ctx: Context) -> list[dict]:
         reply = store.get(req.id)
         if reply is None:
             missing += 1
+            continue
+        if reply.finish_reason == REJECTED:
+            drops["response_rejected"] += 1
             continue
         response = reply.content.strip()
         if not response:

@@ -36,9 +36,13 @@ class Request:
 @dataclass
 class Reply:
     content: str
-    finish_reason: str
+    finish_reason: str  # stop | length | ... | rejected (the teacher refused the request itself)
     usage: dict  # prompt_tokens, completion_tokens
     model: str
+    error: str | None = None  # why a rejected request was refused
+
+
+REJECTED = "rejected"
 
 
 class RequestStore:
@@ -97,9 +101,8 @@ class RequestStore:
     def append(self, req: Request, reply: Reply) -> None:
         if req.id in self._results:
             return
-        line = json.dumps(
-            {"id": req.id, "request": req.body, "reply": reply.__dict__}, ensure_ascii=False
-        )
+        fields = {k: v for k, v in reply.__dict__.items() if v is not None}
+        line = json.dumps({"id": req.id, "request": req.body, "reply": fields}, ensure_ascii=False)
         self._f.write(line + "\n")
         self._f.flush()  # one complete line reaches the OS: a SIGKILL cannot lose it
         if self.fsync:

@@ -57,6 +57,11 @@ def _quiet_http_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+# statuses that refuse the request itself (bad request, unknown model, too large, unprocessable): asking
+# again gives the same answer, so the stage stores them as rejected unless there are too many
+REJECTING = (400, 404, 413, 422)
+
+
 class _Fatal(Exception):
     """An error that no other request can escape either (a rejected key): stop the run."""
 
@@ -164,6 +169,9 @@ class OpenAITeacher:
                             f"{self.cfg.base_url} rejected the API key from ${self.cfg.api_key_env} "
                             f"(HTTP {status}): check the key and teacher.base_url"
                         ) from None
+                    if status in REJECTING:
+                        stats.rejected.append((req, f"HTTP {status}: {_short(e)}"))
+                        return None
                     if status < 500 and status not in (408, 409):
                         return self._fail(stats, req, f"HTTP {status}: {_short(e)}")
                     stats.retries[f"http_{status}"] += 1
@@ -202,7 +210,10 @@ class OpenAITeacher:
 
 
 def _short(e) -> str:
-    msg = getattr(e, "message", None) or str(e)
+    """The server's own error message (the client's `message` prefixes "Error code: N - ")."""
+    body = getattr(e, "body", None)
+    msg = body.get("message") if isinstance(body, dict) else None
+    msg = msg or getattr(e, "message", None) or str(e)
     return msg.splitlines()[0][:200] if msg else type(e).__name__
 
 

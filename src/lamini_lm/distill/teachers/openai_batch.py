@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lamini_lm.distill.progress import Progress, Stats
 from lamini_lm.distill.store import Request, RequestStore
-from lamini_lm.distill.teachers.openai import _quiet_http_logs, api_key, make_client, reply_from_body
+from lamini_lm.distill.teachers.openai import REJECTING, _quiet_http_logs, api_key, make_client, reply_from_body
 from lamini_lm.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class BatchTeacher:
             bar.close()
             await client.close()
         missing = [r for r in requests if r.id not in store]
-        known = {f["id"] for f in stats.failures}
+        known = _settled(stats)
         stats.failures += [{"id": r.id, "error": "not in the batch output"} for r in missing if r.id not in known]
 
     async def _resume(self, client, desc, requests) -> dict[str, list[str]]:
@@ -159,7 +159,7 @@ class BatchTeacher:
                     why = "; ".join(e.message or e.code or "" for e in (b.errors.data or [])) if b.errors else ""
                     log.warning("%s: batch %s ended %s%s; its answered requests are saved, a rerun resubmits the rest",
                                 desc, bid, b.status, f" ({why})" if why else "")
-                    known = {f["id"] for f in stats.failures}
+                    known = _settled(stats)
                     stats.failures += [{"id": i, "error": f"batch {bid} {b.status}" + (f": {why}" if why else "")}
                                        for i in live[bid] if i in by_id and i not in store and i not in known]
                 self._record(desc, {"event": "collected", "batch_id": bid, "status": b.status})
@@ -183,6 +183,10 @@ class BatchTeacher:
                 continue  # a request this run no longer needs
             n += 1
             resp = out.get("response") or {}
+            if resp.get("status_code") in REJECTING:
+                err = (resp.get("body") or {}).get("error") or {}
+                stats.rejected.append((req, f"HTTP {resp['status_code']}: {err.get('message', '')}".strip()))
+                continue
             if out.get("error") or resp.get("status_code") != 200:
                 err = out.get("error") or {"message": f"HTTP {resp.get('status_code')}"}
                 stats.failures.append({"id": req.id, "error": f"batch: {err.get('message', err)}"})
@@ -196,3 +200,8 @@ class BatchTeacher:
             stats.done += 1
             stats.add_usage(reply.usage)
         return n
+
+
+def _settled(stats: Stats) -> set[str]:
+    """Ids this run already has an outcome for other than a reply: failed or refused."""
+    return {f["id"] for f in stats.failures} | {r.id for r, _ in stats.rejected}
