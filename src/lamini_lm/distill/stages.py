@@ -77,11 +77,10 @@ class Context:
 
     def send(self, requests: list[Request], store: RequestStore, stage: str) -> dict:
         """Send what the store lacks; any request that finally failed stops the run (after saving)."""
-        pending = store.missing(requests)
-        log.info("%s: %d requests, %d already done, %d to send", stage, len(set(r.id for r in requests)),
-                 len(set(r.id for r in requests)) - len(pending), len(pending))
+        pending, total = store.missing(requests), len({r.id for r in requests})
+        log.info("%s: %d requests, %d already done, %d to send", stage, total, total - len(pending), len(pending))
         stats = self.teacher.run(requests, store, stage)
-        self._store_rejected(stats, store, stage, len(set(r.id for r in requests)))
+        self._store_rejected(stats, store, stage, total)
         (self.out / "failures.jsonl").unlink(missing_ok=True)  # from an earlier run, now retried
         if stats.failures:
             with open(self.out / "failures.jsonl", "w", encoding="utf-8") as f:
@@ -232,7 +231,6 @@ def _write_outputs(ctx: Context, records: list[dict]) -> None:
     import shutil
 
     import datasets
-    from datasets import Dataset
 
     if not ctx.cfg.progress:
         datasets.disable_progress_bars()
@@ -240,7 +238,7 @@ def _write_outputs(ctx: Context, records: list[dict]) -> None:
     report.write_atomic(out / "d_all.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     if not records:
         return
-    ds = Dataset.from_list(records)
+    ds = datasets.Dataset.from_list(records)
     tmp = out / "d_all.parquet.tmp"
     ds.to_parquet(str(tmp))
     tmp.replace(out / "d_all.parquet")
