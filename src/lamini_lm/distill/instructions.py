@@ -60,7 +60,7 @@ class Planner:
             prompt = pb.topic_guided(cfg.prompts, texts, topics, per_call)
         else:
             prompt = pb.example_guided(cfg.prompts, texts, per_call)
-        req = Request(request_body(cfg.teacher, pb.instruction_messages(prompt), "instructions"))
+        req = Request(request_body(cfg.teacher, pb.instruction_messages(prompt), cfg.teacher.max_tokens.instructions))
         return req, {"seed_ids": [e["id"] for e in examples], "examples": texts, "topics": topics}
 
 

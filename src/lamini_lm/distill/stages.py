@@ -161,7 +161,8 @@ def run_instructions(ctx: Context) -> None:
 
 
 def response_request(cfg, instruction: str) -> Request:
-    return Request(request_body(cfg.teacher, pb.response_messages(cfg.prompts, instruction), "responses"))
+    return Request(request_body(cfg.teacher, pb.response_messages(cfg.prompts, instruction),
+                                cfg.teacher.max_tokens.responses))
 
 
 def run_responses(ctx: Context) -> None:

@@ -39,16 +39,16 @@ def out_dir(cfg) -> Path:
 def requests(cfg, responses: dict[str, dict[str, dict]]) -> list[tuple[str, str, object]]:
     """(model, instruction id, Request) for every response; the request holds no model name."""
     from lamini_lm.distill.store import Request
+    from lamini_lm.distill.teachers import request_body
 
     template = str(cfg.judge.template)
-    params = {**(cfg.teacher.params or {}), **(cfg.judge.params or {})}
     out = []
     for model in sorted(responses):
         for iid, r in sorted(responses[model].items()):
             prompt = template.format(rubric=human.RUBRIC, instruction=r["instruction"],
                                      input=r.get("input") or "(none)", response=r["response"])
-            body = {"model": cfg.teacher.model, "messages": [{"role": "user", "content": prompt}],
-                    "max_tokens": int(cfg.judge.max_tokens), **{k: v for k, v in params.items() if v is not None}}
+            body = request_body(cfg.teacher, [{"role": "user", "content": prompt}], cfg.judge.max_tokens,
+                                cfg.judge.params)
             out.append((model, iid, Request(body)))
     return out
 

@@ -29,8 +29,21 @@ def build(tcfg, prices, progress: bool = True, state_dir="."):
     raise UserError(f"teacher.kind '{kind}' is unknown; choose teacher=openai, openai_batch or hf_local")
 
 
-def request_body(tcfg, messages: list[dict], purpose: str) -> dict:
-    """The Chat Completions body for a request; everything in it is hashed into the request id."""
-    body = {"model": tcfg.model, "messages": messages, "max_tokens": int(tcfg.max_tokens[purpose])}
-    body.update({k: v for k, v in (tcfg.params or {}).items() if v is not None})
+class Teacher:
+    """What every teacher keeps: its config, the price table (cost so far on the progress bar), the bar switch."""
+
+    def __init__(self, tcfg, prices, progress: bool = True):
+        self.cfg = tcfg
+        self.prices = prices
+        self.progress = progress
+        self.model = tcfg.model
+
+
+def request_body(tcfg, messages: list[dict], max_tokens: int, params: dict | None = None) -> dict:
+    """The Chat Completions body for a request; everything in it is hashed into the request id.
+
+    `params` override teacher.params (e.g. the judge's greedy decoding).
+    """
+    body = {"model": tcfg.model, "messages": messages, "max_tokens": int(max_tokens)}
+    body.update({k: v for k, v in {**(tcfg.params or {}), **(params or {})}.items() if v is not None})
     return body

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lamini_lm.distill.progress import Progress, Stats
 from lamini_lm.distill.store import Reply, Request, RequestStore
+from lamini_lm.distill.teachers import Teacher
 from lamini_lm.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -37,14 +38,9 @@ def plan_batches(requests: list[Request], lengths: list[int], size: int) -> list
     return batches
 
 
-class HFLocalTeacher:
-    batch_priced = False
-
+class HFLocalTeacher(Teacher):
     def __init__(self, tcfg, prices, progress: bool = True):
-        self.cfg = tcfg
-        self.prices = prices
-        self.progress = progress
-        self.model = tcfg.model
+        super().__init__(tcfg, prices, progress)
         self._lm = None
 
     def _path(self) -> str:

@@ -21,6 +21,7 @@ import random
 from lamini_lm.distill.limits import Limiter, Slots, backoff, retry_after
 from lamini_lm.distill.progress import Progress, Stats
 from lamini_lm.distill.store import Reply, Request, RequestStore
+from lamini_lm.distill.teachers import Teacher
 from lamini_lm.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -66,15 +67,7 @@ class _Fatal(Exception):
     """An error that no other request can escape either (a rejected key): stop the run."""
 
 
-class OpenAITeacher:
-    batch_priced = False
-
-    def __init__(self, tcfg, prices, progress: bool = True):
-        self.cfg = tcfg
-        self.prices = prices
-        self.progress = progress
-        self.model = tcfg.model
-
+class OpenAITeacher(Teacher):
     def check(self) -> None:
         api_key(self.cfg)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lamini_lm.distill.progress import Progress, Stats
 from lamini_lm.distill.store import Request, RequestStore
+from lamini_lm.distill.teachers import Teacher
 from lamini_lm.distill.teachers.openai import REJECTING, _quiet_http_logs, api_key, make_client, reply_from_body
 from lamini_lm.errors import UserError
 
@@ -26,14 +27,9 @@ ENDPOINT = "/v1/chat/completions"
 DONE = {"completed", "failed", "expired", "cancelled"}
 
 
-class BatchTeacher:
-    batch_priced = True
-
+class BatchTeacher(Teacher):
     def __init__(self, tcfg, prices, progress: bool = True, state_dir: str | Path = "."):
-        self.cfg = tcfg
-        self.prices = prices
-        self.progress = progress
-        self.model = tcfg.model
+        super().__init__(tcfg, prices, progress)
         self.state_dir = Path(state_dir) / "batches"
 
     def check(self) -> None:
