@@ -37,19 +37,13 @@ import argparse
 import hashlib
 import os
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from lamini_lm import assets  # noqa: E402
-from lamini_lm import config as _config  # noqa: E402,F401  (registers the ${asset:} resolver)
+from lamini_lm import assets
 from lamini_lm.analysis.tables import paper_numbers  # noqa: E402
 
 SIGMA = 0.8
@@ -240,10 +234,11 @@ def run_ours(cfg, model, tokenizer, train_set, warm_set, m: int, k: int, steps: 
 
     from lamini_lm.data.batching import GlobalBatchSampler, make_loader
     from lamini_lm.data.collate import Collate, TokenizedSet
-    from lamini_lm.models.tuner import build_module
+    from lamini_lm.models.backbone import build_family
 
-    enc_dec = cfg.model.family == "encoder_decoder"
-    real_collate = Collate(tokenizer.pad_token_id, encoder_decoder=enc_dec)
+    family = build_family(cfg.model)
+    enc_dec = family.separate_labels
+    real_collate = Collate(tokenizer.pad_token_id, separate_labels=enc_dec)
 
     def collate(item):
         batch = real_collate(item)
@@ -258,11 +253,11 @@ def run_ours(cfg, model, tokenizer, train_set, warm_set, m: int, k: int, steps: 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             meter.stop()
 
-    module = build_module(model, cfg.model, cfg.optim)
+    module = family.module(model, cfg.model, cfg.optim)
 
     def fit(dataset, accum, max_steps):
         sampler = GlobalBatchSampler(dataset["source_length"], dataset["target_length"], global_batch_size=m * accum,
-                                     micro_batch_size=m, seed=cfg.seed, encoder_decoder=enc_dec)
+                                     micro_batch_size=m, seed=cfg.seed, order=family.order)
         loader = make_loader(TokenizedSet(dataset), sampler, collate)
         trainer = instantiate(cfg.trainer, logger=False, callbacks=[Clock()], max_steps=max_steps,
                               accumulate_grad_batches=accum, enable_checkpointing=False, enable_progress_bar=False,
@@ -275,12 +270,12 @@ def run_ours(cfg, model, tokenizer, train_set, warm_set, m: int, k: int, steps: 
 
 
 # -- plan-level padding (no model): the same two batchings over many steps ------------------------------
-def plan_padding(dataset, m: int, global_batch: int, seed: int, enc_dec: bool) -> tuple[float, float]:
+def plan_padding(dataset, m: int, global_batch: int, seed: int, family) -> tuple[float, float]:
     """Padding share of random batches of m vs our GlobalBatchSampler's plan, from the lengths alone."""
     from lamini_lm.data.batching import GlobalBatchSampler
 
     src = np.array(dataset["source_length"])
-    tgt = np.array(dataset["target_length"]) if enc_dec else np.zeros_like(src)
+    tgt = np.array(dataset["target_length"]) if family.separate_labels else np.zeros_like(src)
     n = len(src) - len(src) % global_batch
 
     def share(batches):
@@ -289,31 +284,29 @@ def plan_padding(dataset, m: int, global_batch: int, seed: int, enc_dec: bool) -
 
     order = np.random.default_rng(seed).permutation(n)
     sampler = GlobalBatchSampler(src[:n].tolist(), tgt[:n].tolist(), global_batch_size=global_batch,
-                                 micro_batch_size=m, seed=seed, encoder_decoder=enc_dec)
+                                 micro_batch_size=m, seed=seed, order=family.order)
     return (share([order[i:i + m] for i in range(0, n, m)]),
             share([np.array(mb) for step in sampler.plan(0) for mb in step]))
 
 
 # -- main -------------------------------------------------------------------------------------------
 def compose(shape: str, *extra: str):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from lamini_lm import config
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return hydra_compose(config_name="train", overrides=SHAPES[shape] + list(extra))
+    return config.compose("train", SHAPES[shape] + list(extra))
 
 
 def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
     import torch
 
-    from lamini_lm import prompts
     from lamini_lm.data.tokenization import Tokenize
-    from lamini_lm.models.backbone import load_model, load_tokenizer
+    from lamini_lm.models.backbone import build_family, load_model, load_tokenizer
 
     cfg = compose(shape)
-    enc_dec = cfg.model.family == "encoder_decoder"
+    family = build_family(cfg.model)
+    enc_dec = family.separate_labels
     tokenizer = load_tokenizer(cfg.model)
-    tokenize = Tokenize(tokenizer, prompts.get(cfg.model.prompt_style), cfg.model.family,
+    tokenize = Tokenize(tokenizer, family.style(cfg.model.prompt_style), family,
                         cfg.data.max_source_length, cfg.data.max_target_length)
     m, k, steps = args.micro_batch, args.accum, args.steps
     n = m * k * steps
@@ -329,7 +322,7 @@ def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
     rows = []
     for recipe, run in (("alpaca", run_alpaca), ("ours", run_ours)):
         torch.manual_seed(cfg.seed)  # both recipes start from the same random weights
-        model = load_model(cfg.model)
+        model = load_model(cfg.model, family)
         meter = Meter(enc_dec)
         cpu = matmul_flops(reps=4)  # the shared machine's speed just before this run
         t = time.perf_counter()
@@ -344,11 +337,11 @@ def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
         raise SystemExit(f"{shape}: the two recipes did not train on the same {n} examples")
     if args.plan_steps:
         big = records(args.plan_steps * m * k, words, args.seed + 1, args.max_words).map(tokenize, batched=True)
-        rows[0]["plan"], rows[1]["plan"] = plan_padding(big, m, m * k, args.seed, enc_dec)
+        rows[0]["plan"], rows[1]["plan"] = plan_padding(big, m, m * k, args.seed, family)
         paper = compose(shape, "experiment=lamini_paper")
         pm, pg = paper.micro_batch_size, paper.global_batch_size
         big = records(args.plan_steps * pg // 20, words, args.seed + 3, args.max_words).map(tokenize, batched=True)
-        rows[0]["paper_plan"], rows[1]["paper_plan"] = plan_padding(big, pm, pg, args.seed, enc_dec)
+        rows[0]["paper_plan"], rows[1]["paper_plan"] = plan_padding(big, pm, pg, args.seed, family)
         rows[0]["paper_mb"] = (pm, pg, len(big) // pg)
     for r in rows:
         r["tok_s"] = r["real"] / r["seconds"]

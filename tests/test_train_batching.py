@@ -4,6 +4,7 @@ import pytest
 
 from lamini_lm.data.batching import GlobalBatchSampler, accumulation_steps
 from lamini_lm.errors import UserError
+from lamini_lm.models.families import DecoderOnly, EncoderDecoder
 
 
 def test_accumulation_is_derived_from_global_batch_and_devices():
@@ -21,12 +22,12 @@ def _lengths(n, seed=0):
     return src, tgt
 
 
-@pytest.mark.parametrize("encoder_decoder", [False, True])
-def test_ranks_partition_every_global_batch(encoder_decoder):
+@pytest.mark.parametrize("family", [DecoderOnly(), EncoderDecoder()], ids=repr)
+def test_ranks_partition_every_global_batch(family):
     src, tgt = _lengths(1000)
     world = 4
     samplers = [GlobalBatchSampler(src, tgt, global_batch_size=64, micro_batch_size=4, world_size=world, rank=r,
-                                   seed=7, encoder_decoder=encoder_decoder) for r in range(world)]
+                                   seed=7, order=family.order) for r in range(world)]
     plans = [s.plan(epoch=3) for s in samplers]
     assert all(len(p) == 1000 // 64 for p in plans)
     seen = []
@@ -60,8 +61,8 @@ def _padding_share(plan, lengths):
 def test_length_grouping_cuts_padding_without_changing_the_global_batches():
     src, tgt = _lengths(4096)
     kw = dict(global_batch_size=256, micro_batch_size=8, seed=3)
-    grouped = GlobalBatchSampler(src, tgt, **kw).plan(0)
-    plain = GlobalBatchSampler(src, tgt, group_by_length=False, **kw).plan(0)
+    grouped = GlobalBatchSampler(src, tgt, order=DecoderOnly().order, **kw).plan(0)
+    plain = GlobalBatchSampler(src, tgt, **kw).plan(0)
     for g, p in zip(grouped, plain):
         assert sorted(i for mb in g for i in mb) == sorted(i for mb in p for i in mb)
     assert _padding_share(plain, src) > 0.4

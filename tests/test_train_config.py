@@ -3,11 +3,10 @@
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
-import lamini_lm.config  # noqa: F401  (resolvers)
+from lamini_lm import config
 from tests.helpers.run import ROOT, run_entry
 
 CONF = str(ROOT / "conf")
@@ -18,8 +17,7 @@ TINY = ["tiny_t5", "tiny_gpt2", "tiny_gpt_neo"]
 
 
 def _compose(*overrides, return_hydra_config=False):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("train", overrides=list(overrides), return_hydra_config=return_hydra_config)
+    return config.compose("train", overrides, return_hydra_config=return_hydra_config)
 
 
 def test_the_herd_is_table_3():
@@ -28,14 +26,19 @@ def test_the_herd_is_table_3():
 
 @pytest.mark.parametrize("name", HERD + TINY)
 def test_every_model_config_composes(name):
+    from lamini_lm.models.backbone import build_family
+    from lamini_lm.models.families import DecoderOnly, EncoderDecoder
+
     m = _compose(f"model={name}").model
-    assert m.family in ("encoder_decoder", "decoder_only")
-    assert m.prompt_style == ("raw" if m.family == "encoder_decoder" else "alpaca")
+    family = build_family(m)
+    seq2seq = name.startswith(("t5", "flan_t5", "tiny_t5"))
+    assert type(family) is (EncoderDecoder if seq2seq else DecoderOnly)
+    assert family.style(m.prompt_style).name == ("raw" if seq2seq else "alpaca")  # the LaMini model cards
     get_class(m.fsdp_block)
     if name in HERD:
         assert m.hub_id and m.lamini_name.startswith("LaMini-") and m.architecture is None
-        assert m.lr == (5e-4 if m.family == "encoder_decoder" else 2e-5)
-        assert m.tokenizer == m.hub_id
+        assert m.lr == (5e-4 if seq2seq else 2e-5)
+        assert m.tokenizer == m.hub_id and m.revision == "main"
     else:
         assert Path(m.tokenizer).is_dir()  # the real tokenizer from the offline assets
 

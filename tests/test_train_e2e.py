@@ -1,8 +1,6 @@
 """train.py as a user runs it: tiny students of both families train, log, checkpoint, export, generate."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -78,6 +76,9 @@ def test_decoder_only_export_loads_in_pipeline_like_the_model_cards(gpt2_run):
     assert "pipeline_tag: text-generation" in card and "val/loss" in card
 
 
+CARD_INSTRUCTION = 'Please let me know your thoughts on the given place and why you think it deserves to be visited: "Barcelona, Spain"'
+
+
 def _run_card_snippet(hf, capsys):
     card = (hf / "README.md").read_text()
     code = card.split("```python\n", 1)[1].split("```", 1)[0]
@@ -97,10 +98,12 @@ def test_encoder_decoder_trains_and_its_card_snippet_runs(t5_run, capsys):
     assert len(losses) == 5 and sum(losses[-2:]) / 2 < losses[0]  # one row per optimizer step; learning
     # transformers 5 has no text2text-generation pipeline any more: the card shows generate() instead
     assert "AutoModelForSeq2SeqLM" in (out / "hf" / "README.md").read_text()
-    assert isinstance(_run_card_snippet(out / "hf", capsys), str)
-    model, tok, style = inference.load_export(out / "hf")
-    assert style.name == "raw"
-    assert len(inference.generate(model, tok, style, ["a", "b c d"], max_new_tokens=4)) == 2
+    printed = _run_card_snippet(out / "hf", capsys)
+    model, tok, family, style = inference.load(out / "hf")
+    assert style.name == "raw" and family.architecture == "encoder-decoder"
+    # the card answers exactly as this repository's inference does (greedy, same input, same length)
+    assert printed.strip() == inference.generate(model, tok, family, style, [CARD_INSTRUCTION], max_new_tokens=256)[0]
+    assert len(inference.generate(model, tok, family, style, ["a", "b c d"], max_new_tokens=4)) == 2
 
 
 @pytest.mark.slow

@@ -5,7 +5,10 @@ from omegaconf import OmegaConf
 
 from lamini_lm import assets, prompts
 from lamini_lm.data.collate import Collate
-from lamini_lm.data.tokenization import IGNORE_INDEX, Tokenize
+from lamini_lm.data.tokenization import Tokenize
+from lamini_lm.models.families import IGNORE_INDEX, DecoderOnly, EncoderDecoder
+
+FAMILIES = {"decoder_only": DecoderOnly(), "encoder_decoder": EncoderDecoder()}
 
 RECORDS = {
     "instruction": ["Name a colour.", "Give the capital of France and explain briefly why it matters so much.",
@@ -25,7 +28,7 @@ def _tokenizer(name):
 def test_decoder_only_labels_mask_exactly_the_wrapped_prompt():
     tok = _tokenizer("gpt2_tokenizer")
     style = prompts.get("alpaca")
-    out = Tokenize(tok, style, "decoder_only", 512, 512)(RECORDS)
+    out = Tokenize(tok, style, DecoderOnly(), 512, 512)(RECORDS)
     for i, (ids, labels) in enumerate(zip(out["input_ids"], out["labels"])):
         prompt = tok(style.apply(RECORDS["instruction"][i]), add_special_tokens=False)["input_ids"]
         response = tok(RECORDS["response"][i], add_special_tokens=False)["input_ids"]
@@ -37,7 +40,7 @@ def test_decoder_only_labels_mask_exactly_the_wrapped_prompt():
 
 def test_encoder_decoder_gets_the_raw_instruction_and_response_labels():
     tok = _tokenizer("t5_tokenizer")
-    out = Tokenize(tok, prompts.get("raw"), "encoder_decoder", 512, 512)(RECORDS)
+    out = Tokenize(tok, prompts.get("raw"), EncoderDecoder(), 512, 512)(RECORDS)
     assert out["input_ids"][0] == tok("Name a colour.")["input_ids"]
     assert out["labels"][0] == tok("Blue.")["input_ids"]
     assert out["labels"][0][-1] == tok.eos_token_id
@@ -45,8 +48,6 @@ def test_encoder_decoder_gets_the_raw_instruction_and_response_labels():
 
 def _module(family):
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
-
-    from lamini_lm.models.tuner import build_module
 
     if family == "decoder_only":
         arch = dict(model_type="gpt2", n_layer=2, n_head=2, n_embd=32, n_positions=256, resid_pdrop=0.0,
@@ -56,10 +57,9 @@ def _module(family):
         arch = dict(model_type="t5", vocab_size=32128, d_model=32, d_ff=64, d_kv=8, num_layers=2, num_heads=2,
                     decoder_start_token_id=0, dropout_rate=0.0)
         model = AutoModelForSeq2SeqLM.from_config(AutoConfig.for_model(**arch))
-    cfg = OmegaConf.create({"name": "t", "family": family, "prompt_style": "alpaca" if family == "decoder_only"
-                            else "raw"})
+    cfg = OmegaConf.create({"name": "t", "prompt_style": None})  # the family's default style
     optim = OmegaConf.create({"lr": 1e-3})
-    return build_module(model, cfg, optim)
+    return FAMILIES[family].module(model, cfg, optim)
 
 
 class _FakeTrainer:
@@ -74,10 +74,10 @@ def test_accumulation_1_and_k_give_the_same_gradient(family, tok_name):
     torch.manual_seed(0)
     tok = _tokenizer(tok_name)
     style = prompts.get("alpaca" if family == "decoder_only" else "raw")
-    toks = Tokenize(tok, style, family, 512, 512)(RECORDS)
+    toks = Tokenize(tok, style, FAMILIES[family], 512, 512)(RECORDS)
     rows = {"input_ids": toks["input_ids"], "labels": toks["labels"]}
     total = sum(toks["target_length"])
-    collate = Collate(tok.pad_token_id, encoder_decoder=family == "encoder_decoder")
+    collate = Collate(tok.pad_token_id, separate_labels=FAMILIES[family].separate_labels)
     module = _module(family)
     module.log = lambda *a, **k: None
 
@@ -108,12 +108,12 @@ def test_accumulation_1_and_k_give_the_same_gradient(family, tok_name):
 def test_mask_prompt_false_trains_on_the_prompt_too():
     tok = _tokenizer("gpt2_tokenizer")
     style = prompts.get("alpaca")
-    masked = Tokenize(tok, style, "decoder_only", 512, 512)(RECORDS)
-    full = Tokenize(tok, style, "decoder_only", 512, 512, mask_prompt=False)(RECORDS)
+    masked = Tokenize(tok, style, DecoderOnly(), 512, 512)(RECORDS)
+    full = Tokenize(tok, style, DecoderOnly(), 512, 512, mask_prompt=False)(RECORDS)
     assert full["input_ids"] == masked["input_ids"]
     assert full["labels"] == full["input_ids"]  # every token is a target, the prompt's included
     assert full["target_length"] == [len(x) for x in full["input_ids"]]  # the loss normaliser counts them
     # encoder-decoder targets are the response whatever the flag: the model never predicts its input
     t5 = _tokenizer("t5_tokenizer")
-    assert Tokenize(t5, prompts.get("raw"), "encoder_decoder", 512, 512, mask_prompt=False)(RECORDS)["labels"] == \
-        Tokenize(t5, prompts.get("raw"), "encoder_decoder", 512, 512)(RECORDS)["labels"]
+    assert Tokenize(t5, prompts.get("raw"), EncoderDecoder(), 512, 512, mask_prompt=False)(RECORDS)["labels"] == \
+        Tokenize(t5, prompts.get("raw"), EncoderDecoder(), 512, 512)(RECORDS)["labels"]

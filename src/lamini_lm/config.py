@@ -6,10 +6,17 @@ import netrc
 import os
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = PACKAGE_DIR.parents[1]  # src/lamini_lm -> repo root (the package is installed editable)
+CONF_MODULE = "lamini_lm.conf"  # the repository's conf/, mapped into the package (pyproject.toml)
+
+
+def conf_dir() -> Path:
+    """The config folder: the checkout's conf/ under an editable install, the package's copy otherwise."""
+    from importlib.resources import files
+
+    return Path(str(files(CONF_MODULE)))
 
 
 def _asset(name: str) -> str:
@@ -31,8 +38,18 @@ def wandb_offline() -> bool:
         return True
 
 
+def compose(config_name: str, overrides=(), return_hydra_config: bool = False) -> DictConfig:
+    """A config composed as an entry point would (train, generate, evaluate), outside a Hydra app: tests,
+    tools, the tiny exports."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    with initialize_config_module(CONF_MODULE, version_base="1.3"):
+        return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
 for _name, _fn in {
-    "project_root": lambda: str(PROJECT_ROOT),
+    "conf_dir": lambda: str(conf_dir()),
     "package_dir": lambda: str(PACKAGE_DIR),
     "asset": _asset,
     "wandb_offline": wandb_offline,

@@ -1,4 +1,5 @@
-"""Batched generation with a model's own prompt style: sample tables, human-eval responses, demos."""
+"""Load a student (an export, or any hub model) and answer instructions in its own prompt style:
+sample tables, human-evaluation responses, demos."""
 
 from __future__ import annotations
 
@@ -6,28 +7,33 @@ from pathlib import Path
 
 from lamini_lm import prompts
 from lamini_lm.errors import UserError
+from lamini_lm.models import families
 
 
-def load_export(folder: str | Path):
-    """(model, tokenizer, prompt style) from a folder written by train.py's export."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+def load(source: str | Path, revision: str | None = None):
+    """(model, tokenizer, family, prompt style) of an export written by train.py, or of a hub id / foreign
+    folder, which gets its family's default style (LaMini's convention for its released models)."""
+    from transformers import AutoConfig, AutoTokenizer
 
-    folder = Path(folder)
-    if not (folder / "config.json").exists():
-        raise UserError(f"{folder} is not a model export (no config.json); train.py writes one to <run dir>/hf/")
-    style = prompts.load(folder)
-    config = AutoConfig.from_pretrained(folder)
-    auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
-    return auto.from_pretrained(folder), AutoTokenizer.from_pretrained(folder), style
+    folder = Path(source)
+    if folder.is_dir():
+        if not (folder / "config.json").exists():
+            raise UserError(f"{folder} is not a model export (no config.json); train.py writes one to <run dir>/hf/")
+        family = families.of_export(folder)
+        style = prompts.load(folder) if (folder / prompts.PROMPT_STYLE_FILE).exists() else family.style()
+        return family.auto().from_pretrained(folder), AutoTokenizer.from_pretrained(folder), family, style
+    try:
+        family = families.from_hf_config(AutoConfig.from_pretrained(source, revision=revision))
+        model = family.auto().from_pretrained(source, revision=revision)
+        tok = AutoTokenizer.from_pretrained(source, revision=revision)
+    except OSError as e:
+        raise UserError(f"cannot load model '{source}': {str(e).splitlines()[0]}") from None
+    return model, tok, family, family.style()
 
 
-def generate(model, tokenizer, style: prompts.PromptStyle, instructions: list[str], *, batch_size: int = 8,
-             max_new_tokens: int = 128, **generate_kwargs) -> list[str]:
+def generate(model, tokenizer, family: families.Family, style: prompts.PromptStyle, instructions: list[str], *,
+             batch_size: int = 8, max_new_tokens: int = 128, **generate_kwargs) -> list[str]:
     """Responses to ``instructions``, wrapped in ``style``; greedy unless generate_kwargs say otherwise."""
-    import torch
-
-    encoder_decoder = model.config.is_encoder_decoder
-    tokenizer.padding_side = "right" if encoder_decoder else "left"  # decoder-only continues from the right edge
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     was_training = model.training
@@ -35,14 +41,8 @@ def generate(model, tokenizer, style: prompts.PromptStyle, instructions: list[st
     out: list[str] = []
     try:
         for i in range(0, len(instructions), batch_size):
-            prompts_ = [style.apply(x) for x in instructions[i : i + batch_size]]
-            enc = tokenizer(prompts_, return_tensors="pt", padding=True).to(model.device)
-            with torch.no_grad():
-                ids = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                     **generate_kwargs)
-            if not encoder_decoder:
-                ids = ids[:, enc["input_ids"].shape[1]:]
-            out.extend(t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True))
+            batch = [style.apply(x) for x in instructions[i : i + batch_size]]
+            out += family.generate(model, tokenizer, batch, max_new_tokens=max_new_tokens, **generate_kwargs)
     finally:
         model.train(was_training)
     return out

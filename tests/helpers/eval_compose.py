@@ -12,14 +12,9 @@ SHARED = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared"
 
 def compose(out_dir: Path, *overrides: str):
     """The real evaluate config with ``overrides``; run outputs go to ``out_dir``."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from lamini_lm import config
 
-    from lamini_lm import config  # noqa: F401  (resolvers)
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return hydra_compose("evaluate", overrides=[f"paths.output_dir={out_dir}", "wandb.enabled=false",
-                                                    *overrides])
+    return config.compose("evaluate", [f"paths.output_dir={out_dir}", "wandb.enabled=false", *overrides])
 
 
 def tiny_root(tmp_path_factory) -> Path:

@@ -16,7 +16,7 @@ micro-batches of the epoch this rank has handed to the training loop.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from lamini_lm.errors import UserError
 
@@ -47,14 +47,15 @@ class MicroBatch(list):
 class GlobalBatchSampler:
     """Yields this rank's micro-batches, ``accumulation`` per optimizer step, epoch after epoch.
 
-    ``source_lengths``/``target_lengths`` are per example. Within a global batch, decoder-only examples
-    are sorted by sequence length; encoder-decoder ones by input + label length, then by input length
-    inside groups of a few micro-batches, so both the encoder's and the decoder's widths stay tight. An incomplete last global batch is dropped (it would change the step size).
+    ``source_lengths``/``target_lengths`` are per example. Within a global batch, examples are put in
+    the order ``order(batch, source_lengths, target_lengths, micro_batch_size)`` gives (the model family's
+    ``Family.order``: by length, so micro-batches waste little padding); None keeps the random order.
+    An incomplete last global batch is dropped (it would change the step size).
     """
 
     def __init__(self, source_lengths: Sequence[int], target_lengths: Sequence[int], *, global_batch_size: int,
                  micro_batch_size: int, world_size: int = 1, rank: int = 0, seed: int = 0,
-                 group_by_length: bool = True, encoder_decoder: bool = False):
+                 order: Callable[[list[int], Sequence[int], Sequence[int], int], list[int]] | None = None):
         self.accumulation = accumulation_steps(global_batch_size, micro_batch_size, world_size)
         if len(source_lengths) < global_batch_size:
             raise UserError(
@@ -68,8 +69,7 @@ class GlobalBatchSampler:
         self.world_size = world_size
         self.rank = rank
         self.seed = seed
-        self.group_by_length = group_by_length
-        self.encoder_decoder = encoder_decoder
+        self.order = order
         self.epoch = 0
         self.skip = 0  # micro-batches of the current epoch to skip (set when resuming mid-epoch)
 
@@ -83,26 +83,16 @@ class GlobalBatchSampler:
     def __len__(self) -> int:
         return self.steps_per_epoch * self.accumulation
 
-    def _order(self, batch: list[int]) -> list[int]:
-        if not self.group_by_length:
-            return batch
-        src, tgt = self.source_lengths, self.target_lengths
-        if not self.encoder_decoder:
-            return sorted(batch, key=src.__getitem__)
-        # two widths to keep tight: sort by total length, then by input length within groups of a few
-        # micro-batches (simulated on LaMini-like lengths: less padding than input-then-label order)
-        batch = sorted(batch, key=lambda i: src[i] + tgt[i])
-        group = 4 * self.micro_batch_size
-        return [i for g in range(0, len(batch), group) for i in sorted(batch[g:g + group], key=src.__getitem__)]
-
     def plan(self, epoch: int) -> list[list[MicroBatch]]:
         """Per optimizer step, this rank's micro-batches (identical on every rank for a given epoch)."""
-        order = list(range(len(self.source_lengths)))
-        random.Random(self.seed * 100_003 + epoch).shuffle(order)
+        shuffled = list(range(len(self.source_lengths)))
+        random.Random(self.seed * 100_003 + epoch).shuffle(shuffled)
         steps = []
         n_micro = self.global_batch_size // self.micro_batch_size
         for s in range(self.steps_per_epoch):
-            batch = self._order(order[s * self.global_batch_size:(s + 1) * self.global_batch_size])
+            batch = shuffled[s * self.global_batch_size:(s + 1) * self.global_batch_size]
+            if self.order is not None:
+                batch = self.order(batch, self.source_lengths, self.target_lengths, self.micro_batch_size)
             total = sum(self.target_lengths[i] for i in batch)
             micros = [batch[m * self.micro_batch_size:(m + 1) * self.micro_batch_size] for m in range(n_micro)]
             # interleave so that every rank gets a similar mix of short and long micro-batches

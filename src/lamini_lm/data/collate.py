@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lamini_lm.data.tokenization import IGNORE_INDEX
+from lamini_lm.models.families import IGNORE_INDEX
 
 
 class TokenizedSet:
@@ -21,9 +21,9 @@ class TokenizedSet:
 
 
 class Collate:
-    def __init__(self, pad_token_id: int, encoder_decoder: bool):
+    def __init__(self, pad_token_id: int, separate_labels: bool):
         self.pad_token_id = pad_token_id
-        self.encoder_decoder = encoder_decoder  # labels are then a second (decoder) sequence
+        self.separate_labels = separate_labels  # the labels are a second (decoder) sequence: Family.separate_labels
 
     def __call__(self, item) -> dict:
         import torch
@@ -40,7 +40,7 @@ class Collate:
             label_t[i, : len(y)] = torch.tensor(y)
         target_tokens = int((label_t != IGNORE_INDEX).sum())
         real, padded = int(attention_mask.sum()), n * width
-        if self.encoder_decoder:
+        if self.separate_labels:
             real, padded = real + sum(map(len, labels)), padded + n * label_width
         return {
             "input_ids": input_ids,

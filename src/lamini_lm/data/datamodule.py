@@ -8,11 +8,12 @@ from lamini_lm.data.batching import GlobalBatchSampler, make_loader
 from lamini_lm.data.collate import Collate, TokenizedSet
 from lamini_lm.data.tokenization import Tokenize
 from lamini_lm.errors import UserError
+from lamini_lm.models.families import Family
 from lamini_lm.prompts import PromptStyle
 
 
 class InstructionDataModule(pl.LightningDataModule):
-    def __init__(self, source, tokenizer, style: PromptStyle, family: str, *, global_batch_size: int,
+    def __init__(self, source, tokenizer, style: PromptStyle, family: Family, *, global_batch_size: int,
                  micro_batch_size: int, val_size: float | int, max_source_length: int, max_target_length: int,
                  mask_prompt: bool = True, seed: int = 42, num_workers: int = 0):
         super().__init__()
@@ -20,7 +21,7 @@ class InstructionDataModule(pl.LightningDataModule):
         self.global_batch_size, self.micro_batch_size = global_batch_size, micro_batch_size
         self.val_size, self.seed, self.num_workers = val_size, seed, num_workers
         self.tokenize = Tokenize(tokenizer, style, family, max_source_length, max_target_length, mask_prompt)
-        self.collate = Collate(tokenizer.pad_token_id, encoder_decoder=family == "encoder_decoder")
+        self.collate = Collate(tokenizer.pad_token_id, separate_labels=family.separate_labels)
         self.train_set = self.val_set = None
 
     def _tokenized(self):
@@ -51,7 +52,7 @@ class InstructionDataModule(pl.LightningDataModule):
             self.train_set["source_length"], self.train_set["target_length"],
             global_batch_size=self.global_batch_size, micro_batch_size=self.micro_batch_size,
             world_size=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0,
-            seed=self.seed, encoder_decoder=self.family == "encoder_decoder",
+            seed=self.seed, order=self.family.order,
         )
         return make_loader(TokenizedSet(self.train_set), sampler, self.collate, self.num_workers)
 

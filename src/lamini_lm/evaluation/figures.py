@@ -6,11 +6,13 @@ from pathlib import Path
 
 from lamini_lm.evaluation import paper
 
-# Figure 5's series: the LaMini models of Tables 9-13, grouped by architecture as in the paper
-FAMILIES = {9: "LaMini-T5", 10: "LaMini-Flan-T5", 11: "LaMini-Neo", 12: "LaMini-Cerebras", 13: "LaMini-GPT"}
-# encoder-decoder in blues, decoder-only in reds, as the figure contrasts the two
-COLORS = {"LaMini-T5": "#1f77b4", "LaMini-Flan-T5": "#17becf", "LaMini-Neo": "#d62728", "LaMini-Cerebras": "#ff7f0e",
-          "LaMini-GPT": "#8c564b"}
+# Figure 5's series: the LaMini models of Tables 9-13 (table -> name prefix, architecture, colour): the figure
+# contrasts the two architectures, encoder-decoder in blues (circles), decoder-only in reds (squares)
+SERIES = {9: ("LaMini-T5", "encoder-decoder", "#1f77b4"), 10: ("LaMini-Flan-T5", "encoder-decoder", "#17becf"),
+          11: ("LaMini-Neo", "decoder-only", "#d62728"), 12: ("LaMini-Cerebras", "decoder-only", "#ff7f0e"),
+          13: ("LaMini-GPT", "decoder-only", "#8c564b")}
+MARKERS = {"encoder-decoder": "o", "decoder-only": "s"}
+OURS = {"encoder-decoder": "tab:blue", "decoder-only": "tab:red"}
 RATINGS = ("A", "B", "C", "D")
 
 
@@ -28,12 +30,11 @@ def figure5(tables, results, by_model, out: Path) -> list[Path]:
     Alpaca-7B as horizontal dashed lines, and each of our results as a star at its parameter count."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for t, family in FAMILIES.items():
-        ms = sorted((m for m in tables.get(t, []) if m.name.startswith(family + "-")), key=lambda m: m.n_params)
+    for t, (prefix, arch, color) in SERIES.items():
+        ms = sorted((m for m in tables.get(t, []) if m.name.startswith(prefix + "-")), key=lambda m: m.n_params)
         if ms:
-            ax.plot([m.n_params for m in ms], [m.scores[paper.AVERAGE] for m in ms],
-                    marker="o" if ms[0].encoder_decoder else "s", color=COLORS[family],
-                    label=f"{family} ({'enc-dec' if ms[0].encoder_decoder else 'dec-only'}, paper)")
+            ax.plot([m.n_params for m in ms], [m.scores[paper.AVERAGE] for m in ms], marker=MARKERS[arch],
+                    color=color, label=f"{prefix} ({arch}, paper)")
     for name, color in (("llama-7b", "grey"), ("alpaca-7b", "black")):
         m = next((m for m in tables.get(4, []) if m.name == name), None)
         if m:
@@ -43,7 +44,7 @@ def figure5(tables, results, by_model, out: Path) -> list[Path]:
             avg = paper.micro_average(r.scores)
             n = len(r.scores)
             ax.scatter([r.params], [avg], marker="*", s=160, zorder=5,
-                       color="tab:blue" if r.encoder_decoder else "tab:red", edgecolor="black",
+                       color=OURS.get(r.architecture, "tab:gray"), edgecolor="black",
                        label=f"ours: {r.label}" + ("" if n == 15 else f" ({n}/15 tasks)"))
     ax.set_xscale("log")
     ax.set_xlabel("parameters")

@@ -115,24 +115,6 @@ def select(cfg) -> Path:
 
 
 # ---------------------------------------------------------------- responses
-def _load_model(ref):
-    from lamini_lm import inference, prompts
-
-    if ref.local:
-        return inference.load_export(ref.source)
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-
-    try:
-        config = AutoConfig.from_pretrained(ref.source, revision=ref.revision)
-        auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
-        model = auto.from_pretrained(ref.source, revision=ref.revision)
-        tok = AutoTokenizer.from_pretrained(ref.source, revision=ref.revision)
-    except OSError as e:
-        raise UserError(f"cannot load model '{ref.source}': {str(e).splitlines()[0]}") from None
-    # LaMini-LM's convention for the released models: raw text for encoder-decoder, Alpaca otherwise
-    return model, tok, prompts.get("raw" if config.is_encoder_decoder else "alpaca")
-
-
 def generate(cfg) -> Path:
     """Every model's response to every selected instruction, batched, in the model's own prompt style."""
     from lamini_lm import inference
@@ -144,9 +126,10 @@ def generate(cfg) -> Path:
     out = Path(h.responses)
     out.mkdir(parents=True, exist_ok=True)
     for ref in resolve_all(cfg.models, cfg.revision):
-        model, tok, style = _load_model(ref)
+        model, tok, family, style = inference.load(ref.source, ref.revision)
         texts = [model_input(r, h.input_separator) for r in rows]
-        responses = inference.generate(model, tok, style, [t for t, _ in texts], batch_size=h.generation.batch_size,
+        responses = inference.generate(model, tok, family, style, [t for t, _ in texts],
+                                       batch_size=h.generation.batch_size,
                                        max_new_tokens=h.generation.max_new_tokens)
         path = out / f"{safe_name(ref.name)}.jsonl"
         with open(path, "w", encoding="utf-8") as f:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from lamini_lm import prompts
 from lamini_lm.errors import UserError
+from lamini_lm.models import families
+from lamini_lm.models.families import Family
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -19,7 +21,7 @@ class ModelRef:
     name: str  # how results and tables call it
     source: str  # what HFLM loads: an absolute folder or a hub id
     local: bool
-    encoder_decoder: bool | None = None  # None: unknown until loaded (hub ids)
+    family: Family | None = None  # None: unknown until loaded (hub ids)
     style: prompts.PromptStyle | None = None  # the export's prompt style (prompt_style.json)
     revision: str = "main"
     info: dict = field(default_factory=dict)
@@ -27,8 +29,7 @@ class ModelRef:
     def record(self) -> dict:
         """Provenance written next to every result: where the model came from, which weights exactly."""
         return {"name": self.name, "source": self.source, "local": self.local, "revision": self.revision,
-                "architecture": None if self.encoder_decoder is None else
-                ("encoder-decoder" if self.encoder_decoder else "decoder-only"),
+                "architecture": self.family.architecture if self.family else None,
                 "prompt_style": self.style.name if self.style else None, **self.info}
 
 
@@ -56,8 +57,7 @@ def _training_model(folder: Path) -> dict:
 def _export(folder: Path, name: str) -> ModelRef:
     config = json.loads((folder / "config.json").read_text())
     style = prompts.load(folder) if (folder / prompts.PROMPT_STYLE_FILE).exists() else None
-    return ModelRef(name=name, source=str(folder.resolve()), local=True,
-                    encoder_decoder=bool(config.get("is_encoder_decoder", False)), style=style,
+    return ModelRef(name=name, source=str(folder.resolve()), local=True, family=families.of_export(folder), style=style,
                     revision="local", info={"weights_sha256": weights_sha256(folder),
                                             "model_type": config.get("model_type"), **_training_model(folder)})
 

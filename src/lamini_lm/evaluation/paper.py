@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lamini_lm.errors import UserError
 from lamini_lm.evaluation.suite import PAPER_TASKS
+from lamini_lm.models.size import parse_size
 
 AVERAGE = "Average"
 DEFAULT_CSV = Path(__file__).with_name("paper_results.csv")
@@ -16,7 +17,6 @@ TABLE_TITLES = {
     9: "Table 9: LaMini-T5 and T5", 10: "Table 10: LaMini-Flan-T5 and Flan-T5", 11: "Table 11: LaMini-Neo and GPT-Neo",
     12: "Table 12: LaMini-Cerebras and Cerebras-GPT", 13: "Table 13: LaMini-GPT and GPT-2",
 }
-ENCODER_DECODER_PREFIXES = ("t5", "flan-t5", "lamini-t5", "lamini-flan-t5")
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,7 @@ class PaperModel:
 
     @property
     def n_params(self) -> float:
-        unit = {"M": 1e6, "B": 1e9}[self.params[-1]]
-        return float(self.params[:-1]) * unit
-
-    @property
-    def encoder_decoder(self) -> bool:
-        return self.name.lower().startswith(ENCODER_DECODER_PREFIXES)
+        return parse_size(self.params)[0]
 
 
 def load(path: str | Path = DEFAULT_CSV) -> dict[int, list[PaperModel]]:

@@ -27,7 +27,7 @@ class Result:
     wrapper: str
     suite: str
     params: int | None
-    encoder_decoder: bool | None
+    architecture: str | None  # decoder-only, encoder-decoder (the model family's)
     scores: dict  # paper task -> percent; unavailable tasks absent
     source: Path
 
@@ -59,9 +59,8 @@ def _read(f: Path) -> Result:
         s = json.loads(f.read_text())
         model = s["model"]
         scores = {r["paper"]: 100 * r["value"] for r in s["tasks"] if r["status"] == "ok"}
-        arch = model.get("architecture")
         return Result(model["name"], s.get("paper_model"), s["wrapper"], s["suite"], model.get("params"),
-                      None if arch is None else arch == "encoder-decoder", scores, f)
+                      model.get("architecture"), scores, f)
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise UserError(f"{f} is not an evaluate.py summary.json ({type(e).__name__}: {e})") from None
 

@@ -18,6 +18,7 @@ from lamini_lm.errors import UserError
 from lamini_lm.evaluation import wrapper as wrappers
 from lamini_lm.evaluation.models import ModelRef
 from lamini_lm.evaluation.suite import TaskSpec
+from lamini_lm.models import families
 
 log = logging.getLogger(__name__)
 SUMMARY_FIELDS = ("model", "paper_model", "paper", "task", "metric", "value", "stderr", "version", "n", "n_total",
@@ -29,18 +30,18 @@ def safe_name(name: str) -> str:
 
 
 def load_lm(ref: ModelRef, cfg):
-    """lm-eval's HFLM for ``ref``; seq2seq backend for encoder-decoder exports, fixed batch size by default."""
+    """lm-eval's HFLM for ``ref`` with its family's backend, fixed batch size by default."""
     from lm_eval.models.huggingface import HFLM
 
-    backend = "default" if ref.encoder_decoder is None else ("seq2seq" if ref.encoder_decoder else "causal")
+    backend = ref.family.lm_eval_backend if ref.family else "default"
     try:
         lm = HFLM(pretrained=ref.source, backend=backend, revision=ref.revision, batch_size=cfg.batch_size,
                   max_batch_size=cfg.max_batch_size, device=cfg.device, dtype=cfg.dtype)
     except OSError as e:  # hub id not reachable / not found
         raise UserError(f"cannot load model '{ref.source}': {str(e).splitlines()[0]} "
                         "(offline? evaluate a local export folder instead)") from None
-    if ref.encoder_decoder is None:
-        ref.encoder_decoder = lm.backend == "seq2seq"
+    if ref.family is None:
+        ref.family = families.from_hf_config(lm.model.config)
     ref.info["params"] = int(lm.model.num_parameters())
     return lm
 
@@ -70,7 +71,8 @@ def evaluate(ref: ModelRef, specs: list[TaskSpec], tm, cfg, suite_name: str, out
     from lm_eval.loggers import EvaluationTracker
 
     lm = load_lm(ref, cfg.lm_eval)
-    style = wrappers.resolve(cfg.wrapper, ref.style if ref.local else _hub_style(ref))
+    # hub models get their family's default style (LaMini's convention: Alpaca for decoder-only, raw for T5)
+    style = wrappers.resolve(cfg.wrapper, ref.style if ref.local else ref.family.style())
     template = None
     if style is not None:
         template = wrappers.chat_template(style)
@@ -102,13 +104,6 @@ def evaluate(ref: ModelRef, specs: list[TaskSpec], tm, cfg, suite_name: str, out
     summary = summarize(results, specs, meta)
     write_summary(summary, out)
     return summary
-
-
-def _hub_style(ref: ModelRef):
-    # LaMini-LM's released models: decoder-only ones take the Alpaca wrapper, encoder-decoder ones the raw text
-    from lamini_lm import prompts
-
-    return prompts.get("raw" if ref.encoder_decoder else "alpaca")
 
 
 def summarize(results: dict, specs: list[TaskSpec], meta: dict) -> dict:

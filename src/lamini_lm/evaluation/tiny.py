@@ -11,25 +11,24 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lamini_lm import prompts
+from lamini_lm import config, prompts
 
 
 def make_export(folder: str | Path, kind: str = "gpt2", seed: int = 0) -> Path:
-    """Write a tiny ``kind`` ('gpt2' decoder-only or 't5' encoder-decoder) export to ``folder``: the
-    model config conf/model/tiny_<kind>.yaml, random weights, written by the training stage's exporter."""
+    """Write a tiny ``kind`` ('gpt2' decoder-only or 't5' encoder-decoder) export to ``folder``: the model
+    config model=tiny_<kind>, random weights, written by the training stage's exporter."""
     import torch
-    from omegaconf import OmegaConf
 
-    from lamini_lm import config
-    from lamini_lm.models.backbone import load_model, load_tokenizer
+    from lamini_lm.models.backbone import build_family, load_model, load_tokenizer
     from lamini_lm.training.export import write_export
 
     if kind not in ("gpt2", "t5"):
         raise ValueError(f"unknown tiny model kind {kind!r}")
-    model_cfg = OmegaConf.load(config.PROJECT_ROOT / "conf" / "model" / f"tiny_{kind}.yaml")
+    model_cfg = config.compose("train", [f"model=tiny_{kind}"]).model
+    family = build_family(model_cfg)
     torch.manual_seed(seed)
-    return write_export(load_model(model_cfg), load_tokenizer(model_cfg), prompts.get(model_cfg.prompt_style),
-                        folder, model_cfg=model_cfg, metrics={})
+    return write_export(load_model(model_cfg, family), load_tokenizer(model_cfg), family,
+                        family.style(model_cfg.prompt_style), folder, model_cfg=model_cfg, metrics={})
 
 
 def ensure_export(root: str | Path, kind: str = "gpt2") -> Path:

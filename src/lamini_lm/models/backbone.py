@@ -1,13 +1,14 @@
-"""Load a herd member's weights and tokenizer: from the Hub (or its cache) by id, or build a tiny model
-from its config. An unreachable hub becomes one clear error naming the id."""
+"""Load a student's weights and tokenizer: from the Hub (or its cache) by id, or built with random
+weights from the architecture its config carries. The model's family names the Auto class. An
+unreachable hub becomes one clear error naming the id."""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
 from lamini_lm.errors import UserError
-
-FAMILIES = ("decoder_only", "encoder_decoder")
+from lamini_lm.models.families import Family
+from lamini_lm.models.size import check_size
 
 
 def _hub_error(what: str, ident: str, e: Exception) -> UserError:
@@ -31,13 +32,18 @@ def load_tokenizer(model_cfg: DictConfig):
     return tok
 
 
-def load_model(model_cfg: DictConfig):
-    """A transformers model: pretrained from ``hub_id`` or randomly initialised from ``architecture``."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+def load_model(model_cfg: DictConfig, family: Family):
+    """A transformers model: pretrained from ``hub_id`` or randomly initialised from ``architecture``; its size
+    checked against ``model.params``."""
+    model = _load(model_cfg, family)
+    check_size(model, model_cfg)
+    return model
 
-    if model_cfg.family not in FAMILIES:
-        raise UserError(f"model.family is '{model_cfg.family}', expected one of {', '.join(FAMILIES)}")
-    auto = AutoModelForSeq2SeqLM if model_cfg.family == "encoder_decoder" else AutoModelForCausalLM
+
+def _load(model_cfg: DictConfig, family: Family):
+    from transformers import AutoConfig
+
+    auto = family.auto()
     if model_cfg.get("architecture"):
         arch = OmegaConf.to_container(model_cfg.architecture, resolve=True)
         return auto.from_config(AutoConfig.for_model(**arch))
@@ -47,3 +53,20 @@ def load_model(model_cfg: DictConfig):
         return auto.from_pretrained(model_cfg.hub_id, revision=model_cfg.get("revision") or None)
     except OSError as e:
         raise _hub_error("model", model_cfg.hub_id, e) from None
+
+
+def build_family(model_cfg: DictConfig) -> Family:
+    """The model config's ``family`` node (``_target_``: a Family class) as an object."""
+    from hydra.utils import instantiate
+
+    node = model_cfg.get("family")
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        raise UserError(f"model.family must name a family class, e.g. {{_target_: lamini_lm.models.families."
+                        f"DecoderOnly}}; got {node!r} (model '{model_cfg.get('name')}')")
+    try:
+        family = instantiate(node)
+    except Exception as e:  # hydra wraps the import or constructor error
+        raise UserError(f"model.family._target_={node._target_} cannot be built: {str(e).splitlines()[0]}") from None
+    if not isinstance(family, Family):
+        raise UserError(f"model.family._target_={node._target_} is not a lamini_lm.models.families.Family")
+    return family

@@ -1,4 +1,4 @@
-"""The LightningModule for instruction tuning, one per model family.
+"""The LightningModule for instruction tuning; the model's family (models/families.py) supplies the NLL.
 
 The loss of a micro-batch is its summed token NLL divided by the number of target tokens of the whole
 global batch (``step_target_tokens``, from the batch plan) and multiplied by accumulation x world size,
@@ -14,26 +14,25 @@ import random
 import lightning.pytorch as pl
 import numpy as np
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from lamini_lm import prompts
-from lamini_lm.data.tokenization import IGNORE_INDEX
+from lamini_lm.models.families import IGNORE_INDEX, Family
 
 
 class InstructionTuner(pl.LightningModule):
-    def __init__(self, backbone, model_cfg: DictConfig, optim_cfg: DictConfig):
+    def __init__(self, backbone, family: Family, model_cfg: DictConfig, optim_cfg: DictConfig):
         super().__init__()
         self.model = backbone
+        self.family = family
         self.model_cfg, self.optim_cfg = model_cfg, optim_cfg
-        self.style = prompts.get(model_cfg.prompt_style)
+        self.style = family.style(model_cfg.prompt_style)
         self.save_hyperparameters({"model": OmegaConf.to_container(model_cfg, resolve=True),
                                    "optim": OmegaConf.to_container(optim_cfg, resolve=True)})
 
     # -- loss ---------------------------------------------------------------------------------------
     def token_nll(self, batch) -> torch.Tensor:
         """Summed NLL over the micro-batch's target tokens (labels == -100 are ignored)."""
-        raise NotImplementedError
+        return self.family.token_nll(self.model, batch)
 
     def training_step(self, batch, batch_idx):
         nll = self.token_nll(batch)
@@ -84,42 +83,3 @@ class InstructionTuner(pl.LightningModule):
             kind, keys, pos, has_gauss, gauss = rng["numpy"]
             np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
             random.setstate(rng["python"])
-
-
-def _nll_at(model, keep: torch.Tensor, targets: torch.Tensor, **inputs) -> torch.Tensor:
-    """Summed NLL of ``targets``, projecting onto the vocabulary only the hidden states where ``keep``:
-    not over masked prompt tokens and padding (the output layer is ~30% of GPT-2's FLOPs, a large share
-    of T5's). A pre-hook hands the model's own output layer just those rows, so any scaling the model
-    applies before it (T5 with tied embeddings) is kept."""
-    head = model.get_output_embeddings()
-    handle = head.register_forward_pre_hook(lambda module, args: (args[0][keep],))
-    try:
-        logits = model(**inputs).logits
-    finally:
-        handle.remove()
-    return F.cross_entropy(logits.float(), targets, reduction="sum")
-
-
-class DecoderOnlyTuner(InstructionTuner):
-    def token_nll(self, batch) -> torch.Tensor:
-        # hidden state t predicts token t+1
-        targets = batch["labels"][:, 1:]
-        keep = F.pad(targets != IGNORE_INDEX, (0, 1), value=False)
-        return _nll_at(self.model, keep, targets[targets != IGNORE_INDEX], input_ids=batch["input_ids"],
-                       attention_mask=batch["attention_mask"])
-
-
-class EncoderDecoderTuner(InstructionTuner):
-    def token_nll(self, batch) -> torch.Tensor:
-        labels = batch["labels"]
-        # decoder input = labels shifted right (T5's own rule); passing labels instead would also make the
-        # model compute a mean loss we do not use
-        decoder_input_ids = self.model.prepare_decoder_input_ids_from_labels(labels=labels)
-        keep = labels != IGNORE_INDEX
-        return _nll_at(self.model, keep, labels[keep], input_ids=batch["input_ids"],
-                       attention_mask=batch["attention_mask"], decoder_input_ids=decoder_input_ids)
-
-
-def build_module(backbone, model_cfg: DictConfig, optim_cfg: DictConfig) -> InstructionTuner:
-    cls = EncoderDecoderTuner if model_cfg.family == "encoder_decoder" else DecoderOnlyTuner
-    return cls(backbone, model_cfg, optim_cfg)

@@ -60,7 +60,7 @@ class SampleGenerations(pl.Callback):
             return  # FSDP: weights are sharded, generating on one rank would hang the others
         dm = trainer.datamodule
         instructions = dm.val_instructions(self.num_samples)
-        responses = generate(pl_module.model, dm.tokenizer, pl_module.style, instructions,
+        responses = generate(pl_module.model, dm.tokenizer, pl_module.family, pl_module.style, instructions,
                              max_new_tokens=self.max_new_tokens)
         self.last = [{"step": trainer.global_step, "instruction": i, "response": r}
                      for i, r in zip(instructions, responses)]

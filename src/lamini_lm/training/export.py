@@ -41,21 +41,6 @@ or with this repository: `python evaluate.py model={path}`.
 {config}```
 """
 
-CAUSAL_USAGE = """from transformers import pipeline
-
-generator = pipeline("text-generation", model="{path}")
-{instruction}
-prompt = {prompt}
-print(generator(prompt, max_new_tokens=256, do_sample=False)[0]["generated_text"][len(prompt):])"""
-
-SEQ2SEQ_USAGE = """from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-tokenizer = AutoTokenizer.from_pretrained("{path}")
-model = AutoModelForSeq2SeqLM.from_pretrained("{path}")
-{instruction}
-ids = model.generate(**tokenizer(instruction, return_tensors="pt"), max_new_tokens=256)
-print(tokenizer.decode(ids[0], skip_special_tokens=True))"""
-
 
 def export(trainer, module, tokenizer, cfg: DictConfig, out_dir: str | Path, metrics: dict) -> Path | None:
     """Gather the full weights (a collective under FSDP: every rank must call this) and write the
@@ -65,11 +50,11 @@ def export(trainer, module, tokenizer, cfg: DictConfig, out_dir: str | Path, met
         return None
     prefix = "model."
     weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    return write_export(module.model, tokenizer, module.style, out_dir, model_cfg=cfg.model, metrics=metrics,
-                        config_yaml=OmegaConf.to_yaml(cfg, resolve=True), state_dict=weights)
+    return write_export(module.model, tokenizer, module.family, module.style, out_dir, model_cfg=cfg.model,
+                        metrics=metrics, config_yaml=OmegaConf.to_yaml(cfg, resolve=True), state_dict=weights)
 
 
-def write_export(model, tokenizer, style, out_dir: str | Path, *, model_cfg: DictConfig, metrics: dict,
+def write_export(model, tokenizer, family, style, out_dir: str | Path, *, model_cfg: DictConfig, metrics: dict,
                  config_yaml: str | None = None, state_dict: dict | None = None) -> Path:
     """The export folder for ``model`` (with ``state_dict`` instead of its own weights, if given)."""
     out = Path(out_dir)
@@ -84,16 +69,12 @@ def write_export(model, tokenizer, style, out_dir: str | Path, *, model_cfg: Dic
     style.save(out)
     if config_yaml is not None:
         (out / "training_config.yaml").write_text(config_yaml)
-    encoder_decoder = model_cfg.family == "encoder_decoder"
     instruction = ('instruction = "Please let me know your thoughts on the given place and why you think it '
                    'deserves to be visited: \\"Barcelona, Spain\\""')
-    if encoder_decoder:
-        # transformers 5 removed the text2text-generation pipeline that the LaMini-T5 cards use
-        usage = SEQ2SEQ_USAGE.format(path=out, instruction=instruction)
-    else:  # the wrapper exactly as in training: an f-string of the saved template
-        usage = CAUSAL_USAGE.format(path=out, instruction=instruction, prompt="f" + repr(style.template))
+    # a decoder-only snippet wraps exactly as in training: an f-string of the saved template
+    usage = family.usage.format(path=out, instruction=instruction, prompt="f" + repr(style.template))
     (out / "README.md").write_text(CARD.format(
-        pipeline_tag="text2text-generation" if encoder_decoder else "text-generation",
+        pipeline_tag=family.pipeline_tag,
         base_model=model_cfg.hub_id or "none (randomly initialised)",
         lamini_name=model_cfg.lamini_name, model_name=model_cfg.name,
         base=model_cfg.hub_id or f"A randomly initialised {model_cfg.architecture.model_type}",

@@ -52,11 +52,9 @@ def train(cfg: DictConfig) -> dict:
     from hydra.utils import instantiate
     from lightning.pytorch.loggers import WandbLogger
 
-    from lamini_lm import prompts
     from lamini_lm.data.batching import accumulation_steps
     from lamini_lm.data.datamodule import InstructionDataModule
-    from lamini_lm.models.backbone import load_model, load_tokenizer
-    from lamini_lm.models.tuner import build_module
+    from lamini_lm.models.backbone import build_family, load_model, load_tokenizer
     from lamini_lm.training import ddp_hydra
     from lamini_lm.training.callbacks import SampleGenerations, TokenThroughput
     from lamini_lm.training.export import export
@@ -65,12 +63,12 @@ def train(cfg: DictConfig) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
 
-    style = prompts.get(cfg.model.prompt_style)
+    family = build_family(cfg.model)
     tokenizer = load_tokenizer(cfg.model)
-    module = build_module(load_model(cfg.model), cfg.model, cfg.optim)
+    module = family.module(load_model(cfg.model, family), cfg.model, cfg.optim)
     data = cfg.data
     datamodule = InstructionDataModule(
-        instantiate(data.source), tokenizer, style, cfg.model.family,
+        instantiate(data.source), tokenizer, module.style, family,
         global_batch_size=cfg.global_batch_size, micro_batch_size=cfg.micro_batch_size, val_size=data.val_size,
         max_source_length=data.max_source_length, max_target_length=data.max_target_length,
         mask_prompt=data.mask_prompt, seed=cfg.seed,

@@ -1,0 +1,212 @@
+"""Model families: the one place that knows how a kind of architecture is loaded, fed, trained,
+prompted, exported and evaluated.
+
+Data, training, inference, export and evaluation ask the model's family; none of them branches on
+the architecture. A model config selects its family with ``family: {_target_: <class>}`` (see
+conf/model/base/), so a new family is one subclass here (or in your own package) and one config.
+
+    DecoderOnly     GPT-2, GPT-Neo, Cerebras-GPT: Alpaca-wrapped prompt + response + EOS in one
+                    sequence, the prompt masked from the loss, generation continues the prompt
+    EncoderDecoder  T5, Flan-T5: the raw instruction into the encoder, the response as labels
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from lamini_lm import prompts
+from lamini_lm.errors import UserError
+from lamini_lm.prompts import PromptStyle
+
+IGNORE_INDEX = -100  # label of a token that is not a target (transformers' and torch's convention)
+
+
+class Family:
+    """What differs between architectures; subclasses fill in the class attributes and methods."""
+
+    architecture: ClassVar[str]  # what results and figures call it: decoder-only, encoder-decoder
+    auto_class: ClassVar[str]  # the transformers Auto class that loads it
+    default_prompt_style: ClassVar[str]  # lamini_lm.prompts name, when the model config names none
+    pipeline_tag: ClassVar[str]  # the export's model card (what the Hub shows)
+    lm_eval_backend: ClassVar[str]  # lm-eval HFLM backend
+    padding_side: ClassVar[str]  # for batched generation
+    # the labels are a sequence of their own (a decoder's), not positions of the input: they count
+    # towards the tokens computed, and length grouping has two widths to keep tight
+    separate_labels: ClassVar[bool]
+    usage: ClassVar[str]  # the model card's code snippet; {path}, {instruction}, {prompt}
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:  # stable across processes: part of the datasets cache fingerprint
+        return f"{type(self).__module__}.{type(self).__qualname__}()"
+
+    def auto(self):
+        import transformers
+
+        return getattr(transformers, self.auto_class)
+
+    def style(self, name: str | None = None) -> PromptStyle:
+        """The prompt style ``name`` (a model config's prompt_style), or this family's default."""
+        return prompts.get(name or self.default_prompt_style)
+
+    # -- data -------------------------------------------------------------------------------------
+    def encode(self, tokenizer, prompts: list[str], responses: list[str], max_source_length: int,
+               max_target_length: int, mask_prompt: bool) -> dict:
+        """Wrapped prompts and responses -> input_ids, labels (IGNORE_INDEX = no target),
+        source_length (tokens the input takes) and target_length (target tokens)."""
+        raise NotImplementedError
+
+    def order(self, batch: list[int], source_lengths, target_lengths, micro_batch_size: int) -> list[int]:
+        """A global batch sorted so that cutting it into micro-batches wastes little padding."""
+        return sorted(batch, key=source_lengths.__getitem__)
+
+    # -- training ---------------------------------------------------------------------------------
+    def token_nll(self, model, batch: dict) -> torch.Tensor:
+        """Summed NLL over the micro-batch's target tokens (labels == IGNORE_INDEX are ignored)."""
+        raise NotImplementedError
+
+    def module(self, backbone, model_cfg, optim_cfg):
+        """The LightningModule that trains this family (the shared one, which asks ``token_nll``)."""
+        from lamini_lm.models.tuner import InstructionTuner
+
+        return InstructionTuner(backbone, self, model_cfg, optim_cfg)
+
+    # -- inference --------------------------------------------------------------------------------
+    def generate(self, model, tokenizer, prompts: list[str], **generate_kwargs) -> list[str]:
+        """Completions of one batch of already-wrapped prompts."""
+        tokenizer.padding_side = self.padding_side
+        enc = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
+        with torch.no_grad():
+            ids = model.generate(**enc, pad_token_id=tokenizer.pad_token_id, **generate_kwargs)
+        return [t.strip() for t in tokenizer.batch_decode(self._completion(ids, enc["input_ids"].shape[1]),
+                                                          skip_special_tokens=True)]
+
+    def _completion(self, ids: torch.Tensor, prompt_width: int) -> torch.Tensor:
+        return ids
+
+
+def _nll_at(model, keep: torch.Tensor, targets: torch.Tensor, **inputs) -> torch.Tensor:
+    """Summed NLL of ``targets``, projecting onto the vocabulary only the hidden states where ``keep``:
+    not over masked prompt tokens and padding (the output layer is ~30% of GPT-2's FLOPs, a large share
+    of T5's). A pre-hook hands the model's own output layer just those rows, so any scaling the model
+    applies before it (T5 with tied embeddings) is kept."""
+    head = model.get_output_embeddings()
+    handle = head.register_forward_pre_hook(lambda module, args: (args[0][keep],))
+    try:
+        logits = model(**inputs).logits
+    finally:
+        handle.remove()
+    return F.cross_entropy(logits.float(), targets, reduction="sum")
+
+
+class DecoderOnly(Family):
+    architecture = "decoder-only"
+    auto_class = "AutoModelForCausalLM"
+    default_prompt_style = "alpaca"
+    pipeline_tag = "text-generation"
+    lm_eval_backend = "causal"
+    padding_side = "left"  # generation continues from the right edge
+    separate_labels = False
+    usage = """from transformers import pipeline
+
+generator = pipeline("text-generation", model="{path}")
+{instruction}
+prompt = {prompt}
+print(generator(prompt, max_new_tokens=256, do_sample=False)[0]["generated_text"][len(prompt):])"""
+
+    def encode(self, tokenizer, prompts, responses, max_source_length, max_target_length, mask_prompt):
+        # prompt and response tokenised apart, so the mask boundary is exact
+        src = tokenizer(prompts, add_special_tokens=False, truncation=True, max_length=max_source_length)["input_ids"]
+        tgt = tokenizer(responses, add_special_tokens=False, truncation=True,
+                        max_length=max_target_length - 1)["input_ids"]
+        input_ids, labels = [], []
+        for s, t in zip(src, tgt):
+            t = t + [tokenizer.eos_token_id]
+            input_ids.append(s + t)
+            labels.append(([IGNORE_INDEX] * len(s) if mask_prompt else s) + t)
+        return {"input_ids": input_ids, "labels": labels, "source_length": [len(x) for x in input_ids],
+                "target_length": [sum(1 for v in lab if v != IGNORE_INDEX) for lab in labels]}
+
+    def token_nll(self, model, batch):
+        # hidden state t predicts token t+1
+        targets = batch["labels"][:, 1:]
+        keep = F.pad(targets != IGNORE_INDEX, (0, 1), value=False)
+        return _nll_at(model, keep, targets[targets != IGNORE_INDEX], input_ids=batch["input_ids"],
+                       attention_mask=batch["attention_mask"])
+
+    def _completion(self, ids, prompt_width):
+        return ids[:, prompt_width:]
+
+
+class EncoderDecoder(Family):
+    architecture = "encoder-decoder"
+    auto_class = "AutoModelForSeq2SeqLM"
+    default_prompt_style = "raw"  # the LaMini-T5 cards give the bare instruction
+    pipeline_tag = "text2text-generation"
+    lm_eval_backend = "seq2seq"
+    padding_side = "right"
+    separate_labels = True
+    # transformers 5 removed the text2text-generation pipeline that the LaMini-T5 cards use
+    usage = """from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{path}")
+model = AutoModelForSeq2SeqLM.from_pretrained("{path}")
+{instruction}
+ids = model.generate(**tokenizer(instruction, return_tensors="pt"), max_new_tokens=256)
+print(tokenizer.decode(ids[0], skip_special_tokens=True))"""
+
+    def encode(self, tokenizer, prompts, responses, max_source_length, max_target_length, mask_prompt):
+        # the model never predicts its input, so mask_prompt has nothing to mask
+        src = tokenizer(prompts, truncation=True, max_length=max_source_length)["input_ids"]
+        tgt = tokenizer(responses, truncation=True, max_length=max_target_length)["input_ids"]
+        return {"input_ids": src, "labels": tgt, "source_length": [len(s) for s in src],
+                "target_length": [len(t) for t in tgt]}
+
+    def order(self, batch, source_lengths, target_lengths, micro_batch_size):
+        # two widths to keep tight: sort by total length, then by input length within groups of a few
+        # micro-batches (simulated on LaMini-like lengths: less padding than input-then-label order)
+        src, tgt = source_lengths, target_lengths
+        batch = sorted(batch, key=lambda i: src[i] + tgt[i])
+        group = 4 * micro_batch_size
+        return [i for g in range(0, len(batch), group) for i in sorted(batch[g:g + group], key=src.__getitem__)]
+
+    def token_nll(self, model, batch):
+        labels = batch["labels"]
+        # decoder input = labels shifted right (T5's own rule); passing labels instead would also make the
+        # model compute a mean loss we do not use
+        decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
+        keep = labels != IGNORE_INDEX
+        return _nll_at(model, keep, labels[keep], input_ids=batch["input_ids"],
+                       attention_mask=batch["attention_mask"], decoder_input_ids=decoder_input_ids)
+
+
+def from_hf_config(config) -> Family:
+    """The family of a transformers model config (hub ids and foreign folders carry no family of ours)."""
+    return EncoderDecoder() if getattr(config, "is_encoder_decoder", False) else DecoderOnly()
+
+
+def of_export(folder: str | Path) -> Family:
+    """The family an export was trained as (its training_config.yaml), else the one its config.json implies."""
+    import yaml
+    from hydra.utils import get_class
+    from transformers import AutoConfig
+
+    f = Path(folder) / "training_config.yaml"
+    node = ((yaml.safe_load(f.read_text()) or {}).get("model") or {}).get("family") if f.exists() else None
+    if isinstance(node, dict) and "_target_" in node:
+        # only a Family class is taken from a file that may come from elsewhere, never any callable
+        try:
+            cls = get_class(node["_target_"])
+        except Exception:
+            cls = None
+        if not (isinstance(cls, type) and issubclass(cls, Family)):
+            raise UserError(f"{f}: model.family._target_={node['_target_']} is not an importable Family class "
+                            "(lamini_lm.models.families)")
+        return cls()
+    return from_hf_config(AutoConfig.from_pretrained(folder))
