@@ -155,12 +155,12 @@ def path(name: str) -> Path:
     return d
 
 
-def _sha256(file: Path) -> str:
-    h = hashlib.sha256()
+def hash_file(h, file: Path):
+    """Feed ``file`` to the hashlib object ``h`` in chunks (archives and weights can be GBs); returns ``h``."""
     with open(file, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()
+    return h
 
 
 def _download(asset: Asset, into: Path) -> Path:
@@ -192,7 +192,7 @@ def fetch(name: str, force: bool = False) -> Path:
         return dest
     with tempfile.TemporaryDirectory() as tmp:
         archive = _download(asset, Path(tmp))
-        digest = _sha256(archive)
+        digest = hash_file(hashlib.sha256(), archive).hexdigest()
         if digest != asset.sha256:
             raise UserError(
                 f"{archive.name} has sha256 {digest}, expected {asset.sha256}: "

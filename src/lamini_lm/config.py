@@ -25,17 +25,18 @@ def _asset(name: str) -> str:
     return str(assets.path(name))
 
 
-def wandb_offline() -> bool:
-    """Offline unless the user asked for online W&B or has a W&B login (API key or ~/.netrc entry)."""
+def wandb_mode() -> str:
+    """The one W&B rule of all three stages (each config's ``wandb.mode`` defaults to it): WANDB_MODE when set,
+    else online with a W&B login (WANDB_API_KEY or a ~/.netrc entry), else offline (``wandb sync`` uploads later)."""
     mode = os.environ.get("WANDB_MODE", "")
-    if mode in ("offline", "disabled", "dryrun"):
-        return True
-    if mode == "online" or os.environ.get("WANDB_API_KEY"):
-        return False
+    if mode:
+        return "offline" if mode == "dryrun" else mode
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
     try:
-        return netrc.netrc().authenticators("api.wandb.ai") is None
+        return "offline" if netrc.netrc().authenticators("api.wandb.ai") is None else "online"
     except (FileNotFoundError, netrc.NetrcParseError):
-        return True
+        return "offline"
 
 
 def compose(config_name: str, overrides=(), return_hydra_config: bool = False) -> DictConfig:
@@ -52,7 +53,7 @@ for _name, _fn in {
     "conf_dir": lambda: str(conf_dir()),
     "package_dir": lambda: str(PACKAGE_DIR),
     "asset": _asset,
-    "wandb_offline": wandb_offline,
+    "wandb_mode": wandb_mode,
 }.items():
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)

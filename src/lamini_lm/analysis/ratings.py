@@ -17,10 +17,10 @@ import random
 from collections import Counter
 from pathlib import Path
 
+from lamini_lm import rating
 from lamini_lm.analysis.subsets import SUBSETS, ordered
 from lamini_lm.errors import UserError
 
-LEVELS = ("A", "B", "C", "D")
 COLUMNS = ["item_id", "source", "dataset", "instruction", "response", "instruction_rating", "response_rating"]
 RATED = {"instruction": "instruction_rating", "response": "response_rating"}
 TEMPLATE = Path(__file__).with_name("rating_sheet.html")
@@ -93,11 +93,12 @@ def read_ratings(path: str | Path) -> dict[str, dict[str, Counter]]:
                 known = ", ".join(SUBSETS)
                 raise UserError(f"{where}: unknown subset '{src}' in column source; expected one of {known}")
             for field, col in RATED.items():
-                v = (row[col] or "").strip().upper().removeprefix("RATE-")
-                if v and v not in LEVELS:
-                    raise UserError(f"{where}: {col} is '{row[col]}', expected one of A, B, C, D (or blank)")
+                try:
+                    v = rating.parse(row[col])
+                except ValueError:
+                    raise UserError(f"{where}: {col} is '{row[col]}', expected one of A, B, C, D (or blank)") from None
                 counts[field].setdefault(src, Counter())[v or "unrated"] += 1
-    if not any(c[lv] for per in counts.values() for c in per.values() for lv in LEVELS):
+    if not any(c[lv] for per in counts.values() for c in per.values() for lv in rating.LEVELS):
         raise UserError(f"{path}: no ratings filled in (columns {', '.join(RATED.values())} are all blank)")
     return counts
 
@@ -110,7 +111,6 @@ def figure4(counts: dict[str, dict[str, Counter]], out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    colours = {"A": "#1a9850", "B": "#a6d96a", "C": "#fdae61", "D": "#d73027"}
     written = []
     for k, (field, letter, title) in enumerate(
         [("instruction", "X", "instructions"), ("response", "Y", "responses")]
@@ -119,9 +119,9 @@ def figure4(counts: dict[str, dict[str, Counter]], out_dir: Path) -> list[Path]:
         subsets = ordered(per)
         fig, ax = plt.subplots(figsize=(1.1 * len(subsets) + 2.5, 4))
         bottom = [0] * len(subsets)
-        for lv in LEVELS:
+        for lv in rating.LEVELS:
             vals = [per[s][lv] for s in subsets]
-            ax.bar(range(len(subsets)), vals, bottom=bottom, color=colours[lv], label=f"Rate-{lv}", width=0.6)
+            ax.bar(range(len(subsets)), vals, bottom=bottom, color=rating.COLOURS[lv], label=f"Rate-{lv}", width=0.6)
             bottom = [b + v for b, v in zip(bottom, vals)]
         ax.set_xticks(range(len(subsets)), [SUBSETS[s].latex(letter) for s in subsets])
         ax.set_ylabel("# of examples")
@@ -136,9 +136,9 @@ def figure4(counts: dict[str, dict[str, Counter]], out_dir: Path) -> list[Path]:
     table = out_dir / "figure4_ratings.csv"
     with open(table, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["field", "dataset", "source", *LEVELS, "unrated"])
+        w.writerow(["field", "dataset", "source", *rating.LEVELS, "unrated"])
         for field, letter in (("instruction", "X"), ("response", "Y")):
             for s in ordered(counts[field]):
                 c = counts[field][s]
-                w.writerow([field, SUBSETS[s].name(letter), s, *(c[lv] for lv in LEVELS), c["unrated"]])
+                w.writerow([field, SUBSETS[s].name(letter), s, *(c[lv] for lv in rating.LEVELS), c["unrated"]])
     return [*written, table]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lamini_lm import table_render
 from lamini_lm.analysis.stats import DatasetStats
 from lamini_lm.analysis.subsets import ALL, CODES, D_ALL, SUBSETS
 
@@ -102,22 +103,13 @@ def write(rows: list[dict], columns: list[Column], out: Path, caption: str, pape
         return ours
 
     note = " Paper's printed values in parentheses." if paper else ""
-    md = [f"**{caption}**{note}", "", "| Dataset | " + " | ".join(c.header for c in columns) + " |"]
-    md.append("|---" * (len(columns) + 1) + "|")
-    for r in rows:
-        md.append(f"| {_subset(r['source']).name()} | " + " | ".join(cell(r, c) for c in columns) + " |")
-    out.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
-
-    tex = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\toprule"]
-    tex.append("Dataset & " + " & ".join(c.latex for c in columns) + r" \\")
-    tex.append(r"\midrule")
-    for r in rows:
-        if r["source"] == ALL:
-            tex.append(r"\midrule")
-        cells = [cell(r, c).replace("%", r"\%") for c in columns]
-        tex.append(_subset(r["source"]).latex() + " & " + " & ".join(cells) + r" \\")
-    tex += [r"\bottomrule", r"\end{tabular}", f"\\caption{{{caption}{note}}}", r"\end{table}"]
-    out.with_suffix(".tex").write_text("\n".join(tex) + "\n", encoding="utf-8")
+    md_rows = [[_subset(r["source"]).name(), *(cell(r, c) for c in columns)] for r in rows]
+    md = table_render.markdown(f"**{caption}**{note}", ["Dataset", *(c.header for c in columns)], md_rows)
+    out.with_suffix(".md").write_text(md, encoding="utf-8")
+    tex_rows = [[_subset(r["source"]).latex(), *(cell(r, c).replace("%", r"\%") for c in columns)] for r in rows]
+    tex = table_render.latex(caption + note, ["Dataset", *(c.latex for c in columns)], tex_rows,
+                       {i for i, r in enumerate(rows) if r["source"] == ALL})
+    out.with_suffix(".tex").write_text(tex, encoding="utf-8")
 
     keys = list(rows[0])
     paper_keys = [c.paper_key for c in columns if c.paper_key] if paper else []

@@ -1,27 +1,16 @@
 """Log the analysis outputs (tables, figures, the rating page) to one W&B run, then finish it.
 
-mode ``auto``: WANDB_MODE when set, else online with a W&B login and offline without one
-(``wandb sync <out_dir>/wandb/offline-run-*`` uploads it later).
+``analysis.wandb.mode`` follows the rule of every stage (lamini_lm.config.wandb_mode); offline runs are
+uploaded later with ``wandb sync <out_dir>/analysis/wandb/offline-run-*``.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-import os
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-
-
-def _mode(mode: str) -> str | None:
-    if mode != "auto":
-        return mode
-    if os.environ.get("WANDB_MODE"):
-        return None  # wandb reads it
-    import wandb
-
-    return "online" if wandb.login(prompt=False, verify=False) else "offline"
 
 
 def log_outputs(wcfg, out_dir: Path, config: dict, files: list[Path], summary: dict) -> str | None:
@@ -30,7 +19,7 @@ def log_outputs(wcfg, out_dir: Path, config: dict, files: list[Path], summary: d
 
     run = wandb.init(
         project=wcfg.project, entity=wcfg.entity, name=wcfg.name, job_type="analyze", dir=str(out_dir),
-        mode=_mode(wcfg.mode), config=config,
+        mode=wcfg.mode, config=config,
     )
     try:
         payload = {}

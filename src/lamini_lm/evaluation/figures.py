@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lamini_lm import rating
 from lamini_lm.evaluation import paper
 
 # Figure 5's series: the LaMini models of Tables 9-13 (table -> name prefix, architecture, colour): the figure
@@ -13,7 +14,6 @@ SERIES = {9: ("LaMini-T5", "encoder-decoder", "#1f77b4"), 10: ("LaMini-Flan-T5",
           13: ("LaMini-GPT", "decoder-only", "#8c564b")}
 MARKERS = {"encoder-decoder": "o", "decoder-only": "s"}
 OURS = {"encoder-decoder": "tab:blue", "decoder-only": "tab:red"}
-RATINGS = ("A", "B", "C", "D")
 
 
 def _plt():
@@ -65,10 +65,9 @@ def figure6(counts: dict[str, dict[str, int]], out: Path, rater: str = "human") 
     models = list(counts)
     fig, ax = plt.subplots(figsize=(6.4, 0.5 * len(models) + 1.5))
     left = [0.0] * len(models)
-    colors = {"A": "#2ca02c", "B": "#98df8a", "C": "#ffbb78", "D": "#d62728"}
-    for rate in RATINGS:
+    for rate in rating.LEVELS:
         share = [counts[m].get(rate, 0) / max(1, sum(counts[m].values())) for m in models]
-        ax.barh(models, share, left=left, color=colors[rate], label=f"Rate-{rate}")
+        ax.barh(models, share, left=left, color=rating.COLOURS[rate], label=f"Rate-{rate}")
         left = [a + b for a, b in zip(left, share)]
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of responses")

@@ -16,22 +16,12 @@ import urllib.request
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from lamini_lm import rating
 from lamini_lm.errors import UserError
 from lamini_lm.jsonl import iter_jsonl
 
-RATINGS = ("A", "B", "C", "D")
 SHEET_FIELDS = ("item_id", "instruction_id", "instruction", "input", "response", "rating", "comment")
 KEY_FIELDS = ("item_id", "instruction_id", "rater", "model")
-# Table 7, shown at the top of every rater's guide
-RUBRIC = """Rate every response A, B, C or D (Table 7 of the LaMini-LM paper; Wang et al. 2022's protocol):
-A: valid, acceptable and satisfying response; accurate in facts, comparable to human standards
-   (it may meet the criteria without being in the expected format).
-B: acceptable, with minor errors that can be improved (out-of-context content, minimal factual
-   errors, partially responding to the instruction, ...).
-C: relevant and responds to the instruction, but has significant errors in the content.
-D: invalid and unacceptable response.
-Score all responses to one instruction against the same standard. You do not know which model
-wrote which response; the order of responses is random."""
 
 
 # ---------------------------------------------------------------- the instructions and the subset
@@ -149,15 +139,10 @@ def read_responses(folder: Path) -> dict[str, dict[str, dict]]:
         raise UserError(f"{folder} holds no <model>.jsonl responses: run mode=human_generate first")
     out: dict[str, dict[str, dict]] = {}
     for f in files:
-        with open(f, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    r = json.loads(line)
-                    out.setdefault(r["model"], {})[r["id"]] = r
-                except (json.JSONDecodeError, KeyError) as e:
-                    raise UserError(f"{f}:{lineno}: not a response record ({type(e).__name__}: {e})") from None
+        for where, r in iter_jsonl(f):
+            if not isinstance(r, dict) or not {"model", "id"} <= r.keys():
+                raise UserError(f"{where}: not a response record (needs model, id, instruction, response)")
+            out.setdefault(r["model"], {})[r["id"]] = r
     ids = {m: set(rs) for m, rs in out.items()}
     first = next(iter(ids.values()))
     for m, s in ids.items():
@@ -212,7 +197,7 @@ def sheets(cfg) -> Path:
         w = csv.DictWriter(f, fieldnames=KEY_FIELDS)
         w.writeheader()
         w.writerows(items)
-    (out / "GUIDE.txt").write_text(RUBRIC + "\n\nFill the 'rating' column of your rater_<k>.csv with A, B, C or D.\n"
+    (out / "GUIDE.txt").write_text(rating.RUBRIC + "\n\nFill the 'rating' column of your rater_<k>.csv with A, B, C or D.\n"
                                    "key.csv maps items to models: keep it away from the raters.\n")
     n = len(any_model)
     print(f"{n} instructions x {len(models)} models -> {len(by_rater)} rater sheets in {out} "
@@ -230,11 +215,14 @@ def read_ratings(folder: Path) -> dict[str, str]:
     for f in files:
         with open(f, newline="", encoding="utf-8") as fh:
             for lineno, row in enumerate(csv.DictReader(fh), 2):
-                raw = (row.get("rating") or "").strip().upper().removeprefix("RATE-")
-                if raw not in RATINGS:
+                try:
+                    value = rating.parse(row.get("rating"))
+                except ValueError:
+                    value = ""
+                if not value:
                     raise UserError(f"{f}:{lineno}: rating {row.get('rating')!r} for item {row.get('item_id')} "
                                     "must be A, B, C or D")
-                ratings[row["item_id"]] = raw
+                ratings[row["item_id"]] = value
     return ratings
 
 
@@ -256,7 +244,7 @@ def count(items: list[dict]) -> dict[str, dict[str, int]]:
     """Rate-A..D counts per model."""
     counts: dict[str, dict[str, int]] = {}
     for it in items:
-        counts.setdefault(it["model"], dict.fromkeys(RATINGS, 0))[it["rating"]] += 1
+        counts.setdefault(it["model"], dict.fromkeys(rating.LEVELS, 0))[it["rating"]] += 1
     return counts
 
 
@@ -264,9 +252,9 @@ def write_counts(counts: dict[str, dict[str, int]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["model", *(f"Rate-{r}" for r in RATINGS), "n"])
+        w.writerow(["model", *(f"Rate-{r}" for r in rating.LEVELS), "n"])
         for m, c in counts.items():
-            w.writerow([m, *(c[r] for r in RATINGS), sum(c.values())])
+            w.writerow([m, *(c[r] for r in rating.LEVELS), sum(c.values())])
 
 
 def ingest(cfg) -> dict[str, dict[str, int]]:

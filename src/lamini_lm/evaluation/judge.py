@@ -17,6 +17,7 @@ import logging
 import re
 from pathlib import Path
 
+from lamini_lm import rating
 from lamini_lm.errors import UserError
 from lamini_lm.evaluation import human
 
@@ -45,7 +46,7 @@ def requests(cfg, responses: dict[str, dict[str, dict]]) -> list[tuple[str, str,
     out = []
     for model in sorted(responses):
         for iid, r in sorted(responses[model].items()):
-            prompt = template.format(rubric=human.RUBRIC, instruction=r["instruction"],
+            prompt = template.format(rubric=rating.RUBRIC, instruction=r["instruction"],
                                      input=r.get("input") or "(none)", response=r["response"])
             body = request_body(cfg.teacher, [{"role": "user", "content": prompt}], cfg.judge.max_tokens,
                                 cfg.judge.params)
@@ -105,7 +106,7 @@ def agreement(people: list[dict], judged: list[dict], out: Path) -> dict:
     if not pairs:
         raise UserError("the human sheets and the judged responses share no (model, instruction)")
     h, j = [a for a, _ in pairs], [b for _, b in pairs]
-    labels = list(human.RATINGS)
+    labels = list(rating.LEVELS)
     result = {
         "n": len(pairs),
         "exact_agreement": sum(a == b for a, b in pairs) / len(pairs),

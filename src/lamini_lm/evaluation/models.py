@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lamini_lm import prompts
+from lamini_lm.assets import hash_file
 from lamini_lm.errors import UserError
 from lamini_lm.models import families
 from lamini_lm.models.families import Family
@@ -39,9 +40,7 @@ def weights_sha256(folder: Path) -> str:
     files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file())
     for p in files:
         h.update(p.name.encode())
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+        hash_file(h, p)
     return h.hexdigest()
 
 

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from lamini_lm import table_render
 from lamini_lm.errors import UserError
 from lamini_lm.evaluation import paper
 from lamini_lm.evaluation.suite import PAPER_TASKS
@@ -114,21 +115,13 @@ def _extra_rows(results: list[Result]) -> tuple[list[str], list[list]]:
 
 
 def _markdown(title, header, rows) -> str:
-    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join([row[0]] + [_fmt(v) for v in row[1:]]) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return table_render.markdown(f"### {title}", header, [[row[0], *map(_fmt, row[1:])] for row in rows])
 
 
 def _latex(title, header, rows) -> str:
     esc = lambda s: str(s).replace("_", r"\_").replace("&", r"\&").replace("%", r"\%").replace("Δ", r"$\Delta$")  # noqa: E731
-    out = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
-           r"\toprule", " & ".join(esc(h) for h in header) + r" \\", r"\midrule"]
-    for row in rows:
-        if row[0] == paper.AVERAGE:
-            out.append(r"\midrule")
-        out.append(" & ".join([esc(row[0])] + [_fmt(v) for v in row[1:]]) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}", r"\caption{" + esc(title) + "}", r"\end{table}"]
-    return "\n".join(out) + "\n"
+    return table_render.latex(esc(title), [esc(h) for h in header], [[esc(row[0]), *map(_fmt, row[1:])] for row in rows],
+                        {i for i, row in enumerate(rows) if row[0] == paper.AVERAGE})
 
 
 def _long_rows(table: int | str, models, results) -> list[dict]:
