@@ -77,7 +77,7 @@ def test_windows_cross_text_boundaries_per_subset():
         ("alpaca", "Go home.", "No."),
     ]
     batch = [{"instruction_source": s, "instruction": i, "response": r} for s, i, r in recs]
-    stats = DatasetStats(counter=None, words=Tokenizer(), window=3)
+    stats = DatasetStats(counter=None, word_tokenizer=Tokenizer(), window=3)
     stats.add(batch[:2])
     stats.add(batch[2:])
     ins, res = stats.streams["instruction"], stats.streams["response"]

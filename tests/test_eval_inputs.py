@@ -146,14 +146,14 @@ def test_hub_suite_names_lm_evals_tasks_and_their_metrics(tmp_path):
 def test_a_training_export_is_matched_to_its_paper_column(tmp_path, tmp_path_factory):
     import shutil
 
-    from lamini_lm.evaluation import models, paper
+    from lamini_lm.evaluation import model_refs, paper
 
     root = tiny_root(tmp_path_factory)
     run = tmp_path / "multirun" / "train" / "2026-01-01_00-00-00" / "3"
     shutil.copytree(root / "gpt2" / "hf", run / "hf")
     (run / "hf" / "training_config.yaml").write_text("model:\n  name: gpt2\n  lamini_name: LaMini-GPT-124M\n"
                                                       "  hub_id: openai-community/gpt2\n")
-    (ref,) = models.resolve_all(str(tmp_path / "multirun" / "train"))
+    (ref,) = model_refs.resolve_all(str(tmp_path / "multirun" / "train"))
     assert ref.name == "train/2026-01-01_00-00-00/3" and ref.style.name == "alpaca"
     assert ref.info["lamini_name"] == "LaMini-GPT-124M" and ref.info["hub_id"] == "openai-community/gpt2"
     assert paper.match(ref.info["lamini_name"], paper.all_models(paper.load())) == "LaMini-GPT-124M"

@@ -62,7 +62,7 @@ def test_every_trainer_config_names_real_classes(trainer):
 def test_paper_experiment_is_the_papers_recipe():
     cfg = _compose("experiment=lamini_paper", "model=flan_t5_base")
     assert cfg.global_batch_size == 1024 and cfg.trainer.max_epochs == 5
-    assert cfg.optim.lr == 5e-4 and cfg.data.source.name == "MBZUAI/LaMini-instruction"
+    assert cfg.optim.lr == 5e-4 and cfg.data.reader.name == "MBZUAI/LaMini-instruction"
     assert _compose("experiment=lamini_paper", "model=gpt2_xl").optim.lr == 2e-5
 
 

@@ -45,7 +45,7 @@ def run(cfg: DictConfig) -> dict:
     """Run the configured analysis; returns the summary written to summary.json."""
     from lamini_lm.analysis import ratings, tables
     from lamini_lm.analysis.mattr import Tokenizer
-    from lamini_lm.analysis.source import RELEASED, record_batches
+    from lamini_lm.analysis.reading import RELEASED, record_batches
     from lamini_lm.analysis.stats import DatasetStats, TokenCounter
     from lamini_lm.analysis.subsets import SUBSETS, ordered, resolve
     from lamini_lm.analysis.tsne import PAPER_PAIRS, figure3
@@ -80,7 +80,7 @@ def run(cfg: DictConfig) -> dict:
         batches = record_batches(a.input, a.split, a.batch_size, a.limit)  # a bad input fails before any loading
         stats = DatasetStats(
             counter=TokenCounter(a.table1.tokenizer, a.table1.piece_cache) if "table1" in outputs else None,
-            words=Tokenizer(a.table2.token_pattern, a.table2.lowercase) if "table2" in outputs else None,
+            word_tokenizer=Tokenizer(a.table2.token_pattern, a.table2.lowercase) if "table2" in outputs else None,
             window=a.table2.window,
             subsets=subsets,
             samples=samples,

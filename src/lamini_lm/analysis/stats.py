@@ -126,15 +126,15 @@ class DatasetStats:
     def __init__(
         self,
         counter: TokenCounter | None,
-        words: Tokenizer | None,
+        word_tokenizer: Tokenizer | None,
         window: int = 50,
         subsets: list[str] | None = None,
         samples: dict[str, tuple[int, list[str]]] | None = None,
         seed: int = 0,
     ):
-        """``counter`` None skips Table 1's token counts, ``words`` None skips MATTR; ``subsets`` keeps only
+        """``counter`` None skips Table 1's token counts, ``word_tokenizer`` None skips MATTR; ``subsets`` keeps only
         those; ``samples`` maps a sample name to (k, subsets to sample from)."""
-        self.counter, self.tokenizer = counter, words
+        self.counter, self.word_tokenizer = counter, word_tokenizer
         self.keep = np.zeros(len(SUBSETS), bool)
         self.keep[[CODES[s] for s in (subsets or SUBSETS)]] = True
         self.samples = np.zeros(len(SUBSETS), np.int64)
@@ -162,8 +162,8 @@ class DatasetStats:
             texts = [r[f] for r in batch]
             if self.counter is not None:
                 self.tokens[f] += np.bincount(codes, weights=self.counter.lengths(texts), minlength=n).astype(np.int64)
-            if self.tokenizer is not None:
-                ids, counts = self.tokenizer.ids(texts)
+            if self.word_tokenizer is not None:
+                ids, counts = self.word_tokenizer.ids(texts)
                 self.words[f] += np.bincount(codes, weights=counts, minlength=n).astype(np.int64)
                 self.streams[f][ALL].update(ids)
                 token_codes = np.repeat(codes, counts)

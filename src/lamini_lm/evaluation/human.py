@@ -108,8 +108,8 @@ def select(cfg) -> Path:
 def generate(cfg) -> Path:
     """Every model's response to every selected instruction, batched, in the model's own prompt style."""
     from lamini_lm import inference
-    from lamini_lm.evaluation.models import resolve_all
-    from lamini_lm.evaluation.runner import safe_name
+    from lamini_lm.evaluation.model_refs import resolve_all
+    from lamini_lm.evaluation.harness import safe_name
 
     h = cfg.human
     rows = selected(h)

@@ -30,10 +30,10 @@ def run(cfg) -> None:
 
 
 def run_lm_eval(cfg) -> list[dict]:
-    from lamini_lm.evaluation import local_tasks, models, paper, runner, suite
+    from lamini_lm.evaluation import harness, local_tasks, model_refs, paper, suite
 
     specs = suite.select(suite.load(cfg.eval), cfg.tasks)
-    refs = models.resolve_all(cfg.models, cfg.revision)
+    refs = model_refs.resolve_all(cfg.models, cfg.revision)
     known = paper.all_models(paper.load())
     if cfg.paper_model is not None:
         if cfg.paper_model not in known:
@@ -42,18 +42,18 @@ def run_lm_eval(cfg) -> list[dict]:
             raise UserError(f"paper_model= names one model but model= gives {len(refs)}; use report.labels instead")
     out = Path(cfg.paths.output_dir)
     include = local_tasks.write(specs, out / "tasks") if cfg.eval.local else None
-    tm = runner.task_manager(specs, include)
+    tm = harness.task_manager(specs, include)
     summaries = []
     for ref in refs:
         # a training export names its herd member (e.g. LaMini-GPT-124M); else the name may be a paper model's
         paper_model = cfg.paper_model or paper.match(ref.info.get("lamini_name", ""), known) or paper.match(ref.name, known)
-        summary = runner.evaluate(ref, specs, tm, cfg, cfg.eval.name, out, paper_model)
+        summary = harness.evaluate(ref, specs, tm, cfg, cfg.eval.name, out, paper_model)
         if cfg.wandb.enabled:
-            runner.log_wandb(summary, cfg.wandb, out / runner.safe_name(ref.name))
+            harness.log_wandb(summary, cfg.wandb, out / harness.safe_name(ref.name))
         summaries.append(summary)
-    all_rows = [r for s in summaries for r in runner.rows(s)]
+    all_rows = [r for s in summaries for r in harness.rows(s)]
     with open(out / "summary.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=runner.SUMMARY_FIELDS, extrasaction="ignore")
+        w = csv.DictWriter(f, fieldnames=harness.SUMMARY_FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(all_rows)
     for r in all_rows:

@@ -68,7 +68,7 @@ def train(cfg: DictConfig) -> dict:
     module = family.module(load_model(cfg.model, family), cfg.model, cfg.optim)
     data = cfg.data
     datamodule = InstructionDataModule(
-        instantiate(data.source), tokenizer, module.style, family,
+        instantiate(data.reader), tokenizer, module.style, family,
         global_batch_size=cfg.global_batch_size, micro_batch_size=cfg.micro_batch_size, val_size=data.val_size,
         max_source_length=data.max_source_length, max_target_length=data.max_target_length,
         mask_prompt=data.mask_prompt, seed=cfg.seed,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lamini_lm.errors import UserError
 from lamini_lm.evaluation import wrapper as wrappers
-from lamini_lm.evaluation.models import ModelRef
+from lamini_lm.evaluation.model_refs import ModelRef
 from lamini_lm.evaluation.suite import TaskSpec
 from lamini_lm.models import families
 

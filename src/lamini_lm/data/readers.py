@@ -1,6 +1,6 @@
-"""Where training records come from: a local JSONL/Parquet file, or the released hub dataset.
+"""Where training records come from (`data.reader`): a local JSONL/Parquet file, or the released hub dataset.
 
-Each source returns a `datasets.Dataset` with the columns instruction, response, instruction_source,
+Each reader returns a `datasets.Dataset` with the columns instruction, response, instruction_source,
 backed by the datasets cache, so later tokenisation is cached too.
 """
 
@@ -12,22 +12,22 @@ from lamini_lm.data.records import SOURCES, read_records
 from lamini_lm.errors import UserError
 
 
-def _check_sources(sources) -> list[str] | None:
-    if sources is None:
+def _check_subsets(subsets) -> list[str] | None:
+    if subsets is None:
         return None
-    sources = list(sources)
-    unknown = [s for s in sources if s not in SOURCES]
+    subsets = list(subsets)
+    unknown = [s for s in subsets if s not in SOURCES]
     if unknown:
-        raise UserError(f"data.sources has unknown value(s) {unknown}; known: {', '.join(SOURCES)}")
-    return sources
+        raise UserError(f"data.subsets has unknown value(s) {unknown}; known: {', '.join(SOURCES)}")
+    return subsets
 
 
-def _records(path: str, sources: list[str] | None, limit: int | None, stamp: str):
+def _records(path: str, subsets: list[str] | None, limit: int | None, stamp: str):
     # `stamp` (size and mtime) is unused here but part of the datasets cache fingerprint, so an edited
     # file is read again instead of served stale from the cache.
     n = 0
     for rec in read_records(path):
-        if sources is not None and rec["instruction_source"] not in sources:
+        if subsets is not None and rec["instruction_source"] not in subsets:
             continue
         yield {k: rec[k] for k in ("instruction", "response", "instruction_source")}
         n += 1
@@ -36,9 +36,9 @@ def _records(path: str, sources: list[str] | None, limit: int | None, stamp: str
 
 
 class LocalFile:
-    def __init__(self, path: str, sources=None, limit: int | None = None):
+    def __init__(self, path: str, subsets=None, limit: int | None = None):
         self.path = Path(path).expanduser().resolve()
-        self.sources = _check_sources(sources)
+        self.subsets = _check_subsets(subsets)
         self.limit = limit
 
     def load(self):
@@ -49,7 +49,7 @@ class LocalFile:
             raise UserError(f"data file {self.path} does not exist (data.path)")
         st = self.path.stat()
         # validate the whole file first: an error then names file and line, not a datasets worker
-        kwargs = dict(path=str(self.path), sources=self.sources, limit=self.limit, stamp=f"{st.st_size}-{st.st_mtime_ns}")
+        kwargs = dict(path=str(self.path), subsets=self.subsets, limit=self.limit, stamp=f"{st.st_size}-{st.st_mtime_ns}")
         try:
             ds = Dataset.from_generator(_records, gen_kwargs=kwargs)
         except DatasetGenerationError as e:  # datasets wraps what the generator raised
@@ -57,14 +57,14 @@ class LocalFile:
                 raise e.__cause__ from None
             raise
         if len(ds) == 0:
-            raise UserError(f"{self.path}: no records left after the source filter {self.sources}")
+            raise UserError(f"{self.path}: no records left after the subset filter {self.subsets}")
         return ds
 
 
 class HubDataset:
-    def __init__(self, name: str = "MBZUAI/LaMini-instruction", split: str = "train", sources=None, limit=None):
+    def __init__(self, name: str = "MBZUAI/LaMini-instruction", split: str = "train", subsets=None, limit=None):
         self.name, self.split = name, split
-        self.sources = _check_sources(sources)
+        self.subsets = _check_subsets(subsets)
         self.limit = limit
 
     def load(self):
@@ -81,8 +81,8 @@ class HubDataset:
         missing = {"instruction", "response", "instruction_source"} - set(ds.column_names)
         if missing:
             raise UserError(f"dataset '{self.name}' lacks the field(s) {sorted(missing)}")
-        if self.sources is not None:
-            keep = set(self.sources)
+        if self.subsets is not None:
+            keep = set(self.subsets)
             ds = ds.filter(lambda s: s in keep, input_columns="instruction_source")
         if self.limit is not None:
             ds = ds.select(range(min(self.limit, len(ds))))
