@@ -116,7 +116,7 @@ def measure(a, p429: float, p500: float, seed: int) -> dict:
     from hydra import compose, initialize_config_dir
 
     from lamini_lm import config  # noqa: F401
-    from lamini_lm.distill.store import Request, RequestStore
+    from lamini_lm.teachers.store import Request, RequestStore
     from lamini_lm.distill.teachers.openai import OpenAITeacher
 
     proc, port = serve(a, p429, p500, seed)

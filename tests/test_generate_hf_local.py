@@ -38,7 +38,7 @@ def test_hf_local_runs_the_pipeline_offline(tmp_path, monkeypatch):
 
 
 def _requests(n: int) -> list:
-    from lamini_lm.distill.store import Request
+    from lamini_lm.teachers.store import Request
 
     words = "short a slightly longer prompt that keeps on going with more and more words".split()
     return [Request({"model": "SmolLM2-135M-Instruct", "max_tokens": 6, "do_sample": False,
@@ -65,7 +65,7 @@ def test_batch_plan_depends_on_the_requests_only():
 def test_hf_local_rerun_after_a_kill_forms_the_same_batches_and_replies(tmp_path):
     from omegaconf import OmegaConf
 
-    from lamini_lm.distill.store import RequestStore
+    from lamini_lm.teachers.store import RequestStore
     from lamini_lm.distill.teachers.hf_local import HFLocalTeacher
 
     tcfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "teacher" / "hf_local.yaml")

@@ -221,7 +221,7 @@ def test_hub_pool_streams_each_config_shuffled_and_capped(tmp_path):
 
 
 def test_cl100k_counts_and_cost(cfg):
-    from lamini_lm.distill import tokens
+    from lamini_lm.teachers import tokens
 
     assert tokens.cl100k().encode("hello world") == [15339, 1917]
     assert tokens.count_messages([{"role": "user", "content": "hello world"}]) == 2 + 3 + 3
@@ -231,7 +231,7 @@ def test_cl100k_counts_and_cost(cfg):
 
 
 def test_store_cuts_a_torn_line_and_keeps_first_result(tmp_path):
-    from lamini_lm.distill.store import Reply, Request, RequestStore
+    from lamini_lm.teachers.store import Reply, Request, RequestStore
 
     path = tmp_path / "s.jsonl"
     s = RequestStore(path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from lamini_lm.distill import instructions as ins
-from lamini_lm.distill import tokens as tok
+from lamini_lm.teachers import tokens as tok
 
 
 

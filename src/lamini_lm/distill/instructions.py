@@ -18,7 +18,7 @@ from lamini_lm.distill import prompt_builders as pb
 from lamini_lm.distill.dedup import Deduper, normalise
 from lamini_lm.distill.filters import Filters
 from lamini_lm.distill.parsing import parse_examples
-from lamini_lm.distill.store import REJECTED, Request
+from lamini_lm.teachers.store import REJECTED, Request
 from lamini_lm.distill.teachers import request_body
 
 

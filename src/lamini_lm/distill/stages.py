@@ -21,7 +21,7 @@ from pathlib import Path
 from lamini_lm.distill import instructions as ins
 from lamini_lm.distill import prompt_builders as pb
 from lamini_lm.distill import report
-from lamini_lm.distill.store import REJECTED, Reply, Request, RequestStore
+from lamini_lm.teachers.store import REJECTED, Reply, Request, RequestStore
 from lamini_lm.distill.teachers import request_body
 from lamini_lm.errors import UserError
 

@@ -38,7 +38,7 @@ def out_dir(cfg) -> Path:
 
 def requests(cfg, responses: dict[str, dict[str, dict]]) -> list[tuple[str, str, object]]:
     """(model, instruction id, Request) for every response; the request holds no model name."""
-    from lamini_lm.distill.store import Request
+    from lamini_lm.teachers.store import Request
     from lamini_lm.distill.teachers import request_body
 
     template = str(cfg.judge.template)
@@ -54,7 +54,7 @@ def requests(cfg, responses: dict[str, dict[str, dict]]) -> list[tuple[str, str,
 
 
 def judge(cfg) -> dict[str, dict[str, int]]:
-    from lamini_lm.distill.store import RequestStore
+    from lamini_lm.teachers.store import RequestStore
     from lamini_lm.distill.teachers import build
     from lamini_lm.evaluation.figures import figure6
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lamini_lm.distill.progress import Progress, Stats
-from lamini_lm.distill.store import Reply, Request, RequestStore
+from lamini_lm.teachers.progress import Progress, Stats
+from lamini_lm.teachers.store import Reply, Request, RequestStore
 from lamini_lm.distill.teachers import Teacher
 from lamini_lm.errors import UserError
 

@@ -18,9 +18,9 @@ import logging
 import os
 import random
 
-from lamini_lm.distill.limits import Limiter, Slots, backoff, retry_after
-from lamini_lm.distill.progress import Progress, Stats
-from lamini_lm.distill.store import Reply, Request, RequestStore
+from lamini_lm.teachers.limits import Limiter, Slots, backoff, retry_after
+from lamini_lm.teachers.progress import Progress, Stats
+from lamini_lm.teachers.store import Reply, Request, RequestStore
 from lamini_lm.distill.teachers import Teacher
 from lamini_lm.errors import UserError
 
@@ -81,7 +81,7 @@ class OpenAITeacher(Teacher):
     def _estimate(self, req: Request) -> int:
         if not self.cfg.tpm:
             return 0
-        from lamini_lm.distill.tokens import count_messages
+        from lamini_lm.teachers.tokens import count_messages
 
         return count_messages(req.body["messages"]) + int(req.body.get("max_tokens") or 0)
 

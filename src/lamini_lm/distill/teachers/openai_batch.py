@@ -16,8 +16,8 @@ import random
 import time
 from pathlib import Path
 
-from lamini_lm.distill.progress import Progress, Stats
-from lamini_lm.distill.store import Request, RequestStore
+from lamini_lm.teachers.progress import Progress, Stats
+from lamini_lm.teachers.store import Request, RequestStore
 from lamini_lm.distill.teachers import Teacher
 from lamini_lm.distill.teachers.openai import REJECTING, _quiet_http_logs, api_key, make_client, reply_from_body
 from lamini_lm.errors import UserError
