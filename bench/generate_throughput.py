@@ -116,8 +116,8 @@ def measure(a, p429: float, p500: float, seed: int) -> dict:
     from hydra import compose, initialize_config_dir
 
     from lamini_lm import config  # noqa: F401
+    from lamini_lm.teachers import build
     from lamini_lm.teachers.store import Request, RequestStore
-    from lamini_lm.distill.teachers.openai import OpenAITeacher
 
     proc, port = serve(a, p429, p500, seed)
     try:
@@ -126,7 +126,7 @@ def measure(a, p429: float, p500: float, seed: int) -> dict:
                                                  f"teacher.concurrency={a.concurrency}", "teacher.timeout=30"])
         os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
         reqs = [Request(b) for b in bodies(a.requests)]
-        teacher = OpenAITeacher(cfg.teacher, cfg.prices, progress=False)
+        teacher = build(cfg.teacher, cfg.prices, progress=False)
         with tempfile.TemporaryDirectory() as tmp:
             # warm-up (not timed, different requests): the client imports its types on first use
             warm = [Request({**r.body, "max_tokens": 1}) for r in reqs[: a.concurrency]]

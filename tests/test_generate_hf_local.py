@@ -47,7 +47,7 @@ def _requests(n: int) -> list:
 
 
 def test_batch_plan_depends_on_the_requests_only():
-    from lamini_lm.distill.teachers.hf_local import plan_batches
+    from lamini_lm.teachers.hf_local import plan_batches
 
     reqs = _requests(10)
     lengths = [len(r.body["messages"][0]["content"]) for r in reqs]
@@ -65,12 +65,12 @@ def test_batch_plan_depends_on_the_requests_only():
 def test_hf_local_rerun_after_a_kill_forms_the_same_batches_and_replies(tmp_path):
     from omegaconf import OmegaConf
 
+    from lamini_lm.teachers import build
     from lamini_lm.teachers.store import RequestStore
-    from lamini_lm.distill.teachers.hf_local import HFLocalTeacher
 
     tcfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "teacher" / "hf_local.yaml")
     tcfg.batch_size = 4
-    teacher = HFLocalTeacher(tcfg, prices=None, progress=False)
+    teacher = build(tcfg, prices=None, progress=False)
     model, _ = teacher._load()
     calls = []
     generate = model.generate

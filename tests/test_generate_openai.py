@@ -13,11 +13,11 @@ from lamini_lm.errors import UserError
 
 
 def _teacher(url, *extra):
-    from lamini_lm.distill.teachers.openai import OpenAITeacher
+    from lamini_lm.teachers import build
 
     cfg = compose(["out_dir=/tmp/unused", f"teacher.base_url={url}", "teacher.backoff_base=0.01",
                    "teacher.timeout=1", *extra])
-    return OpenAITeacher(cfg.teacher, cfg.prices, progress=False)
+    return build(cfg.teacher, cfg.prices, progress=False)
 
 
 def _requests(n):

@@ -18,8 +18,8 @@ from lamini_lm.distill import prompt_builders as pb
 from lamini_lm.distill.dedup import Deduper, normalise
 from lamini_lm.distill.filters import Filters
 from lamini_lm.distill.parsing import parse_examples
+from lamini_lm.teachers.base import request_body
 from lamini_lm.teachers.store import REJECTED, Request
-from lamini_lm.distill.teachers import request_body
 
 
 GENERATED = ("self_instruct_without_topic", "self_instruct_with_topic", "generated_p3", "generated_flan")

@@ -21,9 +21,10 @@ from pathlib import Path
 from lamini_lm.distill import instructions as ins
 from lamini_lm.distill import prompt_builders as pb
 from lamini_lm.distill import report
-from lamini_lm.teachers.store import REJECTED, Reply, Request, RequestStore
-from lamini_lm.distill.teachers import request_body
 from lamini_lm.errors import UserError
+from lamini_lm.teachers import Teacher, build
+from lamini_lm.teachers.base import request_body
+from lamini_lm.teachers.store import REJECTED, Reply, Request, RequestStore
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,9 @@ class Context:
         self._decon = None
 
     @property
-    def teacher(self):
+    def teacher(self) -> Teacher:
         if self._teacher is None:
-            from lamini_lm.distill.teachers import build
-
-            self._teacher = build(self.cfg.teacher, self.cfg.prices, bool(self.cfg.progress), self.cfg.out_dir)
+            self._teacher = build(self.cfg.teacher, self.cfg.prices, bool(self.cfg.progress), self.out)
         return self._teacher
 
     @property

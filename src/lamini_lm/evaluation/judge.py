@@ -19,6 +19,9 @@ from pathlib import Path
 
 from lamini_lm.errors import UserError
 from lamini_lm.evaluation import human
+from lamini_lm.teachers import build
+from lamini_lm.teachers.base import request_body
+from lamini_lm.teachers.store import Request, RequestStore
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +41,6 @@ def out_dir(cfg) -> Path:
 
 def requests(cfg, responses: dict[str, dict[str, dict]]) -> list[tuple[str, str, object]]:
     """(model, instruction id, Request) for every response; the request holds no model name."""
-    from lamini_lm.teachers.store import Request
-    from lamini_lm.distill.teachers import request_body
-
     template = str(cfg.judge.template)
     out = []
     for model in sorted(responses):
@@ -54,8 +54,6 @@ def requests(cfg, responses: dict[str, dict[str, dict]]) -> list[tuple[str, str,
 
 
 def judge(cfg) -> dict[str, dict[str, int]]:
-    from lamini_lm.teachers.store import RequestStore
-    from lamini_lm.distill.teachers import build
     from lamini_lm.evaluation.figures import figure6
 
     responses = human.read_responses(Path(cfg.human.responses))
