@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from lamini_lm.errors import UserError
+from lamini_lm.jsonl import cut_torn_tail, iter_jsonl
 from lamini_lm.teachers.limits import backoff
 from lamini_lm.teachers.openai_api import REJECTING, OpenAICompatible, reply_from_body, server_message
 from lamini_lm.teachers.progress import Progress, Stats
@@ -44,10 +45,13 @@ class OpenAIBatchTeacher(OpenAICompatible):
         return Path(self.state_dir) / "batches" / f"{desc}.jsonl"
 
     def _events(self, desc: str) -> list[dict]:
+        """The events recorded so far. A line torn by a kill is cut off, as if the kill came just before it:
+        _resume recovers from that (an orphan upload is found again, a batch collected again)."""
         path = self._state_file(desc)
         if not path.exists():
             return []
-        return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip().endswith("}")]
+        cut_torn_tail(path)
+        return [event for _, event in iter_jsonl(path)]
 
     def _record(self, desc: str, event: dict) -> None:
         path = self._state_file(desc)
