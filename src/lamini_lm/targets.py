@@ -29,7 +29,7 @@ def build(cfg: DictConfig, group: str, base: type | None = None, **runtime):
         renamed = f" ({group}.kind is now {group}._target_: see the Changelog in README.md)" if "kind" in cfg else ""
         raise UserError(f"{group} has no _target_: set {group}._target_=<module>.<class or function>{renamed}")
     target = cfg._target_
-    missing = sorted(OmegaConf.missing_keys(cfg))
+    missing = sorted(k.removeprefix(f"{group}.") for k in OmegaConf.missing_keys(cfg))  # ???: keys from the root
     if missing:
         raise UserError(f"{group}.{missing[0]} must be set ({group}.{missing[0]}=...)")
     try:

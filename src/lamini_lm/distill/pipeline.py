@@ -26,7 +26,7 @@ def run(cfg: DictConfig):
     ctx = Context(cfg)
     if cfg.stage == "topics":
         found = ctx.topics(always=True)
-        print(f"{len(found)} topics ({cfg.topics.kind}) -> {ctx.out / 'topics.txt'}")
+        print(f"{len(found)} topics ({cfg.topics._target_}) -> {ctx.out / 'topics.txt'}")
         return found
     teacher = ctx.teacher  # its settings are checked (a misspelt key is one error) even for a dry run
     if cfg.dry_run:
