@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lamini_lm.errors import UserError
 from lamini_lm.evaluation import human
-from lamini_lm.teachers import build
+from lamini_lm.teachers import Teacher, build
 from lamini_lm.teachers.base import request_body
 from lamini_lm.teachers.store import Request, RequestStore
 
@@ -39,7 +39,7 @@ def out_dir(cfg) -> Path:
     return Path(cfg.judge.out_dir) if cfg.judge.out_dir else Path(cfg.human.responses).parent / "judge"
 
 
-def requests(cfg, responses: dict[str, dict[str, dict]]) -> list[tuple[str, str, object]]:
+def requests(cfg, teacher: Teacher, responses: dict[str, dict[str, dict]]) -> list[tuple[str, str, Request]]:
     """(model, instruction id, Request) for every response; the request holds no model name."""
     template = str(cfg.judge.template)
     out = []
@@ -47,7 +47,7 @@ def requests(cfg, responses: dict[str, dict[str, dict]]) -> list[tuple[str, str,
         for iid, r in sorted(responses[model].items()):
             prompt = template.format(rubric=human.RUBRIC, instruction=r["instruction"],
                                      input=r.get("input") or "(none)", response=r["response"])
-            body = request_body(cfg.teacher, [{"role": "user", "content": prompt}], cfg.judge.max_tokens,
+            body = request_body(teacher, [{"role": "user", "content": prompt}], cfg.judge.max_tokens,
                                 cfg.judge.params)
             out.append((model, iid, Request(body)))
     return out
@@ -56,11 +56,11 @@ def requests(cfg, responses: dict[str, dict[str, dict]]) -> list[tuple[str, str,
 def judge(cfg) -> dict[str, dict[str, int]]:
     from lamini_lm.evaluation.figures import figure6
 
-    responses = human.read_responses(Path(cfg.human.responses))
     out = out_dir(cfg)
     teacher = build(cfg.teacher, cfg.prices, bool(cfg.judge.progress), out)
     teacher.check()  # e.g. a missing API key, before any work
-    todo = requests(cfg, responses)
+    responses = human.read_responses(Path(cfg.human.responses))
+    todo = requests(cfg, teacher, responses)
     store = RequestStore(out / "requests.jsonl")
     stats = teacher.run([req for _, _, req in todo], store, "judge")
     if stats.failures:
@@ -80,8 +80,8 @@ def judge(cfg) -> dict[str, dict[str, int]]:
                     "out of the counts", len(rows) - len(rated), len(rows))
     counts = human.count(rated)
     human.write_counts(counts, out / "judge_eval.csv")
-    figure6(counts, out / "figure6_judge.png", rater=f"LLM judge ({cfg.teacher.model})")
-    print(f"{len(rated)} of {len(rows)} responses rated by {cfg.teacher.model} -> {out / 'judge_eval.csv'}, "
+    figure6(counts, out / "figure6_judge.png", rater=f"LLM judge ({teacher.model})")
+    print(f"{len(rated)} of {len(rows)} responses rated by {teacher.model} -> {out / 'judge_eval.csv'}, "
           f"{out / 'figure6_judge.png'}")
     sheets = Path(cfg.human.sheets)
     if (sheets / "key.csv").exists():
