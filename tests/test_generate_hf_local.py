@@ -33,7 +33,8 @@ def test_hf_local_runs_the_pipeline_offline(tmp_path, monkeypatch):
     assert "paris" in paris["response"].lower()
     # the instruction stage copes with a reply that holds no (or few) <example> items
     rep = json.loads((out / "report.json").read_text())["instructions"]["subsets"]["self_instruct_without_topic"]
-    assert rep["requests"] == 1 and rep["kept"] + rep["shortfall"] == 2
+    kept = [it for it in read_jsonl(out / "instructions.jsonl") if it["subset"] == "self_instruct_without_topic"]
+    assert rep["requests"] == 1 and rep["kept"] == len(kept) <= 2
     assert len(read_jsonl(out / "requests" / "responses.jsonl")) == len(read_jsonl(out / "instructions.jsonl"))
 
 
