@@ -4,9 +4,11 @@
 
 Every (model, instruction) response is rated A-D on its own: the judge sees neither the model's name
 nor the other models' responses. Replies are stored like generate.py's (judge.out_dir/requests.jsonl,
-one id per request content), so a rerun sends only what is missing. Writes judge_ratings.csv,
-judge_eval.csv (Rate-A..D per model, the human_eval.csv format) and figure6_judge.png; when
-human.sheets holds complete human ratings, also agreement.json and agreement_confusion.csv.
+one id per request content), so a rerun sends only what is missing; a response whose request the judge
+refuses as invalid (e.g. a content filter) is left unrated and not stored, so a rerun asks again.
+Writes judge_ratings.csv, judge_eval.csv (Rate-A..D per model, the human_eval.csv format) and
+figure6_judge.png; when human.sheets holds complete human ratings, also agreement.json and
+agreement_confusion.csv.
 """
 
 from __future__ import annotations
@@ -66,9 +68,13 @@ def judge(cfg) -> dict[str, dict[str, int]]:
     if stats.failures:
         raise UserError(f"{len(stats.failures)} judge requests failed ({stats.failures[0]['error']}); every finished one "
                         f"is saved in {store.path}; run the same command again to send only the missing ones")
+    # refused as invalid (e.g. a content filter): left unrated, not stored, so a rerun asks again
+    refused = {req.id: why for req, why in stats.rejected}
+    if refused:
+        log.warning("the judge refused %d requests (%s); they are left unrated", len(refused), next(iter(refused.values())))
     rows = []
     for model, iid, req in todo:
-        reply = store.get(req.id).content
+        reply = store.get(req.id).content if req.id in store else f"(refused: {refused[req.id]})"
         rows.append({"model": model, "instruction_id": iid, "rating": parse_rating(reply) or "", "reply": reply})
     with open(out / "judge_ratings.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=("model", "instruction_id", "rating", "reply"))
