@@ -61,7 +61,8 @@ class Planner:
             prompt = pb.topic_guided(cfg.prompts, texts, topics, per_call)
         else:
             prompt = pb.example_guided(cfg.prompts, texts, per_call)
-        req = Request(request_body(self.teacher, pb.instruction_messages(prompt), self.teacher.max_tokens["instructions"]))
+        messages = pb.instruction_messages(prompt)
+        req = Request(request_body(self.teacher, messages, self.teacher.max_tokens["instructions"]))
         return req, {"seed_ids": [e["id"] for e in examples], "examples": texts, "topics": topics}
 
 

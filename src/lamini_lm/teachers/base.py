@@ -41,24 +41,25 @@ class Teacher(abc.ABC):
     @abc.abstractmethod
     def run(self, requests: list[Request], store: RequestStore, desc: str) -> Stats:
         """Answer what `store` lacks of `requests` (ALL of a stage's requests, maybe repeated; `desc` names the
-        stage) and return what this run did.
+        stage) and return what this run did: `Stats(self.model, self.prices)`, counted as below.
 
         - Send only the requests whose id is not in `store` (the whole list is given because a local model
           must batch a rerun exactly as the first run did).
         - `store.append(request, reply)` each finished reply at once, so a kill loses nothing finished.
-        - A request the server refuses as invalid (its answer would not change) goes to `stats.rejected`
-          as (request, reason); the stage decides whether to store it as rejected.
-        - A request that finally failed goes to `stats.failures` as {"id": ..., "error": ...}; the rest
-          of the run goes on. Raise only when no request can succeed (UserError: e.g. a rejected key).
+        - A request the server refuses as invalid (asking again would get the same answer) is not stored:
+          it goes to `stats.rejected` as (request, reason), and the caller decides (generate stores it
+          as rejected up to max_rejected; the judge leaves it unrated).
+        - A request that finally failed is not stored: it goes to `stats.failures` as {"id": ..., "error": ...}
+          and the run goes on with the others (the caller then stops; a rerun sends only what is missing).
+          Raise only when no request can succeed (a UserError, e.g. a rejected key).
         - Count `stats.sent`, `stats.done`, `stats.add_usage(reply.usage)` and `stats.retries` as you go.
         """
 
 
-def request_body(teacher, messages: list[dict], max_tokens: int, params: dict | None = None) -> dict:
-    """The Chat Completions body for a request; everything in it is hashed into the request id.
+def request_body(teacher: Teacher, messages: list[dict], max_tokens: int, params: dict | None = None) -> dict:
+    """The Chat Completions body of a request to `teacher`; everything in it is hashed into the request id.
 
-    `teacher`: the teacher or its config (anything with `model` and `params`); `params` override its
-    params (e.g. the judge's greedy decoding).
+    `params` override the teacher's params (e.g. the judge's greedy decoding).
     """
     body = {"model": teacher.model, "messages": messages, "max_tokens": int(max_tokens)}
     body.update({k: v for k, v in {**(teacher.params or {}), **(params or {})}.items() if v is not None})

@@ -18,13 +18,15 @@ from lamini_lm.teachers.progress import Stats
 from lamini_lm.teachers.store import Reply, Request, RequestStore
 
 # statuses that refuse the request itself (bad request, unknown model, too large, unprocessable): asking
-# again gives the same answer, so the stage stores them as rejected unless there are too many
+# again gives the same answer, so they go to stats.rejected, not stats.failures
 REJECTING = (400, 404, 413, 422)
 TRANSPORTS = ("aiohttp", "httpx")
 
 
 @dataclass(kw_only=True)
 class OpenAICompatible(Teacher):
+    """A teacher behind the OpenAI API; a subclass writes `_send`, how its pending requests are answered."""
+
     base_url: str
     api_key_env: str  # the environment variable holding the key; the key itself is never stored
     http_transport: str  # aiohttp | httpx
