@@ -15,8 +15,10 @@ Three numbers per run:
   (zero overhead, a waiting request holds no slot, retries first, 500s retried at once). Requests that
   draw two or three 429s in a row near the end finish seconds after the rest, whatever the client.
 
-    python bench/generate_throughput.py [--requests 2000] [--concurrency 64] [--latency 0.2] [--retry-after 1]
+    python -m bench.generate_throughput [--requests 2000] [--concurrency 64] [--latency 0.2] [--retry-after 1]
                                         [--seeds 3] [--faulty-attempts 0] [--baseline]
+
+Run it from the repository root as a module (it imports the fake server from tests/helpers).
 """
 
 from __future__ import annotations
@@ -34,11 +36,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tests" / "helpers"))
+from hydra import compose, initialize_config_dir
 
-from openai_server import key_of, random_fault  # noqa: E402
+from lamini_lm import config  # noqa: F401  (registers the config resolvers)
+from lamini_lm.teachers import build
+from lamini_lm.teachers.store import Request, RequestStore
+from tests.helpers.openai_server import key_of, random_fault
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -113,12 +118,6 @@ def ideal(reqs: list[dict], a, p429: float, p500: float, seed: int) -> tuple[flo
 
 
 def measure(a, p429: float, p500: float, seed: int) -> dict:
-    from hydra import compose, initialize_config_dir
-
-    from lamini_lm import config  # noqa: F401
-    from lamini_lm.distill.store import Request, RequestStore
-    from lamini_lm.distill.teachers.openai import OpenAITeacher
-
     proc, port = serve(a, p429, p500, seed)
     try:
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -126,7 +125,7 @@ def measure(a, p429: float, p500: float, seed: int) -> dict:
                                                  f"teacher.concurrency={a.concurrency}", "teacher.timeout=30"])
         os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
         reqs = [Request(b) for b in bodies(a.requests)]
-        teacher = OpenAITeacher(cfg.teacher, cfg.prices, progress=False)
+        teacher = build(cfg.teacher, cfg.prices, progress=False)
         with tempfile.TemporaryDirectory() as tmp:
             # warm-up (not timed, different requests): the client imports its types on first use
             warm = [Request({**r.body, "max_tokens": 1}) for r in reqs[: a.concurrency]]
@@ -147,7 +146,7 @@ def measure(a, p429: float, p500: float, seed: int) -> dict:
 
 def measure_plain(a, p429: float, p500: float, seed: int) -> dict:
     """The baseline the issue measured: asyncio.gather + a semaphore over the client's own retries."""
-    from openai import AsyncOpenAI
+    from openai import AsyncOpenAI  # only --baseline needs the client itself
 
     proc, port = serve(a, p429, p500, seed)
 

@@ -119,3 +119,26 @@ def test_parse_rating():
     assert [parse_rating(x) for x in ("Rating: B", "**Rating: c**", "rating = Rate-D", "A", " Rate-b.", "**A**")] == \
         ["B", "C", "D", "A", "B", "A"]
     assert [parse_rating(x) for x in ("A good answer.", "I'd say B or C", "", "Rating: E")] == [None] * 4
+
+
+def test_a_response_the_judge_refuses_is_left_unrated_and_asked_again_on_rerun(judge_server, api_key, tmp_path):
+    from lamini_lm.evaluation import run
+
+    _responses(tmp_path / "responses")
+    flagged = "user_oriented_task_2"
+    judge_server.script = lambda body, attempt: "400" if f"({flagged})" in body["messages"][-1]["content"] else None
+    cfg = compose(tmp_path / "out", "mode=human_judge", f"human.responses={tmp_path / 'responses'}",
+                  f"teacher.base_url={judge_server.base_url}", "judge.progress=false")
+    run.run(cfg)
+    ratings = list(csv.DictReader(open(tmp_path / "judge" / "judge_ratings.csv")))
+    refused = [r for r in ratings if r["instruction_id"] == flagged]
+    assert len(ratings) == 12 and [r["rating"] for r in refused] == ["", ""]
+    assert all(r["reply"] == "(refused: HTTP 400: The prompt was flagged by the content filter.)" for r in refused)
+    counts = {r["model"]: sum(int(v) for k, v in r.items() if k.startswith("Rate-"))
+              for r in csv.DictReader(open(tmp_path / "judge" / "judge_eval.csv"))}
+    assert counts == {"LaMini-GPT-124M": 4, "LaMini-T5-61M": 5}  # less the two refused and the one unparsed
+    judge_server.script = None
+    run.run(cfg)  # the refusals were not stored: a rerun asks only for them
+    assert len(judge_server.bodies) == 12 + 2
+    assert all(r["rating"] for r in csv.DictReader(open(tmp_path / "judge" / "judge_ratings.csv"))
+               if r["instruction_id"] == flagged)

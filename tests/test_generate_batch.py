@@ -37,9 +37,12 @@ def test_batch_resumes_by_batch_id_and_never_resubmits(server, api_key, tmp_path
     # a kill between creating a batch and recording it: the rerun finds it by its input file
     state = out / "batches" / "instructions.jsonl"
     state.write_text("".join(x + "\n" for x in state.read_text().splitlines() if '"created"' not in x))
+    with open(state, "a") as f:
+        f.write('{"event": "created", "file_id": "fi')  # and a kill in the middle of writing an event
     server.batch_polls = 1
     records = run(_batch(out, server.base_url))
     assert len(records) == 18
+    assert [e["event"] for e in read_jsonl(state)] == ["uploaded", "created", "collected"]  # cut, not glued on
     assert len(server.batches) == 2  # the running one was collected, only responses got a new batch
     assert max(server.completed().values()) == 1
 

@@ -33,12 +33,13 @@ def test_hf_local_runs_the_pipeline_offline(tmp_path, monkeypatch):
     assert "paris" in paris["response"].lower()
     # the instruction stage copes with a reply that holds no (or few) <example> items
     rep = json.loads((out / "report.json").read_text())["instructions"]["subsets"]["self_instruct_without_topic"]
-    assert rep["requests"] == 1 and rep["kept"] + rep["shortfall"] == 2
+    kept = [it for it in read_jsonl(out / "instructions.jsonl") if it["subset"] == "self_instruct_without_topic"]
+    assert rep["requests"] == 1 and rep["kept"] == len(kept) <= 2
     assert len(read_jsonl(out / "requests" / "responses.jsonl")) == len(read_jsonl(out / "instructions.jsonl"))
 
 
 def _requests(n: int) -> list:
-    from lamini_lm.distill.store import Request
+    from lamini_lm.teachers.store import Request
 
     words = "short a slightly longer prompt that keeps on going with more and more words".split()
     return [Request({"model": "SmolLM2-135M-Instruct", "max_tokens": 6, "do_sample": False,
@@ -47,7 +48,7 @@ def _requests(n: int) -> list:
 
 
 def test_batch_plan_depends_on_the_requests_only():
-    from lamini_lm.distill.teachers.hf_local import plan_batches
+    from lamini_lm.teachers.hf_local import plan_batches
 
     reqs = _requests(10)
     lengths = [len(r.body["messages"][0]["content"]) for r in reqs]
@@ -65,12 +66,12 @@ def test_batch_plan_depends_on_the_requests_only():
 def test_hf_local_rerun_after_a_kill_forms_the_same_batches_and_replies(tmp_path):
     from omegaconf import OmegaConf
 
-    from lamini_lm.distill.store import RequestStore
-    from lamini_lm.distill.teachers.hf_local import HFLocalTeacher
+    from lamini_lm.teachers import build
+    from lamini_lm.teachers.store import RequestStore
 
     tcfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "teacher" / "hf_local.yaml")
     tcfg.batch_size = 4
-    teacher = HFLocalTeacher(tcfg, prices=None, progress=False)
+    teacher = build(tcfg, prices=None, progress=False)
     model, _ = teacher._load()
     calls = []
     generate = model.generate

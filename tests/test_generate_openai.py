@@ -13,26 +13,26 @@ from lamini_lm.errors import UserError
 
 
 def _teacher(url, *extra):
-    from lamini_lm.distill.teachers.openai import OpenAITeacher
+    from lamini_lm.teachers import build
 
     cfg = compose(["out_dir=/tmp/unused", f"teacher.base_url={url}", "teacher.backoff_base=0.01",
                    "teacher.timeout=1", *extra])
-    return OpenAITeacher(cfg.teacher, cfg.prices, progress=False)
+    return build(cfg.teacher, cfg.prices, progress=False)
 
 
 def _requests(n):
-    from lamini_lm.distill.store import Request
+    from lamini_lm.teachers.store import Request
 
     return [Request({"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": f"Say {i}."}], "max_tokens": 8})
             for i in range(n)]
 
 
 def test_faults_are_retried_and_nothing_is_lost_or_duplicated(server, api_key, tmp_path):
-    from lamini_lm.distill.store import RequestStore
+    from lamini_lm.teachers.store import RequestStore
 
     reqs = _requests(12)
     plan = {reqs[0].id: ["429", "429"], reqs[1].id: ["500"], reqs[2].id: ["hang"], reqs[3].id: ["malformed"]}
-    server.script = lambda body, attempt: (plan.get(key_of(body)[:0] + _rid(body), []) + [None] * 9)[attempt]
+    server.script = lambda body, attempt: (plan.get(_rid(body), []) + [None] * 9)[attempt]
     server.hang = 3
     store = RequestStore(tmp_path / "s.jsonl")
     stats = _teacher(server.base_url).run(reqs, store, "t")
@@ -44,13 +44,13 @@ def test_faults_are_retried_and_nothing_is_lost_or_duplicated(server, api_key, t
 
 
 def _rid(body):
-    from lamini_lm.distill.store import request_id
+    from lamini_lm.teachers.store import request_id
 
     return request_id(body)
 
 
 def test_a_request_waiting_out_retry_after_gives_its_slot_back(server, api_key, tmp_path):
-    from lamini_lm.distill.store import RequestStore
+    from lamini_lm.teachers.store import RequestStore
 
     reqs = _requests(4)
     server.retry_after = 2.0
@@ -70,7 +70,7 @@ def test_a_request_waiting_out_retry_after_gives_its_slot_back(server, api_key, 
 def test_rate_limit_headers_and_rpm_budget():
     import asyncio
 
-    from lamini_lm.distill.limits import Limiter, parse_duration, retry_after
+    from lamini_lm.teachers.limits import Limiter, parse_duration, retry_after
 
     assert parse_duration("6m0s") == 360 and parse_duration("20ms") == pytest.approx(0.02)
     assert parse_duration("1h2m3.5s") == pytest.approx(3723.5) and parse_duration("2") == 2

@@ -128,7 +128,7 @@ def test_decontamination_loads_local_eval_sets(cfg):
 
 
 def test_topic_filter_on_a_category_dump_excerpt(tmp_path):
-    from lamini_lm.distill.topics import from_category_dump
+    from lamini_lm.distill.topics import from_category_dump, load
 
     dump = tmp_path / "enwiki-category.sql.gz"
     rows = [
@@ -147,6 +147,11 @@ def test_topic_filter_on_a_category_dump_excerpt(tmp_path):
     assert from_category_dump(dump) == ["Design bureaus", "Machine learning", "Physics"]
     with pytest.raises(UserError, match="does not exist"):
         from_category_dump(tmp_path / "missing.sql.gz")
+    # chosen by config: topics=wikipedia_dump names from_category_dump with _target_
+    chosen = compose([f"out_dir={tmp_path}", "topics=wikipedia_dump", f"topics.dump={dump}"]).topics
+    assert load(chosen) == ["Design bureaus", "Machine learning", "Physics"]
+    with pytest.raises(UserError, match=r"^topics\.dump must be set"):
+        load(compose([f"out_dir={tmp_path}", "topics=wikipedia_dump"]).topics)
 
 
 def test_wiki_topics_offline_substitute(cfg):
@@ -221,7 +226,7 @@ def test_hub_pool_streams_each_config_shuffled_and_capped(tmp_path):
 
 
 def test_cl100k_counts_and_cost(cfg):
-    from lamini_lm.distill import tokens
+    from lamini_lm.teachers import tokens
 
     assert tokens.cl100k().encode("hello world") == [15339, 1917]
     assert tokens.count_messages([{"role": "user", "content": "hello world"}]) == 2 + 3 + 3
@@ -231,7 +236,7 @@ def test_cl100k_counts_and_cost(cfg):
 
 
 def test_store_cuts_a_torn_line_and_keeps_first_result(tmp_path):
-    from lamini_lm.distill.store import Reply, Request, RequestStore
+    from lamini_lm.teachers.store import Reply, Request, RequestStore
 
     path = tmp_path / "s.jsonl"
     s = RequestStore(path)

@@ -1,8 +1,11 @@
-"""Reading JSONL that users write by hand or by script: every bad line is named by file and line."""
+"""JSONL files: reading what users write (every bad line is named by file and line), and keeping the
+append-only logs we write ourselves whole after a kill.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,3 +30,24 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[str, object]]:
                 yield where, json.loads(line)
             except json.JSONDecodeError as e:
                 raise UserError(f"{where}: broken JSON ({e.msg} at column {e.colno})") from None
+
+
+def cut_torn_tail(path: str | Path) -> None:
+    """Cut a last line without its newline off a JSONL file we append to, if there is one.
+
+    We write each line whole and flush it, so a process killed mid-write leaves at most that one
+    torn line; cut before appending, or the next line would be glued onto it.
+    """
+    with open(path, "r+b") as f:
+        end = pos = f.seek(0, os.SEEK_END)
+        keep = 0
+        while pos > 0:  # back from the end, a block at a time, to the last newline
+            step = min(1 << 16, pos)
+            f.seek(pos - step)
+            i = f.read(step).rfind(b"\n")
+            if i >= 0:
+                keep = pos - step + i + 1
+                break
+            pos -= step
+        if keep < end:
+            f.truncate(keep)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from lamini_lm.distill import instructions as ins
-from lamini_lm.distill import tokens as tok
+from lamini_lm.teachers import tokens as tok
 
 
 
@@ -31,7 +31,7 @@ def plan(ctx) -> dict:
 
     cfg = ctx.cfg
     est = cfg.dry_run_estimates
-    model = cfg.teacher.model
+    model = ctx.teacher.model
     rows, notes = {}, []
     stage = cfg.stage
     if stage in ("all", "instructions"):
@@ -45,7 +45,7 @@ def plan(ctx) -> dict:
                 pools[name] = load_pool(name, cfg.source, int(cfg.seed))
             except UserError as e:  # a dry run still estimates what it cannot build
                 notes.append(f"{name}: estimated from Table 1 ({e})")
-        planner = ins.Planner(cfg, pools, ctx.topics())
+        planner = ins.Planner(cfg, ctx.teacher, pools, ctx.topics())
         store = ctx.store("instructions")
         for s in ins.GENERATED:
             n_req = ins.initial_requests(cfg, s)
@@ -73,7 +73,7 @@ def plan(ctx) -> dict:
             for it in ins.read_instructions(path):
                 by_subset.setdefault(it["subset"], []).append(it["instruction"])
             for s, texts in by_subset.items():
-                pending = store.missing([response_request(cfg, t) for t in texts])
+                pending = store.missing([response_request(ctx, t) for t in texts])
                 prompt = sum(tok.count_messages(r.body["messages"]) for r in pending)
                 completion = int(len(pending) * float(est.response_tokens[s]))
                 rows[f"responses/{s}"] = _row("responses (exact prompts)", len(pending), prompt, completion,

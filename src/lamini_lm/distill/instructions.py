@@ -18,8 +18,8 @@ from lamini_lm.distill import prompt_builders as pb
 from lamini_lm.distill.dedup import Deduper, normalise
 from lamini_lm.distill.filters import Filters
 from lamini_lm.distill.parsing import parse_examples
-from lamini_lm.distill.store import REJECTED, Request
-from lamini_lm.distill.teachers import request_body
+from lamini_lm.teachers.base import Teacher, request_body
+from lamini_lm.teachers.store import REJECTED, Request
 
 
 GENERATED = ("self_instruct_without_topic", "self_instruct_with_topic", "generated_p3", "generated_flan")
@@ -29,8 +29,9 @@ ORIGINAL = ("alpaca", "original_p3", "original_flan")
 class Planner:
     """Builds request i of a generated subset from the seed pools and the topic list."""
 
-    def __init__(self, cfg, pools: dict, topics: list[str] | None):
+    def __init__(self, cfg, teacher: Teacher, pools: dict, topics: list[str] | None):
         self.cfg = cfg
+        self.teacher = teacher
         self.pools = pools
         self.topics = topics
         n = int(cfg.instructions.n_examples)
@@ -60,7 +61,8 @@ class Planner:
             prompt = pb.topic_guided(cfg.prompts, texts, topics, per_call)
         else:
             prompt = pb.example_guided(cfg.prompts, texts, per_call)
-        req = Request(request_body(cfg.teacher, pb.instruction_messages(prompt), cfg.teacher.max_tokens.instructions))
+        messages = pb.instruction_messages(prompt)
+        req = Request(request_body(self.teacher, messages, self.teacher.max_tokens["instructions"]))
         return req, {"seed_ids": [e["id"] for e in examples], "examples": texts, "topics": topics}
 
 

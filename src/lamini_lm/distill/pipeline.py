@@ -26,14 +26,15 @@ def run(cfg: DictConfig):
     ctx = Context(cfg)
     if cfg.stage == "topics":
         found = ctx.topics(always=True)
-        print(f"{len(found)} topics ({cfg.topics.kind}) -> {ctx.out / 'topics.txt'}")
+        print(f"{len(found)} topics ({cfg.topics._target_}) -> {ctx.out / 'topics.txt'}")
         return found
+    teacher = ctx.teacher  # its settings are checked (a misspelt key is one error) even for a dry run
     if cfg.dry_run:
         from lamini_lm.distill import dryrun
 
         return dryrun.run(ctx)
     if cfg.stage != "assemble":
-        ctx.teacher.check()  # e.g. a missing API key: one clear error before any work
+        teacher.check()  # e.g. a missing API key: one clear error before any work
     if cfg.stage in ("all", "instructions"):
         run_instructions(ctx)
     if cfg.stage in ("all", "responses"):

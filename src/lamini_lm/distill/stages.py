@@ -21,9 +21,10 @@ from pathlib import Path
 from lamini_lm.distill import instructions as ins
 from lamini_lm.distill import prompt_builders as pb
 from lamini_lm.distill import report
-from lamini_lm.distill.store import REJECTED, Reply, Request, RequestStore
-from lamini_lm.distill.teachers import request_body
 from lamini_lm.errors import UserError
+from lamini_lm.teachers import Teacher, build
+from lamini_lm.teachers.base import request_body
+from lamini_lm.teachers.store import REJECTED, Reply, Request, RequestStore
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,14 @@ class Context:
         self._decon = None
 
     @property
-    def teacher(self):
+    def teacher(self) -> Teacher:
         if self._teacher is None:
-            from lamini_lm.distill.teachers import build
-
-            self._teacher = build(self.cfg.teacher, self.cfg.prices, bool(self.cfg.progress), self.cfg.out_dir)
+            teacher = build(self.cfg.teacher, self.cfg.prices, bool(self.cfg.progress), self.out)
+            for stage in ("instructions", "responses"):
+                if stage not in teacher.max_tokens:
+                    raise UserError(f"teacher.max_tokens.{stage} is missing: generate.py asks for at most that many "
+                                    f"tokens per {stage} request")
+            self._teacher = teacher
         return self._teacher
 
     @property
@@ -116,7 +120,7 @@ def run_instructions(ctx: Context) -> None:
     cfg = ctx.cfg
     subsets = [s for s in ins.GENERATED if int(cfg.size[s])]
     pools = ctx.pools  # every seed file is read (and checked) before anything is sent
-    planner = ins.Planner(cfg, pools, ctx.topics())
+    planner = ins.Planner(cfg, ctx.teacher, pools, ctx.topics())
     store = ctx.store("instructions")
     planned = {s: ins.initial_requests(cfg, s) for s in subsets}
     teacher_stats, kept, drops = [], {s: [] for s in subsets}, {s: Counter() for s in subsets}
@@ -160,15 +164,15 @@ def run_instructions(ctx: Context) -> None:
     log.info("instructions: %d kept in %s", n, ctx.out / "instructions.jsonl")
 
 
-def response_request(cfg, instruction: str) -> Request:
-    return Request(request_body(cfg.teacher, pb.response_messages(cfg.prompts, instruction),
-                                cfg.teacher.max_tokens.responses))
+def response_request(ctx: Context, instruction: str) -> Request:
+    return Request(request_body(ctx.teacher, pb.response_messages(ctx.cfg.prompts, instruction),
+                                ctx.teacher.max_tokens["responses"]))
 
 
 def run_responses(ctx: Context) -> None:
     items = ins.read_instructions(ctx.out / "instructions.jsonl")
     store = ctx.store("responses")
-    stats = ctx.send([response_request(ctx.cfg, it["instruction"]) for it in items], store, "responses")
+    stats = ctx.send([response_request(ctx, it["instruction"]) for it in items], store, "responses")
     report.update(ctx.out, "responses", {"instructions": len(items), "teacher": stats})
 
 
@@ -184,7 +188,7 @@ def assemble(ctx: Context) -> list[dict]:
     records, drops, missing = [], Counter(), 0
     per_subset = Counter()
     for it in items:
-        req = response_request(cfg, it["instruction"])
+        req = response_request(ctx, it["instruction"])
         reply = store.get(req.id)
         if reply is None:
             missing += 1

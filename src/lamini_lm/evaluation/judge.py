@@ -4,9 +4,11 @@
 
 Every (model, instruction) response is rated A-D on its own: the judge sees neither the model's name
 nor the other models' responses. Replies are stored like generate.py's (judge.out_dir/requests.jsonl,
-one id per request content), so a rerun sends only what is missing. Writes judge_ratings.csv,
-judge_eval.csv (Rate-A..D per model, the human_eval.csv format) and figure6_judge.png; when
-human.sheets holds complete human ratings, also agreement.json and agreement_confusion.csv.
+one id per request content), so a rerun sends only what is missing; a response whose request the judge
+refuses as invalid (e.g. a content filter) is left unrated and not stored, so a rerun asks again.
+Writes judge_ratings.csv, judge_eval.csv (Rate-A..D per model, the human_eval.csv format) and
+figure6_judge.png; when human.sheets holds complete human ratings, also agreement.json and
+agreement_confusion.csv.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from pathlib import Path
 from lamini_lm import rating
 from lamini_lm.errors import UserError
 from lamini_lm.evaluation import human
+from lamini_lm.teachers import Teacher, build
+from lamini_lm.teachers.base import request_body
+from lamini_lm.teachers.store import Request, RequestStore
 
 log = logging.getLogger(__name__)
 
@@ -37,41 +42,40 @@ def out_dir(cfg) -> Path:
     return Path(cfg.judge.out_dir) if cfg.judge.out_dir else Path(cfg.human.responses).parent / "judge"
 
 
-def requests(cfg, responses: dict[str, dict[str, dict]]) -> list[tuple[str, str, object]]:
+def requests(cfg, teacher: Teacher, responses: dict[str, dict[str, dict]]) -> list[tuple[str, str, Request]]:
     """(model, instruction id, Request) for every response; the request holds no model name."""
-    from lamini_lm.distill.store import Request
-    from lamini_lm.distill.teachers import request_body
-
     template = str(cfg.judge.template)
     out = []
     for model in sorted(responses):
         for iid, r in sorted(responses[model].items()):
             prompt = template.format(rubric=rating.RUBRIC, instruction=r["instruction"],
                                      input=r.get("input") or "(none)", response=r["response"])
-            body = request_body(cfg.teacher, [{"role": "user", "content": prompt}], cfg.judge.max_tokens,
+            body = request_body(teacher, [{"role": "user", "content": prompt}], cfg.judge.max_tokens,
                                 cfg.judge.params)
             out.append((model, iid, Request(body)))
     return out
 
 
 def judge(cfg) -> dict[str, dict[str, int]]:
-    from lamini_lm.distill.store import RequestStore
-    from lamini_lm.distill.teachers import build
     from lamini_lm.evaluation.figures import figure6
 
-    responses = human.read_responses(Path(cfg.human.responses))
     out = out_dir(cfg)
     teacher = build(cfg.teacher, cfg.prices, bool(cfg.judge.progress), out)
     teacher.check()  # e.g. a missing API key, before any work
-    todo = requests(cfg, responses)
+    responses = human.read_responses(Path(cfg.human.responses))
+    todo = requests(cfg, teacher, responses)
     store = RequestStore(out / "requests.jsonl")
     stats = teacher.run([req for _, _, req in todo], store, "judge")
     if stats.failures:
         raise UserError(f"{len(stats.failures)} judge requests failed ({stats.failures[0]['error']}); every finished one "
                         f"is saved in {store.path}; run the same command again to send only the missing ones")
+    # refused as invalid (e.g. a content filter): left unrated, not stored, so a rerun asks again
+    refused = {req.id: why for req, why in stats.rejected}
+    if refused:
+        log.warning("the judge refused %d requests (%s); they are left unrated", len(refused), next(iter(refused.values())))
     rows = []
     for model, iid, req in todo:
-        reply = store.get(req.id).content
+        reply = store.get(req.id).content if req.id in store else f"(refused: {refused[req.id]})"
         rows.append({"model": model, "instruction_id": iid, "rating": parse_rating(reply) or "", "reply": reply})
     with open(out / "judge_ratings.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=("model", "instruction_id", "rating", "reply"))
@@ -83,8 +87,8 @@ def judge(cfg) -> dict[str, dict[str, int]]:
                     "out of the counts", len(rows) - len(rated), len(rows))
     counts = human.count(rated)
     human.write_counts(counts, out / "judge_eval.csv")
-    figure6(counts, out / "figure6_judge.png", rater=f"LLM judge ({cfg.teacher.model})")
-    print(f"{len(rated)} of {len(rows)} responses rated by {cfg.teacher.model} -> {out / 'judge_eval.csv'}, "
+    figure6(counts, out / "figure6_judge.png", rater=f"LLM judge ({teacher.model})")
+    print(f"{len(rated)} of {len(rows)} responses rated by {teacher.model} -> {out / 'judge_eval.csv'}, "
           f"{out / 'figure6_judge.png'}")
     sheets = Path(cfg.human.sheets)
     if (sheets / "key.csv").exists():

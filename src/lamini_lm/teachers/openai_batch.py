@@ -4,6 +4,7 @@ Upload a JSONL of requests (custom_id = request id), create a batch, poll it, do
 and join by custom_id into the request store. Resumable: <out_dir>/batches/<stage>.jsonl records
 each upload and batch id as it happens, so a rerun polls the batches already running instead of
 paying for them twice; a batch whose creation was interrupted is found again by its input file.
+The openai client is imported inside functions (why: openai_api.py).
 """
 
 from __future__ import annotations
@@ -14,44 +15,48 @@ import json
 import logging
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from lamini_lm.distill.progress import Progress, Stats
-from lamini_lm.distill.store import Request, RequestStore
-from lamini_lm.distill.teachers import Teacher
-from lamini_lm.distill.teachers.openai import REJECTING, _quiet_http_logs, api_key, make_client, reply_from_body
 from lamini_lm.errors import UserError
+from lamini_lm.jsonl import cut_torn_tail, iter_jsonl
+from lamini_lm.teachers.limits import backoff
+from lamini_lm.teachers.openai_api import REJECTING, OpenAICompatible, reply_from_body, server_message
+from lamini_lm.teachers.progress import Progress, Stats
+from lamini_lm.teachers.store import Request
 
 log = logging.getLogger(__name__)
 ENDPOINT = "/v1/chat/completions"
 DONE = {"completed", "failed", "expired", "cancelled"}
 
 
-class BatchTeacher(Teacher):
-    def __init__(self, tcfg, prices, progress: bool = True, state_dir: str | Path = "."):
-        super().__init__(tcfg, prices, progress)
-        self.state_dir = Path(state_dir) / "batches"
+@dataclass(kw_only=True)
+class OpenAIBatchTeacher(OpenAICompatible):
+    completion_window: str  # the Batch API's window, e.g. 24h
+    poll_interval: float  # seconds between status polls
+    max_requests_per_batch: int  # the API's limit per batch file
+    max_wait: float | None = None  # stop polling after this many seconds (None: wait); a rerun collects later
 
-    def check(self) -> None:
-        api_key(self.cfg)
-
-    def run(self, requests: list[Request], store: RequestStore, desc: str) -> Stats:
-        stats = Stats(self.model, self.prices, batch=True)
-        pending = store.missing(requests)
-        if pending:
-            asyncio.run(self._run(pending, store, stats, desc))
-        return stats
+    batch_priced: ClassVar[bool] = True
 
     # --- state --------------------------------------------------------------------------------
+    def _state_file(self, desc: str) -> Path:
+        return Path(self.state_dir) / "batches" / f"{desc}.jsonl"
+
     def _events(self, desc: str) -> list[dict]:
-        path = self.state_dir / f"{desc}.jsonl"
+        """The events recorded so far. A line torn by a kill is cut off, as if the kill came just before it:
+        _resume recovers from that (an orphan upload is found again, a batch collected again)."""
+        path = self._state_file(desc)
         if not path.exists():
             return []
-        return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip().endswith("}")]
+        cut_torn_tail(path)
+        return [event for _, event in iter_jsonl(path)]
 
     def _record(self, desc: str, event: dict) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.state_dir / f"{desc}.jsonl", "a", encoding="utf-8") as f:
+        path = self._state_file(desc)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(event) + "\n")
             f.flush()
 
@@ -59,30 +64,28 @@ class BatchTeacher(Teacher):
         """A Batch API call, retried on transient errors with jittered backoff."""
         import openai
 
-        for attempt in range(int(self.cfg.max_attempts)):
+        rng = random.Random()
+        for attempt in range(int(self.max_attempts)):
             try:
                 return await fn(*args, **kwargs)
             except openai.APIStatusError as e:
                 if e.status_code in (401, 403):
-                    raise UserError(f"{self.cfg.base_url} rejected the API key from ${self.cfg.api_key_env} "
-                                    f"(HTTP {e.status_code})") from None
+                    raise UserError(self.key_rejected(e.status_code)) from None
                 if e.status_code < 500 and e.status_code not in (408, 409, 429):
-                    raise UserError(f"Batch API call failed: HTTP {e.status_code}: {e.message}") from None
+                    raise UserError(f"Batch API call failed: HTTP {e.status_code}: {server_message(e)}") from None
             except (openai.APITimeoutError, openai.APIConnectionError):
                 pass
-            await asyncio.sleep(random.uniform(0, min(self.cfg.backoff_max, self.cfg.backoff_base * 2**attempt)))
-        raise UserError(f"the Batch API at {self.cfg.base_url} kept failing; run the same command again later")
+            await asyncio.sleep(backoff(attempt, self.backoff_base, self.backoff_max, rng))
+        raise UserError(f"the Batch API at {self.base_url} kept failing; run the same command again later")
 
     # --- run ----------------------------------------------------------------------------------
-    async def _run(self, requests, store, stats, desc) -> None:
-        _quiet_http_logs()
-        client = make_client(self.cfg, api_key(self.cfg))
+    async def _send(self, client, requests, store, stats, desc) -> None:
         bar = Progress(len(requests), f"{desc} (batch)", stats, self.progress)
         try:
             live = await self._resume(client, desc, requests)
             covered = {i for b in live.values() for i in b}
             todo = [r for r in requests if r.id not in covered]
-            size = int(self.cfg.max_requests_per_batch)
+            size = int(self.max_requests_per_batch)
             for start in range(0, len(todo), size):
                 chunk = todo[start : start + size]
                 bid = await self._submit(client, desc, chunk)
@@ -91,7 +94,6 @@ class BatchTeacher(Teacher):
             await self._collect(client, desc, live, {r.id: r for r in requests}, store, stats, bar)
         finally:
             bar.close()
-            await client.close()
         missing = [r for r in requests if r.id not in store]
         known = _settled(stats)
         stats.failures += [{"id": r.id, "error": "not in the batch output"} for r in missing if r.id not in known]
@@ -131,13 +133,12 @@ class BatchTeacher(Teacher):
 
     async def _create(self, client, desc, file_id: str) -> str:
         b = await self._call(client.batches.create, input_file_id=file_id, endpoint=ENDPOINT,
-                             completion_window=str(self.cfg.completion_window), metadata={"lamini_lm_stage": desc})
+                             completion_window=str(self.completion_window), metadata={"lamini_lm_stage": desc})
         self._record(desc, {"event": "created", "file_id": file_id, "batch_id": b.id})
         log.info("%s: batch %s created for input file %s", desc, b.id, file_id)
         return b.id
 
     async def _collect(self, client, desc, live, by_id, store, stats, bar) -> None:
-        max_wait = self.cfg.get("max_wait")
         started = time.monotonic()
         while live:
             for bid in list(live):
@@ -161,12 +162,12 @@ class BatchTeacher(Teacher):
                 self._record(desc, {"event": "collected", "batch_id": bid, "status": b.status})
                 del live[bid]
             if live:
-                if max_wait is not None and time.monotonic() - started > float(max_wait):
+                if self.max_wait is not None and time.monotonic() - started > float(self.max_wait):
                     raise UserError(
                         f"{len(live)} batches still running ({', '.join(sorted(live))}); everything collected is "
                         f"saved; run the same command again later to collect them (nothing is resubmitted)"
                     )
-                await asyncio.sleep(float(self.cfg.poll_interval))
+                await asyncio.sleep(float(self.poll_interval))
 
     def _join(self, text: str, by_id, store, stats) -> int:
         n = 0

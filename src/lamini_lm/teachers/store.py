@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lamini_lm.errors import UserError
+from lamini_lm.jsonl import cut_torn_tail
 
 
 def request_id(body: dict) -> str:
@@ -59,12 +60,8 @@ class RequestStore:
     def _load(self) -> None:
         if not self.path.exists():
             return
+        cut_torn_tail(self.path)  # a killed run's torn last line: cut off before we append
         data = self.path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):  # a torn last line from a killed run: cut it off before appending
-            with open(self.path, "r+b") as f:
-                f.truncate(end)
-            data = data[:end]
         for lineno, line in enumerate(data.split(b"\n")[:-1], 1):
             if not line.strip():
                 continue

@@ -2,18 +2,21 @@
 
 Unlike lamini_lm.inference (students with an Alpaca/raw prompt style), a teacher is a chat model:
 requests go through the tokenizer's chat template, and each reply reports its finish reason and
-token usage like the API does.
+token usage like the API does. torch and transformers are imported inside functions: the other
+teachers, the dry run and the judge start without them.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from lamini_lm.distill.progress import Progress, Stats
-from lamini_lm.distill.store import Reply, Request, RequestStore
-from lamini_lm.distill.teachers import Teacher
+from lamini_lm import assets
 from lamini_lm.errors import UserError
+from lamini_lm.teachers.base import Teacher
+from lamini_lm.teachers.progress import Progress, Stats
+from lamini_lm.teachers.store import Reply, Request, RequestStore
 
 log = logging.getLogger(__name__)
 
@@ -38,28 +41,28 @@ def plan_batches(requests: list[Request], lengths: list[int], size: int) -> list
     return batches
 
 
+@dataclass(kw_only=True)
 class HFLocalTeacher(Teacher):
-    def __init__(self, tcfg, prices, progress: bool = True):
-        super().__init__(tcfg, prices, progress)
-        self._lm = None
+    model_path: str | None  # a hub id or a folder; None: the smollm2 asset folder
+    gguf_file: str | None  # a GGUF file inside model_path (transformers dequantizes it)
+    batch_size: int  # requests per generate() call
+    _lm: tuple | None = field(default=None, init=False, repr=False)  # (model, tokenizer) once loaded
 
     def _path(self) -> str:
-        if self.cfg.model_path:
-            return str(self.cfg.model_path)
-        from lamini_lm import assets
-
+        if self.model_path:
+            return str(self.model_path)
         return str(assets.path("smollm2"))
 
     def check(self) -> None:
         path = self._path()
-        if self.cfg.gguf_file and Path(path).is_dir() and not (Path(path) / self.cfg.gguf_file).exists():
-            raise UserError(f"teacher.gguf_file {self.cfg.gguf_file} is not in {path}")
+        if self.gguf_file and Path(path).is_dir() and not (Path(path) / self.gguf_file).exists():
+            raise UserError(f"teacher.gguf_file {self.gguf_file} is not in {path}")
 
     def _load(self):
         if self._lm is None:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            kw = {"gguf_file": self.cfg.gguf_file} if self.cfg.gguf_file else {}
+            kw = {"gguf_file": self.gguf_file} if self.gguf_file else {}
             path = self._path()
             log.info("loading %s from %s", self.model, path)
             tok = AutoTokenizer.from_pretrained(path, **kw)
@@ -81,7 +84,7 @@ class HFLocalTeacher(Teacher):
         texts = [tok.apply_chat_template(r.body["messages"], tokenize=False, add_generation_prompt=True) for r in unique]
         lengths = [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
         text_of = {r.id: t for r, t in zip(unique, texts)}
-        batches = [b for b in plan_batches(unique, lengths, int(self.cfg.batch_size)) if any(r.id not in store for r in b)]
+        batches = [b for b in plan_batches(unique, lengths, int(self.batch_size)) if any(r.id not in store for r in b)]
         bar = Progress(sum(r.id not in store for b in batches for r in b), desc, stats, self.progress)
         eos_cfg = model.generation_config.eos_token_id
         eos = set(eos_cfg if isinstance(eos_cfg, list) else [eos_cfg]) | {tok.eos_token_id}

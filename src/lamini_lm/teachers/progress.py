@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from lamini_lm.distill import tokens as tok
+from lamini_lm.teachers import tokens as tok
 
 
 @dataclass

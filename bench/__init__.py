@@ -1,0 +1,1 @@
+"""Speed benchmarks, run from the repository root (bench/README.md); they are not tests."""

@@ -1,0 +1,66 @@
+"""The contract every teacher keeps, and the request body whose hash is a request's id.
+
+A teacher is chosen by config: conf/teacher/<name>.yaml holds `_target_: <module>.<Class>` and the
+class's settings. `lamini_lm.teachers.build` constructs it with those settings as keyword arguments
+plus what the program passes at run time (`prices`, `progress`, `state_dir`); a setting the class
+does not declare is one error naming it. A teacher of your own is one module with a subclass of
+`Teacher` (a `@dataclass(kw_only=True)`, its fields are its settings) and one config file.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lamini_lm.teachers.progress import Stats
+from lamini_lm.teachers.store import Request, RequestStore
+
+
+@dataclass(kw_only=True)
+class Teacher(abc.ABC):
+    """Turns Chat Completions request bodies into replies, stored in a RequestStore.
+
+    Construction does no work (no network, no model loading, no key lookup): dry runs and the
+    assembly stage build a teacher only to check its settings.
+    """
+
+    # settings every teacher config holds; model, params and max_tokens are part of each request body,
+    # hence of its id: change one and the requests are new
+    model: str  # the name sent to the server and recorded with every reply
+    max_tokens: dict[str, int]  # per generate stage: {instructions: N, responses: N}
+    params: dict = field(default_factory=dict)  # sampling parameters sent with every request
+    # given by the program at run time, not by the config
+    prices: dict | None = None  # USD per 1M tokens by model (conf/prices), for the cost so far
+    progress: bool = True  # show a progress bar
+    state_dir: Path | str = "."  # this run's folder, for a teacher's own state (e.g. Batch API ids)
+
+    def check(self) -> None:
+        """Raise UserError, before any work, if this teacher cannot run (e.g. no API key). Default: nothing to check."""
+
+    @abc.abstractmethod
+    def run(self, requests: list[Request], store: RequestStore, desc: str) -> Stats:
+        """Answer what `store` lacks of `requests` (ALL of a stage's requests, maybe repeated; `desc` names the
+        stage) and return what this run did: `Stats(self.model, self.prices)`, counted as below.
+
+        - Send only the requests whose id is not in `store` (the whole list is given because a local model
+          must batch a rerun exactly as the first run did).
+        - `store.append(request, reply)` each finished reply at once, so a kill loses nothing finished.
+        - A request the server refuses as invalid (asking again would get the same answer) is not stored:
+          it goes to `stats.rejected` as (request, reason), and the caller decides (generate stores it
+          as rejected up to max_rejected; the judge leaves it unrated).
+        - A request that finally failed is not stored: it goes to `stats.failures` as {"id": ..., "error": ...}
+          and the run goes on with the others (the caller then stops; a rerun sends only what is missing).
+          Raise only when no request can succeed (a UserError, e.g. a rejected key).
+        - Count `stats.sent`, `stats.done`, `stats.add_usage(reply.usage)` and `stats.retries` as you go.
+        """
+
+
+def request_body(teacher: Teacher, messages: list[dict], max_tokens: int, params: dict | None = None) -> dict:
+    """The Chat Completions body of a request to `teacher`; everything in it is hashed into the request id.
+
+    `params` override the teacher's params (e.g. the judge's greedy decoding).
+    """
+    body = {"model": teacher.model, "messages": messages, "max_tokens": int(max_tokens)}
+    body.update({k: v for k, v in {**(teacher.params or {}), **(params or {})}.items() if v is not None})
+    return body
