@@ -39,6 +39,7 @@ import os
 import subprocess
 import tempfile
 import time
+from types import SimpleNamespace
 import warnings
 
 import numpy as np
@@ -291,9 +292,14 @@ def plan_padding(dataset, m: int, global_batch: int, seed: int, family) -> tuple
 
 # -- main -------------------------------------------------------------------------------------------
 def compose(shape: str, *extra: str):
+    """The train config of ``shape``, its model and optim nodes typed (ModelSpec, OptimSpec) as train.py types them."""
     from lamini_lm import config
+    from lamini_lm.models.spec import ModelSpec
+    from lamini_lm.training.spec import OptimSpec
 
-    return config.compose("train", SHAPES[shape] + list(extra))
+    cfg = config.compose("train", SHAPES[shape] + list(extra))
+    return SimpleNamespace(**{k: cfg[k] for k in cfg if k not in ("model", "optim")}, model=config.typed(cfg.model, ModelSpec, "model"),
+                           optim=config.typed(cfg.optim, OptimSpec, "optim"))
 
 
 def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:

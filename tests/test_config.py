@@ -3,6 +3,7 @@
 import pytest
 
 from lamini_lm import config
+from lamini_lm.errors import UserError
 
 
 @pytest.fixture
@@ -31,3 +32,41 @@ def test_every_stage_reads_the_same_wandb_key_and_rule(clean_wandb_env, monkeypa
              config.compose("evaluate").wandb.mode}
     assert modes == {"online"}
     assert config.compose("evaluate", ["wandb.mode=disabled"]).wandb.mode == "disabled"
+
+
+@pytest.mark.parametrize("overrides,fragments", [
+    (["model.lr=fast"], ["model.lr", "could not be converted to Float"]),
+    (["+model.learning_rate=1e-4"], ["model.learning_rate", "no such key"]),
+    (["data.val_size=0"], ["val_size=0", "fraction in (0, 1) or a positive number"]),
+    (["data.val_size=1.5"], ["val_size=1.5"]),
+    (["optim.betas=[0.9]"], ["betas=[0.9]", "two numbers"]),
+    (["data=jsonl"], ["data.path: missing a value"]),
+    (["data.subsets=[sharegpt]"], ["sharegpt", "self_instruct_without_topic"]),
+    (["model.hub_id=null", "model.architecture=null"], ["neither hub_id nor architecture"]),
+    (["global_batch_size=0"], ["global_batch_size"]),
+])
+def test_train_config_is_checked_once_with_one_line_naming_the_key(overrides, fragments):
+    from lamini_lm.training.spec import TrainSpec
+
+    cfg = config.compose("train", ["paths.output_dir=/tmp/unused", *overrides])
+    with pytest.raises(UserError) as e:
+        config.typed(cfg, TrainSpec)
+    assert "\n" not in str(e.value) and all(f in str(e.value) for f in fragments), str(e.value)
+
+
+def test_the_typed_train_config_holds_plain_values():
+    from lamini_lm.training.spec import TrainSpec
+
+    spec = config.typed(config.compose("train", ["paths.output_dir=/tmp/unused", "model=tiny_t5"]), TrainSpec)
+    assert spec.optim.lr == spec.model.lr == 2e-3  # interpolations resolved
+    assert spec.data.val_size == 32 and isinstance(spec.data.val_size, int)  # a count stays a count
+    assert spec.model.architecture["model_type"] == "t5" and spec.model.family["_target_"].endswith("EncoderDecoder")
+
+
+def test_a_model_of_another_size_than_its_config_says_is_refused():
+    from lamini_lm.models.backbone import build_family, load_model
+    from lamini_lm.models.spec import ModelSpec
+
+    model = config.typed(config.compose("train", ["model.params=1B"]).model, ModelSpec, "model")
+    with pytest.raises(UserError, match=r"model.params=1B but model 'tiny_gpt2' has 3.3M parameters"):
+        load_model(model, build_family(model))

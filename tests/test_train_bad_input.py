@@ -51,3 +51,10 @@ def test_a_global_batch_the_devices_cannot_split_is_refused(tmp_path):
 def test_an_unreachable_hub_dataset_names_the_id_and_the_local_file_way(tmp_path):
     res = run_entry("train.py", "data=lamini", f"hydra.run.dir={tmp_path}", "logger=csv")
     _fails_with(res, "'MBZUAI/LaMini-instruction'", "data=jsonl")
+
+
+
+def test_a_wrong_config_value_is_one_line_naming_the_key(tmp_path):
+    # the in-process cases are in test_config.py; this is the entry point's path to exit 2
+    res = run_entry("train.py", "model.lr=fast", f"hydra.run.dir={tmp_path}", "logger=csv")
+    _fails_with(res, "model.lr", "could not be converted to Float")

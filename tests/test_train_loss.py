@@ -1,12 +1,13 @@
 """Label masking and the global-batch loss: exact, whatever the micro-batch split."""
 
 import pytest
-from omegaconf import OmegaConf
 
 from lamini_lm import assets, prompts
 from lamini_lm.data.collate import Collate
 from lamini_lm.data.tokenization import Tokenize
 from lamini_lm.models.families import IGNORE_INDEX, DecoderOnly, EncoderDecoder
+from lamini_lm.models.spec import ModelSpec
+from lamini_lm.training.spec import OptimSpec
 
 FAMILIES = {"decoder_only": DecoderOnly(), "encoder_decoder": EncoderDecoder()}
 
@@ -57,9 +58,10 @@ def _module(family):
         arch = dict(model_type="t5", vocab_size=32128, d_model=32, d_ff=64, d_kv=8, num_layers=2, num_heads=2,
                     decoder_start_token_id=0, dropout_rate=0.0)
         model = AutoModelForSeq2SeqLM.from_config(AutoConfig.for_model(**arch))
-    cfg = OmegaConf.create({"name": "t", "prompt_style": None})  # the family's default style
-    optim = OmegaConf.create({"lr": 1e-3})
-    return FAMILIES[family].module(model, cfg, optim)
+    f = FAMILIES[family]
+    spec = ModelSpec(name="t", family={"_target_": repr(f)[:-2]}, lamini_name="t", params="1M", lr=1e-3,
+                     tokenizer="t", fsdp_block="t", micro_batch_size=4, architecture=arch)  # the family's style
+    return f.module(model, spec, OptimSpec(lr=1e-3))
 
 
 class _FakeTrainer:

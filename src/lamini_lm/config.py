@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import netrc
+import re
 import os
 from pathlib import Path
 
+from typing import TypeVar
+
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import (ConfigKeyError, InterpolationToMissingValueError, MissingMandatoryValue,
+                              OmegaConfBaseException)
+
+from lamini_lm.errors import UserError
+
+T = TypeVar("T")
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONF_MODULE = "lamini_lm.conf"  # the repository's conf/, mapped into the package (pyproject.toml)
@@ -37,6 +47,34 @@ def wandb_mode() -> str:
         return "offline" if netrc.netrc().authenticators("api.wandb.ai") is None else "online"
     except (FileNotFoundError, netrc.NetrcParseError):
         return "offline"
+
+
+def typed(node: DictConfig, schema: type[T], where: str = "") -> T:
+    """``node`` checked against the dataclass ``schema`` (types, unknown or missing keys, its __post_init__) and
+    returned as an instance of it, every interpolation resolved; any problem is one UserError naming the key."""
+    prefix = f"{where}." if where else ""
+    try:
+        # resolved first: interpolations may point outside the node (optim.lr: ${model.lr})
+        values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+    except OmegaConfBaseException as e:
+        key = f"{prefix}{e.full_key}" if getattr(e, "full_key", None) else where or "config"
+        if isinstance(e, (MissingMandatoryValue, InterpolationToMissingValueError)):
+            # a ??? value, or one an interpolation points at: name the key that needs the value
+            found = re.search(r"Missing mandatory value: ?(\S+)", e.msg)
+            key = found.group(1) if found and isinstance(e, InterpolationToMissingValueError) else key
+            raise UserError(f"{key}: missing a value; set it in the config or on the command line ({key}=...)") \
+                from None
+        if isinstance(e, ConfigKeyError) and "not in" in e.msg:
+            raise UserError(f"{key}: no such key (a typo? {schema.__name__} has {', '.join(_fields(schema))})") \
+                from None
+        raise UserError(f"{key}: {e.msg.splitlines()[0]}") from None
+    except ValueError as e:  # a schema's own check (__post_init__)
+        raise UserError(f"{where or 'config'}: {e}") from None
+
+
+def _fields(schema) -> list[str]:
+    return [f.name for f in dataclasses.fields(schema)]
 
 
 def compose(config_name: str, overrides=(), return_hydra_config: bool = False) -> DictConfig:

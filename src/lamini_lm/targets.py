@@ -19,12 +19,14 @@ from lamini_lm.errors import UserError
 _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
-def build(cfg: DictConfig, group: str, base: type | None = None, **runtime):
+def build(cfg: DictConfig | dict, group: str, base: type | None = None, **runtime):
     """`cfg._target_` called with cfg's settings (plain dicts and lists) and the caller's `runtime` objects.
 
     `runtime` names what the program passes in (e.g. the price table); the config cannot set those.
     `base`: the class the target must subclass (the contract its callers rely on).
     """
+    if isinstance(cfg, dict):  # a node of a typed config (lamini_lm.config.typed) is a plain dict
+        cfg = OmegaConf.create(cfg)
     if not isinstance(cfg, DictConfig) or "_target_" not in cfg:
         renamed = f" ({group}.kind is now {group}._target_: see the Changelog in README.md)" if "kind" in cfg else ""
         raise UserError(f"{group} has no _target_: set {group}._target_=<module>.<class or function>{renamed}")

@@ -20,11 +20,12 @@ def make_export(folder: str | Path, kind: str = "gpt2", seed: int = 0) -> Path:
     import torch
 
     from lamini_lm.models.backbone import build_family, load_model, load_tokenizer
+    from lamini_lm.models.spec import ModelSpec
     from lamini_lm.training.export import write_export
 
     if kind not in ("gpt2", "t5"):
         raise ValueError(f"unknown tiny model kind {kind!r}")
-    model_cfg = config.compose("train", [f"model=tiny_{kind}"]).model
+    model_cfg = config.typed(config.compose("train", [f"model=tiny_{kind}"]).model, ModelSpec, "model")
     family = build_family(model_cfg)
     torch.manual_seed(seed)
     return write_export(load_model(model_cfg, family), load_tokenizer(model_cfg), family,

@@ -4,11 +4,11 @@ unreachable hub becomes one clear error naming the id."""
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
-
+from lamini_lm import targets
 from lamini_lm.errors import UserError
 from lamini_lm.models.families import Family
 from lamini_lm.models.size import check_size
+from lamini_lm.models.spec import ModelSpec
 
 
 def _hub_error(what: str, ident: str, e: Exception) -> UserError:
@@ -20,53 +20,35 @@ def _hub_error(what: str, ident: str, e: Exception) -> UserError:
     )
 
 
-def load_tokenizer(model_cfg: DictConfig):
+def build_family(spec: ModelSpec) -> Family:
+    """The model config's ``family`` (``_target_``: a Family class) as an object."""
+    return targets.build(spec.family, "model.family", base=Family)
+
+
+def load_tokenizer(spec: ModelSpec):
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(model_cfg.tokenizer, revision=model_cfg.get("revision") or None)
+        tok = AutoTokenizer.from_pretrained(spec.tokenizer, revision=spec.revision)
     except OSError as e:
-        raise _hub_error("tokenizer", model_cfg.tokenizer, e) from None
+        raise _hub_error("tokenizer", spec.tokenizer, e) from None
     if tok.pad_token is None:  # GPT-2 family: pad with EOS; padding is masked from attention and loss
         tok.pad_token = tok.eos_token
     return tok
 
 
-def load_model(model_cfg: DictConfig, family: Family):
-    """A transformers model: pretrained from ``hub_id`` or randomly initialised from ``architecture``; its size
-    checked against ``model.params``."""
-    model = _load(model_cfg, family)
-    check_size(model, model_cfg)
-    return model
-
-
-def _load(model_cfg: DictConfig, family: Family):
+def load_model(spec: ModelSpec, family: Family):
+    """A transformers model: randomly initialised from ``architecture``, else pretrained from ``hub_id``;
+    its size checked against ``model.params``."""
     from transformers import AutoConfig
 
     auto = family.auto()
-    if model_cfg.get("architecture"):
-        arch = OmegaConf.to_container(model_cfg.architecture, resolve=True)
-        return auto.from_config(AutoConfig.for_model(**arch))
-    if not model_cfg.get("hub_id"):
-        raise UserError(f"model '{model_cfg.name}' has neither hub_id nor architecture")
-    try:
-        return auto.from_pretrained(model_cfg.hub_id, revision=model_cfg.get("revision") or None)
-    except OSError as e:
-        raise _hub_error("model", model_cfg.hub_id, e) from None
-
-
-def build_family(model_cfg: DictConfig) -> Family:
-    """The model config's ``family`` node (``_target_``: a Family class) as an object."""
-    from hydra.utils import instantiate
-
-    node = model_cfg.get("family")
-    if not isinstance(node, DictConfig) or "_target_" not in node:
-        raise UserError(f"model.family must name a family class, e.g. {{_target_: lamini_lm.models.families."
-                        f"DecoderOnly}}; got {node!r} (model '{model_cfg.get('name')}')")
-    try:
-        family = instantiate(node)
-    except Exception as e:  # hydra wraps the import or constructor error
-        raise UserError(f"model.family._target_={node._target_} cannot be built: {str(e).splitlines()[0]}") from None
-    if not isinstance(family, Family):
-        raise UserError(f"model.family._target_={node._target_} is not a lamini_lm.models.families.Family")
-    return family
+    if spec.architecture:
+        model = auto.from_config(AutoConfig.for_model(**spec.architecture))
+    else:
+        try:
+            model = auto.from_pretrained(spec.hub_id, revision=spec.revision)
+        except OSError as e:
+            raise _hub_error("model", spec.hub_id, e) from None
+    check_size(model, spec)
+    return model

@@ -71,11 +71,12 @@ class Family:
         """Summed NLL over the micro-batch's target tokens (labels == IGNORE_INDEX are ignored)."""
         raise NotImplementedError
 
-    def module(self, backbone, model_cfg, optim_cfg):
-        """The LightningModule that trains this family (the shared one, which asks ``token_nll``)."""
+    def module(self, backbone, model, optim):
+        """The LightningModule that trains this family (the shared one, which asks ``token_nll``), from the
+        backbone and the typed model and optimizer configs (ModelSpec, OptimSpec)."""
         from lamini_lm.models.tuner import InstructionTuner
 
-        return InstructionTuner(backbone, self, model_cfg, optim_cfg)
+        return InstructionTuner(backbone, self, model, optim)
 
     # -- inference --------------------------------------------------------------------------------
     def generate(self, model, tokenizer, prompts: list[str], **generate_kwargs) -> list[str]:

@@ -10,24 +10,28 @@ accumulation 1 and k give the same gradient (transformers #24725 is the mean-of-
 from __future__ import annotations
 
 import random
+from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from lamini_lm.models.families import IGNORE_INDEX, Family
+from lamini_lm.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from lamini_lm.training.spec import OptimSpec
 
 
 class InstructionTuner(pl.LightningModule):
-    def __init__(self, backbone, family: Family, model_cfg: DictConfig, optim_cfg: DictConfig):
+    def __init__(self, backbone, family: Family, model: ModelSpec, optim: OptimSpec):
         super().__init__()
         self.model = backbone
         self.family = family
-        self.model_cfg, self.optim_cfg = model_cfg, optim_cfg
-        self.style = family.style(model_cfg.prompt_style)
-        self.save_hyperparameters({"model": OmegaConf.to_container(model_cfg, resolve=True),
-                                   "optim": OmegaConf.to_container(optim_cfg, resolve=True)})
+        self.optim = optim
+        self.style = family.style(model.prompt_style)
+        self.save_hyperparameters({"model": asdict(model), "optim": asdict(optim)})
 
     # -- loss ---------------------------------------------------------------------------------------
     def token_nll(self, batch) -> torch.Tensor:
@@ -51,7 +55,7 @@ class InstructionTuner(pl.LightningModule):
     def configure_optimizers(self):
         from transformers import get_scheduler
 
-        o = self.optim_cfg
+        o = self.optim
         # fused: one kernel for all parameters instead of a Python loop per tensor (2-3x faster steps on CPU)
         optimizer = torch.optim.AdamW(self.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps,
                                       weight_decay=o.weight_decay, fused=True)

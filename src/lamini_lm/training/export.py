@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from lamini_lm.models.spec import ModelSpec
 
 CARD = """---
 library_name: transformers
@@ -42,7 +42,8 @@ or with this repository: `python evaluate.py model={path}`.
 """
 
 
-def export(trainer, module, tokenizer, cfg: DictConfig, out_dir: str | Path, metrics: dict) -> Path | None:
+def export(trainer, module, tokenizer, model_cfg: ModelSpec, config_yaml: str, out_dir: str | Path,
+           metrics: dict) -> Path | None:
     """Gather the full weights (a collective under FSDP: every rank must call this) and write the
     folder on global rank 0. Returns the folder on rank 0, None elsewhere."""
     state = trainer.strategy.lightning_module_state_dict()
@@ -50,11 +51,11 @@ def export(trainer, module, tokenizer, cfg: DictConfig, out_dir: str | Path, met
         return None
     prefix = "model."
     weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    return write_export(module.model, tokenizer, module.family, module.style, out_dir, model_cfg=cfg.model,
-                        metrics=metrics, config_yaml=OmegaConf.to_yaml(cfg, resolve=True), state_dict=weights)
+    return write_export(module.model, tokenizer, module.family, module.style, out_dir, model_cfg=model_cfg,
+                        metrics=metrics, config_yaml=config_yaml, state_dict=weights)
 
 
-def write_export(model, tokenizer, family, style, out_dir: str | Path, *, model_cfg: DictConfig, metrics: dict,
+def write_export(model, tokenizer, family, style, out_dir: str | Path, *, model_cfg: ModelSpec, metrics: dict,
                  config_yaml: str | None = None, state_dict: dict | None = None) -> Path:
     """The export folder for ``model`` (with ``state_dict`` instead of its own weights, if given)."""
     out = Path(out_dir)
@@ -77,7 +78,7 @@ def write_export(model, tokenizer, family, style, out_dir: str | Path, *, model_
         pipeline_tag=family.pipeline_tag,
         base_model=model_cfg.hub_id or "none (randomly initialised)",
         lamini_name=model_cfg.lamini_name, model_name=model_cfg.name,
-        base=model_cfg.hub_id or f"A randomly initialised {model_cfg.architecture.model_type}",
+        base=model_cfg.hub_id or f"A randomly initialised {model_cfg.architecture['model_type']}",
         style=style.name, path=out, usage=usage,
         metrics="\n".join(f"- {k}: {v:.4f}" for k, v in sorted(metrics.items())) or "- none",
         config=config_yaml or "none: not trained by train.py\n",

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from lamini_lm.config import typed
 from lamini_lm.errors import UserError
+from lamini_lm.training.spec import TrainSpec
 
 SECRET_KEY = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
 
@@ -38,9 +40,9 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     return str(ckpt_path)
 
 
-def _write_rank_record(output_dir: Path, rank: int, world_size: int, cfg: DictConfig) -> None:
+def _write_rank_record(output_dir: Path, rank: int, world_size: int, record: dict) -> None:
     # one small file per rank: proof (and a debugging aid) that every rank of a job ran the same config
-    text = json.dumps(redacted(cfg), sort_keys=True)
+    text = json.dumps(record, sort_keys=True)
     d = output_dir / "ranks"
     d.mkdir(parents=True, exist_ok=True)
     (d / f"rank{rank}.json").write_text(json.dumps(
@@ -48,66 +50,95 @@ def _write_rank_record(output_dir: Path, rank: int, world_size: int, cfg: DictCo
 
 
 def train(cfg: DictConfig) -> dict:
+    """Validate the config once, build model, data and trainer from it, fit, export, report."""
+    spec = typed(cfg, TrainSpec)  # before the heavy imports: a wrong key fails in a second
+    record = redacted(cfg)  # what W&B, the rank records and the export keep of the config
+
     import lightning.pytorch as pl
-    from hydra.utils import instantiate
     from lightning.pytorch.loggers import WandbLogger
 
-    from lamini_lm.data.batching import accumulation_steps
-    from lamini_lm.data.datamodule import InstructionDataModule
-    from lamini_lm.models.backbone import build_family, load_model, load_tokenizer
     from lamini_lm.training import ddp_hydra
-    from lamini_lm.training.callbacks import SampleGenerations, TokenThroughput
-    from lamini_lm.training.export import export
 
     ddp_hydra.prepare_job()
-    output_dir = Path(cfg.paths.output_dir)
-    pl.seed_everything(cfg.seed, workers=True)
-
-    family = build_family(cfg.model)
-    tokenizer = load_tokenizer(cfg.model)
-    module = family.module(load_model(cfg.model, family), cfg.model, cfg.optim)
-    data = cfg.data
-    datamodule = InstructionDataModule(
-        instantiate(data.reader), tokenizer, module.style, family,
-        global_batch_size=cfg.global_batch_size, micro_batch_size=cfg.micro_batch_size, val_size=data.val_size,
-        max_source_length=data.max_source_length, max_target_length=data.max_target_length,
-        mask_prompt=data.mask_prompt, seed=cfg.seed,
-        num_workers=data.num_workers,
-    )
-
-    loggers = []
-    for name, lcfg in (cfg.get("logger") or {}).items():
-        if lcfg is None:
-            continue
-        extra = {"group": ddp_hydra.sweep_group()} if "Wandb" in lcfg._target_ and not lcfg.get("group") else {}
-        loggers.append(instantiate(lcfg, **extra))
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
-    trainer.accumulate_grad_batches = accumulation_steps(cfg.global_batch_size, cfg.micro_batch_size,
-                                                         trainer.world_size)
-    for logger in loggers:
-        logger.log_hyperparams(redacted(cfg))
-
+    output_dir = Path(spec.paths["output_dir"])
+    pl.seed_everything(spec.seed, workers=True)
+    module, datamodule, tokenizer = _build(spec)
+    loggers, callbacks, trainer = _trainer(spec, record)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.ckpt_path, output_dir))
-        _write_rank_record(output_dir, trainer.global_rank, trainer.world_size, cfg)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        throughput = next((c for c in callbacks if isinstance(c, TokenThroughput)), None)
-        if throughput:
-            metrics.update(throughput.summary(trainer.world_size))
-        metrics.update(global_step=trainer.global_step, epoch=trainer.current_epoch,
-                       accumulate_grad_batches=trainer.accumulate_grad_batches, world_size=trainer.world_size)
-        hf_dir = export(trainer, module, tokenizer, cfg, output_dir / "hf", metrics) if cfg.export else None
-        if not trainer.is_global_zero:
-            return metrics
-        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        samples = next((c.last for c in callbacks if isinstance(c, SampleGenerations)), [])
-        _report(output_dir, hf_dir, loggers, metrics, samples)
-        return metrics
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(spec.ckpt_path, output_dir))
+        _write_rank_record(output_dir, trainer.global_rank, trainer.world_size, record)
+        return _finish(spec, record, trainer, module, tokenizer, loggers, callbacks, output_dir)
     finally:
         for logger in loggers:
             if isinstance(logger, WandbLogger) and trainer.is_global_zero:
                 logger.experiment.finish()  # one W&B run per sweep job, also when the job fails
+
+
+def _build(spec: TrainSpec):
+    """The LightningModule (backbone + family + optimizer settings), the DataModule and the tokenizer."""
+    from hydra.utils import instantiate
+
+    from lamini_lm.data.datamodule import InstructionDataModule
+    from lamini_lm.models.backbone import build_family, load_model, load_tokenizer
+
+    family = build_family(spec.model)
+    tokenizer = load_tokenizer(spec.model)
+    module = family.module(load_model(spec.model, family), spec.model, spec.optim)
+    data = spec.data
+    datamodule = InstructionDataModule(
+        instantiate(data.reader), tokenizer, module.style, family,
+        global_batch_size=spec.global_batch_size, micro_batch_size=spec.micro_batch_size, val_size=data.val_size,
+        max_source_length=data.max_source_length, max_target_length=data.max_target_length,
+        mask_prompt=data.mask_prompt, seed=spec.seed, num_workers=data.num_workers,
+    )
+    return module, datamodule, tokenizer
+
+
+def _trainer(spec: TrainSpec, record: dict):
+    """Loggers (the config logged to each), callbacks and the Lightning Trainer with the derived accumulation."""
+    from hydra.utils import instantiate
+
+    from lamini_lm.data.batching import accumulation_steps
+    from lamini_lm.training import ddp_hydra
+
+    loggers = []
+    for lcfg in (spec.logger or {}).values():
+        if lcfg is None:
+            continue
+        extra = {"group": ddp_hydra.sweep_group()} if "Wandb" in lcfg["_target_"] and not lcfg.get("group") else {}
+        loggers.append(instantiate(lcfg, **extra))
+    callbacks = [instantiate(c) for c in (spec.callbacks or {}).values() if c is not None]
+    trainer = instantiate(spec.trainer, logger=loggers or False, callbacks=callbacks)
+    trainer.accumulate_grad_batches = accumulation_steps(spec.global_batch_size, spec.micro_batch_size,
+                                                         trainer.world_size)
+    for logger in loggers:
+        logger.log_hyperparams(record)
+    return loggers, callbacks, trainer
+
+
+def _finish(spec, record, trainer, module, tokenizer, loggers, callbacks, output_dir: Path) -> dict:
+    """Metrics, the export (a collective under FSDP: every rank calls it) and, on rank 0, the report."""
+    import yaml
+
+    from lamini_lm.training.callbacks import SampleGenerations, TokenThroughput
+    from lamini_lm.training.export import export
+
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    throughput = next((c for c in callbacks if isinstance(c, TokenThroughput)), None)
+    if throughput:
+        metrics.update(throughput.summary(trainer.world_size))
+    metrics.update(global_step=trainer.global_step, epoch=trainer.current_epoch,
+                   accumulate_grad_batches=trainer.accumulate_grad_batches, world_size=trainer.world_size)
+    hf_dir = None
+    if spec.export:
+        hf_dir = export(trainer, module, tokenizer, spec.model, yaml.safe_dump(record, sort_keys=False),
+                        output_dir / "hf", metrics)
+    if not trainer.is_global_zero:
+        return metrics
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    samples = next((c.last for c in callbacks if isinstance(c, SampleGenerations)), [])
+    _report(output_dir, hf_dir, loggers, metrics, samples)
+    return metrics
 
 
 def _report(output_dir: Path, hf_dir: Path | None, loggers, metrics: dict, samples: list[dict]) -> None:

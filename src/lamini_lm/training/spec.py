@@ -1,0 +1,50 @@
+"""train.py's whole config, typed and checked once at its entry (lamini_lm.config.typed): every later
+function gets the node it needs as a dataclass, and a wrong key or value stops the run with one line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from lamini_lm.data.spec import DataSpec
+from lamini_lm.models.spec import ModelSpec
+
+
+@dataclass
+class OptimSpec:
+    """AdamW and a transformers schedule (conf/optim/)."""
+
+    lr: float
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    scheduler: str = "linear"  # any name transformers.get_scheduler knows
+    warmup_ratio: float = 0.0
+
+    def __post_init__(self):
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas={self.betas} must be two numbers in [0, 1)")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1)")
+
+
+@dataclass
+class TrainSpec:
+    model: ModelSpec
+    data: DataSpec
+    optim: OptimSpec
+    global_batch_size: int  # examples per optimizer step, whatever the hardware
+    micro_batch_size: int  # examples per device per forward/backward
+    seed: int = 42
+    ckpt_path: Optional[str] = "auto"
+    export: bool = True
+    task_name: str = "train"
+    # instantiated by Lightning/Hydra as they are: their own constructors check them
+    trainer: Any = None
+    logger: Any = None
+    callbacks: Any = None
+    paths: Any = None
+
+    def __post_init__(self):
+        if self.global_batch_size < 1 or self.micro_batch_size < 1:
+            raise ValueError("global_batch_size and micro_batch_size must be positive")
