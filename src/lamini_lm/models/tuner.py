@@ -97,7 +97,7 @@ def _nll_at(model, keep: torch.Tensor, targets: torch.Tensor, **inputs) -> torch
         logits = model(**inputs).logits
     finally:
         handle.remove()
-    return F.cross_entropy(logits.float(), targets, reduction="sum")
+    return F.cross_entropy(logits.to(torch.promote_types(logits.dtype, torch.float32)), targets, reduction="sum")
 
 
 class DecoderOnlyTuner(InstructionTuner):
