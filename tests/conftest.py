@@ -13,3 +13,20 @@ for _k, _v in {
     "TOKENIZERS_PARALLELISM": "false",
 }.items():
     os.environ.setdefault(_k, _v)
+
+
+def pytest_configure(config):
+    # torch caps OMP_NUM_THREADS at the number of cores; the numerics tests are meant to run with exactly that
+    # many threads (README: the tests), so apply it as given
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def pytest_report_header(config):
+    # what the numerics ran with: the kernels' instruction set and the thread count
+    import torch
+
+    return f"torch {torch.__version__}: {torch.backends.cpu.get_cpu_capability()} kernels, {torch.get_num_threads()} threads"

@@ -46,17 +46,22 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
 
     # 2 epochs x 5 steps; dropout on (tiny_gpt2 keeps GPT-2's 0.1), so RNG state matters too
     common = [*SMALL, "trainer.max_epochs=2", "callbacks.last_checkpoint.every_n_train_steps=1",
-              "callbacks.sample_generations.num_samples=0"]
+              "callbacks.sample_generations.num_samples=0", "+trainer.deterministic=true"]
+    # Bit-identical weights are a property of one machine and one setting: the three runs share this process's
+    # kernels (ATEN_CPU_CAPABILITY, MKL_ENABLE_INSTRUCTIONS are inherited), its thread count, set explicitly, and
+    # deterministic algorithms (above). Another instruction set or thread count may round differently.
+    threads = str(torch.get_num_threads())
+    same = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    res = run_entry("train.py", *common, f"hydra.run.dir={straight}")
+    res = run_entry("train.py", *common, f"hydra.run.dir={straight}", env=same)
     assert res.returncode == 0, res.stderr[-3000:]
 
     res = run_entry("train.py", *common, f"hydra.run.dir={killed}", "+callbacks.kill._target_=tests.helpers.kill.KillAtStep",
-                    "+callbacks.kill.step=7")
+                    "+callbacks.kill.step=7", env=same)
     assert res.returncode == -9  # SIGKILL in epoch 2, step 7 of 10
     assert (killed / "checkpoints" / "last.ckpt").exists() and not (killed / "hf").exists()
 
-    res = run_entry("train.py", *common, f"hydra.run.dir={killed}")  # ckpt_path=auto finds last.ckpt
+    res = run_entry("train.py", *common, f"hydra.run.dir={killed}", env=same)  # ckpt_path=auto finds last.ckpt
     assert res.returncode == 0, res.stderr[-3000:]
     assert json.loads((killed / "metrics.json").read_text())["global_step"] == 10
     a, b = _weights(straight), _weights(killed)

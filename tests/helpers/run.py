@@ -8,8 +8,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_entry(script: str, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
+def run_entry(script: str, *overrides: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``env`` adds to (or overrides) this process's environment."""
+    env = {**os.environ, **(env or {})}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH", "")])
     return subprocess.run([sys.executable, script, *overrides], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)

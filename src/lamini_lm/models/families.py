@@ -103,7 +103,8 @@ def _nll_at(model, keep: torch.Tensor, targets: torch.Tensor, **inputs) -> torch
         logits = model(**inputs).logits
     finally:
         handle.remove()
-    return F.cross_entropy(logits.float(), targets, reduction="sum")
+    # half/bf16 logits are raised to float32 for the softmax; float64 stays float64 (the exactness tests)
+    return F.cross_entropy(logits.to(torch.promote_types(logits.dtype, torch.float32)), targets, reduction="sum")
 
 
 class DecoderOnly(Family):
