@@ -48,16 +48,17 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--wandb", action="store_true", help="keep W&B on (offline) in evaluate.py")
     args = p.parse_args()
-    sys.path.insert(0, str(ROOT / "src"))
+    from lamini_lm import config
     from lamini_lm.evaluation import local_tasks, suite, tiny
-    from omegaconf import OmegaConf
+    from lamini_lm.evaluation.suite import SuiteSpec
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "WANDB_MODE": "offline", "TOKENIZERS_PARALLELISM": "false"}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         export = tiny.ensure_export(tmp / "models", "gpt2")
-        specs = suite.select(suite.load(OmegaConf.load(ROOT / "conf" / "eval" / "lamini15_local.yaml")), TASKS)
+        local = config.typed(config.compose("evaluate", ["eval=lamini15_local"]).eval, SuiteSpec, "eval")
+        specs = suite.select(local.tasks, TASKS)
         tasks_dir = local_tasks.write(specs, tmp / "direct_tasks")
         ours_t, direct_t, ours_cpu, direct_cpu = [], [], [], []
         for k in range(args.repeats):

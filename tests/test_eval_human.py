@@ -64,7 +64,7 @@ def test_sheets_are_blinded_balanced_and_one_rater_per_instruction(tmp_path):
     models, ids = ["LaMini-GPT-124M", "LaMini-T5-61M", "alpaca-7b"], [f"user_oriented_task_{i}" for i in range(117)]
     _responses(tmp_path / "responses", models, ids)
     cfg = compose(tmp_path, f"human.responses={tmp_path / 'responses'}", f"human.sheets={tmp_path / 'sheets'}")
-    human.sheets(cfg)
+    human.sheets(cfg.human, cfg.seed)
     sheets = sorted((tmp_path / "sheets").glob("rater_*.csv"))
     assert len(sheets) == 8
     rater_of, loads = {}, []
@@ -94,7 +94,7 @@ def test_ratings_are_ingested_per_model_with_figure6(tmp_path):
     _responses(tmp_path / "responses", models, ids)
     cfg = compose(tmp_path / "out", f"human.responses={tmp_path / 'responses'}", f"human.sheets={tmp_path / 'sheets'}",
                   "human.raters=3")
-    human.sheets(cfg)
+    human.sheets(cfg.human, cfg.seed)
     key = {k["item_id"]: k["model"] for k in csv.DictReader(open(tmp_path / "sheets" / "key.csv"))}
     for sheet in (tmp_path / "sheets").glob("rater_*.csv"):
         rows = list(csv.DictReader(open(sheet)))
@@ -104,26 +104,27 @@ def test_ratings_are_ingested_per_model_with_figure6(tmp_path):
             w = csv.DictWriter(f, fieldnames=human.SHEET_FIELDS)
             w.writeheader()
             w.writerows(rows)
-    counts = human.ingest(cfg)
+    counts = human.ingest(cfg.human, tmp_path / "out")
     assert counts == {"m1": {"A": 10, "B": 0, "C": 0, "D": 0}, "m2": {"A": 0, "B": 0, "C": 10, "D": 0}} or \
         counts == {"m2": {"A": 0, "B": 0, "C": 10, "D": 0}, "m1": {"A": 10, "B": 0, "C": 0, "D": 0}}
     assert (tmp_path / "out" / "figure6.png").exists() and (tmp_path / "out" / "human_eval.csv").exists()
     sheet = next((tmp_path / "sheets").glob("rater_*.csv"))
     sheet.write_text(sheet.read_text().replace(",A,", ",E,", 1).replace(",rate-c,", ",E,", 1))
     with pytest.raises(UserError, match=r"rater_\d\.csv:\d+: rating 'E'"):
-        human.ingest(cfg)
+        human.ingest(cfg.human, tmp_path / "out")
 
 
 @pytest.mark.slow
 def test_generate_uses_each_models_prompt_style(tmp_path_factory, tmp_path):
     from lamini_lm.evaluation import human
+    from lamini_lm.evaluation.model_refs import resolve_all
 
     root = tiny_root(tmp_path_factory)
     ids = tmp_path / "ids.txt"
     ids.write_text("user_oriented_task_0\nuser_oriented_task_3\n")
     cfg = compose(tmp_path, f"models={root}", f"human.path={FIXTURE}", f"human.ids_file={ids}",
                   "human.generation.max_new_tokens=4", f"human.responses={tmp_path / 'responses'}")
-    human.generate(cfg)
+    human.generate(cfg.human, resolve_all(cfg.models, cfg.revision))
     files = sorted((tmp_path / "responses").glob("*.jsonl"))
     assert [f.name for f in files] == ["tiny_exports__gpt2.jsonl", "tiny_exports__t5.jsonl"]
     styles = [json.loads(f.read_text().splitlines()[0])["prompt_style"] for f in files]

@@ -15,7 +15,7 @@ def _suite(tmp_path, *overrides):
     from lamini_lm.evaluation import suite
 
     cfg = compose(tmp_path, "eval=lamini15_local", *overrides)
-    return cfg, suite.select(suite.load(cfg.eval), cfg.tasks)
+    return cfg, suite.select(cfg.eval.tasks, cfg.tasks)
 
 
 def test_local_task_files_include_lm_evals_yaml_with_absolute_data_paths(tmp_path):
@@ -104,7 +104,11 @@ def test_bad_inputs_get_one_clear_error(tmp_path, tmp_path_factory):
         (["models=null"], "no model given"),
         ([f"models={root}/gpt2/hf", "tasks=[PIQA,squad]"], r"unknown task\(s\) squad"),
         ([f"models={root}/gpt2/hf", "paper_model=gpt-5"], "not in the paper's tables"),
-        (["mode=train"], "unknown mode 'train'"),
+        (["mode=train"], "mode=train is not a mode"),
+        (["wrapper=chatml"], "wrapper=chatml is not a wrapper"),
+        (["lm_eval.limit=0"], "lm_eval.limit=0 must be a positive number"),
+        (["lm_eval.batch_size=big"], "lm_eval.batch_size='big'"),
+        (["+lm_eval.shots=5"], "lm_eval.shots: no such key"),
     ]
     for overrides, message in cases:
         with pytest.raises(UserError, match=message):
@@ -130,7 +134,7 @@ def test_hub_suite_names_lm_evals_tasks_and_their_metrics(tmp_path):
     from lamini_lm.evaluation import local_tasks, suite
 
     cfg = compose(tmp_path, "eval=lamini15")
-    specs = suite.load(cfg.eval)
+    specs = cfg.eval.tasks
     assert [s.paper for s in specs] == list(suite.PAPER_TASKS)
     files = {}
     for f in local_tasks.lm_eval_tasks_dir().rglob("*.yaml"):

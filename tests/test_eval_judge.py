@@ -70,7 +70,7 @@ def test_judge_rates_counts_resumes_and_reports_agreement(judge_server, api_key,
     cfg = compose(tmp_path / "out", "mode=human_judge", f"human.responses={tmp_path / 'responses'}",
                   f"human.sheets={tmp_path / 'sheets'}", "human.raters=2", f"teacher.base_url={judge_server.base_url}",
                   "teacher.model=gpt-4o", "judge.progress=false")
-    human.sheets(cfg)
+    human.sheets(cfg.human, cfg.seed)
     _fill_sheets(tmp_path / "sheets", disagree_on="user_oriented_task_0")
     run.run(cfg)
 

@@ -98,4 +98,4 @@ def test_the_judge_checks_its_teacher_settings_too(tmp_path):
     cfg = eval_compose(tmp_path / "out", "mode=human_judge", f"human.responses={tmp_path / 'responses'}",
                        "+teacher.concurency=8")
     with pytest.raises(UserError, match=r"^teacher\.concurency is not a setting of"):
-        judge.judge(cfg)
+        judge.judge(cfg.judge, cfg.human, cfg.teacher, cfg.prices)

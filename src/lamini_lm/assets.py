@@ -26,7 +26,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lamini_lm.errors import UserError
+from lamini_lm.errors import UserError, exit_on_user_error
 
 
 @dataclass(frozen=True)
@@ -238,6 +238,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from lamini_lm.errors import exit_on_user_error
-
     exit_on_user_error(main)()

@@ -1,19 +1,27 @@
-"""OmegaConf resolvers shared by every entry point (registered on import)."""
+"""What every stage shares about configs: the resolvers (registered on import), the one W&B rule, composing
+the package's configs outside an app, and `typed`, the one check of a config against its dataclass schema."""
 
 from __future__ import annotations
 
 import dataclasses
 import netrc
-import re
 import os
+import re
+from importlib.resources import files
 from pathlib import Path
-
 from typing import TypeVar
 
+from hydra import compose as hydra_compose
+from hydra import initialize_config_module
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import (ConfigKeyError, InterpolationToMissingValueError, MissingMandatoryValue,
-                              OmegaConfBaseException)
+from omegaconf.errors import (
+    ConfigKeyError,
+    InterpolationToMissingValueError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+)
 
+from lamini_lm import assets
 from lamini_lm.errors import UserError
 
 T = TypeVar("T")
@@ -24,14 +32,10 @@ CONF_MODULE = "lamini_lm.conf"  # the repository's conf/, mapped into the packag
 
 def conf_dir() -> Path:
     """The config folder: the checkout's conf/ under an editable install, the package's copy otherwise."""
-    from importlib.resources import files
-
     return Path(str(files(CONF_MODULE)))
 
 
 def _asset(name: str) -> str:
-    from lamini_lm import assets
-
     return str(assets.path(name))
 
 
@@ -80,9 +84,6 @@ def _fields(schema) -> list[str]:
 def compose(config_name: str, overrides=(), return_hydra_config: bool = False) -> DictConfig:
     """A config composed as an entry point would (train, generate, evaluate), outside a Hydra app: tests,
     tools, the tiny exports."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-
     with initialize_config_module(CONF_MODULE, version_base="1.3"):
         return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
 

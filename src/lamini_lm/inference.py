@@ -9,6 +9,8 @@ from lamini_lm import prompts
 from lamini_lm.errors import UserError
 from lamini_lm.models import families
 
+# transformers is imported inside the functions that load models: it costs seconds at import
+
 
 def load(source: str | Path, revision: str | None = None):
     """(model, tokenizer, family, prompt style) of an export written by train.py, or of a hub id / foreign

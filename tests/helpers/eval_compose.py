@@ -11,10 +11,13 @@ SHARED = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared"
 
 
 def compose(out_dir: Path, *overrides: str):
-    """The real evaluate config with ``overrides``; run outputs go to ``out_dir``."""
+    """The real evaluate config with ``overrides``, typed as evaluate.py types it (EvaluateSpec); run outputs
+    go to ``out_dir``."""
     from lamini_lm import config
+    from lamini_lm.evaluation.spec import EvaluateSpec
 
-    return config.compose("evaluate", [f"paths.output_dir={out_dir}", "wandb.enabled=false", *overrides])
+    return config.typed(config.compose("evaluate", [f"paths.output_dir={out_dir}", "wandb.enabled=false", *overrides]),
+                        EvaluateSpec)
 
 
 def tiny_root(tmp_path_factory) -> Path:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator, Sequence
 
+from torch.utils.data import DataLoader
+
 from lamini_lm.errors import UserError
 
 
@@ -128,8 +130,6 @@ class ResumableLoader:
 
 
 def make_loader(dataset, batch_sampler: GlobalBatchSampler, collate_fn, num_workers: int = 0):
-    from torch.utils.data import DataLoader
-
     class _Loader(ResumableLoader, DataLoader):
         pass
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from lamini_lm.models.families import IGNORE_INDEX
 
 
@@ -26,8 +28,6 @@ class Collate:
         self.separate_labels = separate_labels  # the labels are a second (decoder) sequence: Family.separate_labels
 
     def __call__(self, item) -> dict:
-        import torch
-
         rows, step_target_tokens = item
         ids, labels = rows["input_ids"], rows["labels"]
         n, width, label_width = len(ids), max(map(len, ids)), max(map(len, labels))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lightning.pytorch as pl
+from torch.utils.data import DataLoader
 
 from lamini_lm.data.batching import GlobalBatchSampler, make_loader
 from lamini_lm.data.collate import Collate, TokenizedSet
@@ -57,8 +58,6 @@ class InstructionDataModule(pl.LightningDataModule):
         return make_loader(TokenizedSet(self.train_set), sampler, self.collate, self.num_workers)
 
     def val_dataloader(self):
-        from torch.utils.data import DataLoader
-
         # every rank scores the whole (small) validation split, sorted by length to waste no padding
         lengths = self.val_set["source_length"]
         order = sorted(range(len(lengths)), key=lengths.__getitem__)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from datasets import Dataset, load_dataset
+from datasets.exceptions import DatasetGenerationError
+
 from lamini_lm.data.records import SOURCES, read_records
 from lamini_lm.errors import UserError
 
@@ -42,9 +45,6 @@ class LocalFile:
         self.limit = limit
 
     def load(self):
-        from datasets import Dataset
-        from datasets.exceptions import DatasetGenerationError
-
         if not self.path.exists():
             raise UserError(f"data file {self.path} does not exist (data.path)")
         st = self.path.stat()
@@ -68,8 +68,6 @@ class HubDataset:
         self.limit = limit
 
     def load(self):
-        from datasets import load_dataset
-
         try:
             ds = load_dataset(self.name, split=self.split)
         except Exception as e:  # the Hub raises many types (ConnectionError, OfflineModeIsEnabled, ...)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from lamini_lm.errors import UserError
 from lamini_lm.jsonl import iter_jsonl
 
@@ -56,8 +58,6 @@ def read_records(path: str | Path) -> Iterator[dict]:
     """Records from JSONL or Parquet; Parquet rows are reported as 'row N'."""
     path = Path(path)
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         if not path.exists():
             raise UserError(f"data file {path} does not exist")
         row = 0

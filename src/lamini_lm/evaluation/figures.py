@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# the object-oriented API: no pyplot state, no GUI backend to choose, nothing to close
+from matplotlib.figure import Figure
+
 from lamini_lm import rating
 from lamini_lm.evaluation import paper
 
@@ -16,20 +19,11 @@ MARKERS = {"encoder-decoder": "o", "decoder-only": "s"}
 OURS = {"encoder-decoder": "tab:blue", "decoder-only": "tab:red"}
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def figure5(tables, results, by_model, out: Path) -> list[Path]:
     """Paper points as a line per family (encoder-decoder: circles, decoder-only: squares), LLaMA-7B and
     Alpaca-7B as horizontal dashed lines, and each of our results as a star at its parameter count."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.subplots()
     for t, (prefix, arch, color) in SERIES.items():
         ms = sorted((m for m in tables.get(t, []) if m.name.startswith(prefix + "-")), key=lambda m: m.n_params)
         if ms:
@@ -55,15 +49,14 @@ def figure5(tables, results, by_model, out: Path) -> list[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=150)
     fig.savefig(out.with_suffix(".pdf"))
-    plt.close(fig)
     return [out, out.with_suffix(".pdf")]
 
 
 def figure6(counts: dict[str, dict[str, int]], out: Path, rater: str = "human") -> list[Path]:
     """Stacked horizontal bars: the share of Rate-A..D responses per model (the paper's Figure 6)."""
-    plt = _plt()
     models = list(counts)
-    fig, ax = plt.subplots(figsize=(6.4, 0.5 * len(models) + 1.5))
+    fig = Figure(figsize=(6.4, 0.5 * len(models) + 1.9))
+    ax = fig.subplots()
     left = [0.0] * len(models)
     for rate in rating.LEVELS:
         share = [counts[m].get(rate, 0) / max(1, sum(counts[m].values())) for m in models]
@@ -72,9 +65,8 @@ def figure6(counts: dict[str, dict[str, int]], out: Path, rater: str = "human") 
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of responses")
     ax.set_title(f"Figure 6: {rater} evaluation on user-oriented instructions")
-    ax.legend(ncol=4, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35))
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), ncol=4, fontsize=7, loc="lower center")
+    fig.tight_layout(rect=(0, 0.12, 1, 1))  # room for the legend under the axis label
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=150)
-    plt.close(fig)
     return [out]

@@ -12,15 +12,23 @@ import csv
 import json
 import logging
 import re
+from importlib.metadata import version
 from pathlib import Path
+
+import lm_eval
+from lm_eval.loggers import EvaluationTracker
+from lm_eval.models.huggingface import HFLM
+from lm_eval.tasks import TaskManager
 
 from lamini_lm.errors import UserError
 from lamini_lm.evaluation import wrapper as wrappers
 from lamini_lm.evaluation.model_refs import ModelRef
+from lamini_lm.evaluation.spec import LmEvalSpec, WandbSpec
 from lamini_lm.evaluation.suite import TaskSpec
 from lamini_lm.models import families
 
 log = logging.getLogger(__name__)
+# wandb is imported by log_wandb only: most runs in tests and sweeps leave W&B off
 SUMMARY_FIELDS = ("model", "paper_model", "paper", "task", "metric", "value", "stderr", "version", "n", "n_total",
                   "status", "wrapper", "suite")
 
@@ -29,10 +37,8 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^\w.-]+", "__", name).strip("_") or "model"
 
 
-def load_lm(ref: ModelRef, cfg):
+def load_lm(ref: ModelRef, cfg: LmEvalSpec):
     """lm-eval's HFLM for ``ref`` with its family's backend, fixed batch size by default."""
-    from lm_eval.models.huggingface import HFLM
-
     backend = ref.family.lm_eval_backend if ref.family else "default"
     try:
         lm = HFLM(pretrained=ref.source, backend=backend, revision=ref.revision, batch_size=cfg.batch_size,
@@ -47,8 +53,6 @@ def load_lm(ref: ModelRef, cfg):
 
 
 def task_manager(specs: list[TaskSpec], include_path: Path | None):
-    from lm_eval.tasks import TaskManager
-
     # a local suite includes lm-eval's YAMLs by absolute path, so indexing the ~10k built-in task
     # files (~20 s on 2 cores) is not needed
     tm = TaskManager(include_path=str(include_path) if include_path else None, include_defaults=include_path is None)
@@ -59,20 +63,15 @@ def task_manager(specs: list[TaskSpec], include_path: Path | None):
 
 
 def _lm_eval_version() -> str:
-    from importlib.metadata import version
-
     return version("lm_eval")
 
 
-def evaluate(ref: ModelRef, specs: list[TaskSpec], tm, cfg, suite_name: str, out_dir: Path,
-             paper_model: str | None = None) -> dict:
+def evaluate(ref: ModelRef, specs: list[TaskSpec], tm, settings: LmEvalSpec, wrapper: str, seed: int, suite_name: str,
+             out_dir: Path, paper_model: str | None = None) -> dict:
     """Evaluate ``ref`` on the available tasks of ``specs``; returns (and writes) its summary."""
-    import lm_eval
-    from lm_eval.loggers import EvaluationTracker
-
-    lm = load_lm(ref, cfg.lm_eval)
+    lm = load_lm(ref, settings)
     # hub models get their family's default style (LaMini's convention: Alpaca for decoder-only, raw for T5)
-    style = wrappers.resolve(cfg.wrapper, ref.style if ref.local else ref.family.style())
+    style = wrappers.resolve(wrapper, ref.style if ref.local else ref.family.style())
     template = None
     if style is not None:
         template = wrappers.chat_template(style)
@@ -84,18 +83,18 @@ def evaluate(ref: ModelRef, specs: list[TaskSpec], tm, cfg, suite_name: str, out
     log.info("evaluating %s on %d task(s), wrapper=%s", ref.name, len(names), style.name if style else "none")
     try:
         results = lm_eval.simple_evaluate(
-            model=lm, tasks=names, num_fewshot=cfg.lm_eval.num_fewshot, limit=cfg.lm_eval.limit,
-            bootstrap_iters=cfg.lm_eval.bootstrap_iters, log_samples=cfg.lm_eval.log_samples,
+            model=lm, tasks=names, num_fewshot=settings.num_fewshot, limit=settings.limit,
+            bootstrap_iters=settings.bootstrap_iters, log_samples=settings.log_samples,
             apply_chat_template=style is not None, task_manager=tm, evaluation_tracker=tracker,
-            random_seed=cfg.seed, numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed)
+            random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed)
     except ConnectionError as e:  # datasets' "Couldn't reach '<dataset>' on the Hub"
         raise UserError(f"{e}: the {suite_name} suite downloads its data from the Hugging Face Hub; "
                         "offline, use eval=lamini15_local") from None
     samples = results.pop("samples", None)
     meta = {"model": ref.record(), "paper_model": paper_model, "suite": suite_name,
-            "wrapper": style.name if style else "none", "wrapper_setting": cfg.wrapper, "chat_template": template,
-            "lm_eval_version": _lm_eval_version(), "limit": cfg.lm_eval.limit,
-            "batch_size": cfg.lm_eval.batch_size}
+            "wrapper": style.name if style else "none", "wrapper_setting": wrapper, "chat_template": template,
+            "lm_eval_version": _lm_eval_version(), "limit": settings.limit,
+            "batch_size": settings.batch_size}
     results["lamini_lm"] = meta
     tracker.save_results_aggregated(results=results, samples=samples)
     if samples:
@@ -143,7 +142,7 @@ def write_summary(summary: dict, out: Path) -> None:
         w.writerows(rows(summary))
 
 
-def log_wandb(summary: dict, cfg, out: Path) -> None:
+def log_wandb(summary: dict, cfg: WandbSpec, out: Path) -> None:
     """The model's scores and summary table to W&B (offline runs land in <out>/wandb; `wandb sync` uploads)."""
     import wandb
 

@@ -18,6 +18,11 @@ from pathlib import Path
 
 from lamini_lm import rating
 from lamini_lm.errors import UserError
+from lamini_lm.evaluation.figures import figure6
+from lamini_lm.evaluation.spec import HumanSpec
+
+# model loading and lm-eval (inference, harness) are imported by `generate` only: the sheets and the
+# ingestion of ratings start without torch
 from lamini_lm.jsonl import iter_jsonl
 
 SHEET_FIELDS = ("item_id", "instruction_id", "instruction", "input", "response", "rating", "comment")
@@ -92,8 +97,7 @@ def selected(h) -> list[dict]:
     return [by_id[i] for i in ids]
 
 
-def select(cfg) -> Path:
-    h = cfg.human
+def select(h: HumanSpec) -> Path:
     rows = load_instructions(h)
     ids = choose(rows, h.nlp_task_patterns, h.max_per_app)
     out = Path(h.ids_file)
@@ -105,17 +109,16 @@ def select(cfg) -> Path:
 
 
 # ---------------------------------------------------------------- responses
-def generate(cfg) -> Path:
-    """Every model's response to every selected instruction, batched, in the model's own prompt style."""
+def generate(h: HumanSpec, refs: list) -> Path:
+    """Every model's (lamini_lm.evaluation.model_refs.ModelRef) response to every selected instruction,
+    batched, in the model's own prompt style."""
     from lamini_lm import inference
-    from lamini_lm.evaluation.model_refs import resolve_all
     from lamini_lm.evaluation.harness import safe_name
 
-    h = cfg.human
     rows = selected(h)
     out = Path(h.responses)
     out.mkdir(parents=True, exist_ok=True)
-    for ref in resolve_all(cfg.models, cfg.revision):
+    for ref in refs:
         model, tok, family, style = inference.load(ref.source, ref.revision)
         texts = [model_input(r, h.input_separator) for r in rows]
         responses = inference.generate(model, tok, family, style, [t for t, _ in texts],
@@ -173,12 +176,11 @@ def assign(instruction_ids: list[str], models: list[str], raters: int, seed: int
     return items
 
 
-def sheets(cfg) -> Path:
-    h = cfg.human
+def sheets(h: HumanSpec, seed: int) -> Path:
     responses = read_responses(Path(h.responses))
     models = sorted(responses)
     any_model = responses[models[0]]
-    items = assign(sorted(any_model), models, h.raters, cfg.seed)
+    items = assign(sorted(any_model), models, h.raters, seed)
     out = Path(h.sheets)
     out.mkdir(parents=True, exist_ok=True)
     by_rater = defaultdict(list)
@@ -257,12 +259,9 @@ def write_counts(counts: dict[str, dict[str, int]], path: Path) -> None:
             w.writerow([m, *(c[r] for r in rating.LEVELS), sum(c.values())])
 
 
-def ingest(cfg) -> dict[str, dict[str, int]]:
+def ingest(h: HumanSpec, out: Path) -> dict[str, dict[str, int]]:
     """Join the ratings with the key: Rate-A..D counts per model (CSV) and Figure 6."""
-    from lamini_lm.evaluation.figures import figure6
-
-    counts = count(rated_items(Path(cfg.human.sheets)))
-    out = Path(cfg.paths.output_dir)
+    counts = count(rated_items(Path(h.sheets)))
     write_counts(counts, out / "human_eval.csv")
     figure6(counts, out / "figure6.png")
     print(f"{out / 'human_eval.csv'}\n{out / 'figure6.png'}")

@@ -16,15 +16,20 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import re
 from pathlib import Path
 
 from lamini_lm import rating
 from lamini_lm.errors import UserError
 from lamini_lm.evaluation import human
+from lamini_lm.evaluation.figures import figure6
+from lamini_lm.evaluation.spec import HumanSpec, JudgeSpec
 from lamini_lm.teachers import Teacher, build
 from lamini_lm.teachers.base import request_body
 from lamini_lm.teachers.store import Request, RequestStore
+
+# scikit-learn is imported by the agreement step only (it costs a second and is needed only with ratings)
 
 log = logging.getLogger(__name__)
 
@@ -38,32 +43,31 @@ def parse_rating(reply: str) -> str | None:
     return m.group(1).upper() if m else None
 
 
-def out_dir(cfg) -> Path:
-    return Path(cfg.judge.out_dir) if cfg.judge.out_dir else Path(cfg.human.responses).parent / "judge"
+def out_dir(j: JudgeSpec, h: HumanSpec) -> Path:
+    return Path(j.out_dir) if j.out_dir else Path(h.responses).parent / "judge"
 
 
-def requests(cfg, teacher: Teacher, responses: dict[str, dict[str, dict]]) -> list[tuple[str, str, Request]]:
+def requests(j: JudgeSpec, teacher: Teacher, responses: dict[str, dict[str, dict]]) -> list[tuple[str, str, Request]]:
     """(model, instruction id, Request) for every response; the request holds no model name."""
-    template = str(cfg.judge.template)
+    template = j.template
     out = []
     for model in sorted(responses):
         for iid, r in sorted(responses[model].items()):
             prompt = template.format(rubric=rating.RUBRIC, instruction=r["instruction"],
                                      input=r.get("input") or "(none)", response=r["response"])
-            body = request_body(teacher, [{"role": "user", "content": prompt}], cfg.judge.max_tokens,
-                                cfg.judge.params)
+            body = request_body(teacher, [{"role": "user", "content": prompt}], j.max_tokens, j.params)
             out.append((model, iid, Request(body)))
     return out
 
 
-def judge(cfg) -> dict[str, dict[str, int]]:
-    from lamini_lm.evaluation.figures import figure6
-
-    out = out_dir(cfg)
-    teacher = build(cfg.teacher, cfg.prices, bool(cfg.judge.progress), out)
+def judge(j: JudgeSpec, h: HumanSpec, teacher_cfg, prices) -> dict[str, dict[str, int]]:
+    """Rate every response of ``h.responses`` with the teacher that ``teacher_cfg`` names (generate.py's teacher
+    group), and compare with the human ratings in ``h.sheets`` when they are complete."""
+    out = out_dir(j, h)
+    teacher = build(teacher_cfg, prices, j.progress, out)
     teacher.check()  # e.g. a missing API key, before any work
-    responses = human.read_responses(Path(cfg.human.responses))
-    todo = requests(cfg, teacher, responses)
+    responses = human.read_responses(Path(h.responses))
+    todo = requests(j, teacher, responses)
     store = RequestStore(out / "requests.jsonl")
     stats = teacher.run([req for _, _, req in todo], store, "judge")
     if stats.failures:
@@ -90,7 +94,7 @@ def judge(cfg) -> dict[str, dict[str, int]]:
     figure6(counts, out / "figure6_judge.png", rater=f"LLM judge ({teacher.model})")
     print(f"{len(rated)} of {len(rows)} responses rated by {teacher.model} -> {out / 'judge_eval.csv'}, "
           f"{out / 'figure6_judge.png'}")
-    sheets = Path(cfg.human.sheets)
+    sheets = Path(h.sheets)
     if (sheets / "key.csv").exists():
         try:
             agreement(human.rated_items(sheets), rated, out)
@@ -132,8 +136,6 @@ def agreement(people: list[dict], judged: list[dict], out: Path) -> dict:
 
 def _kappa(h: list[str], j: list[str], labels: list[str], weights) -> float | None:
     """Cohen's kappa rounded to 3 places; None when undefined (both sides gave one and the same rating)."""
-    import math
-
     from sklearn.metrics import cohen_kappa_score
 
     k = float(cohen_kappa_score(h, j, labels=labels, weights=weights))

@@ -8,6 +8,7 @@ source, with absolute paths (lm-eval resolves ``data_files`` against the working
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 from pathlib import Path
 
@@ -21,8 +22,6 @@ TAG = "lamini15_local"
 
 
 def lm_eval_tasks_dir() -> Path:
-    import importlib.util
-
     return Path(importlib.util.find_spec("lm_eval.tasks").submodule_search_locations[0])
 
 

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from lamini_lm import prompts
 from lamini_lm.assets import hash_file
 from lamini_lm.errors import UserError
@@ -46,8 +48,6 @@ def weights_sha256(folder: Path) -> str:
 
 def _training_model(folder: Path) -> dict:
     """train.py's export carries its config: which herd member (Table 3 name) and base model it is."""
-    import yaml
-
     f = folder / "training_config.yaml"
     model = (yaml.safe_load(f.read_text()) or {}).get("model", {}) if f.exists() else {}
     return {k: model[k] for k in ("lamini_name", "hub_id") if isinstance(model, dict) and model.get(k)}

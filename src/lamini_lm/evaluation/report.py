@@ -9,13 +9,15 @@ get a table of their own. Scores are percentages with one decimal, as in the pap
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from lamini_lm import table_render
 from lamini_lm.errors import UserError
-from lamini_lm.evaluation import paper
+from lamini_lm.evaluation import figures, paper
+from lamini_lm.evaluation.spec import ReportSpec
 from lamini_lm.evaluation.suite import PAPER_TASKS
 
 OURS_AVG = "Average (tasks we ran)"
@@ -174,8 +176,6 @@ def build(tables: dict[int, list[paper.PaperModel]], results: list[Result], whic
 
 
 def write(built: dict, out_dir: Path) -> list[Path]:
-    import csv
-
     out_dir.mkdir(parents=True, exist_ok=True)
     md, tex = [], []
     for _, title, header, rows in built["tables"]:
@@ -193,9 +193,7 @@ def write(built: dict, out_dir: Path) -> list[Path]:
     return files
 
 
-def run(cfg) -> None:
-    from lamini_lm.evaluation import figures
-
+def run(cfg: ReportSpec) -> None:
     tables = paper.load(cfg.paper_results)
     results = find_results(cfg.results)
     built = build(tables, results, list(cfg.tables), cfg.labels)

@@ -1,55 +1,68 @@
-"""evaluate.py's one function: dispatch on ``mode``."""
+"""evaluate.py's one function: check the config once, then run its ``mode`` with the nodes it needs.
+
+Each mode imports its own module when it runs: `mode=report` and the human-rating modes start without
+torch, transformers or lm-eval."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
+from omegaconf import DictConfig
+
+from lamini_lm.config import typed
 from lamini_lm.errors import UserError
+from lamini_lm.evaluation.spec import EvaluateSpec
 
-MODES = ("lm_eval", "report", "human_select", "human_generate", "human_sheets", "human_ingest", "human_judge")
 
-
-def run(cfg) -> None:
-    if cfg.mode not in MODES:
-        raise UserError(f"unknown mode '{cfg.mode}'; choose one of {', '.join(MODES)}")
-    if cfg.mode == "lm_eval":
-        run_lm_eval(cfg)
-    elif cfg.mode == "report":
+def run(cfg: DictConfig):
+    spec = typed(cfg, EvaluateSpec)
+    out = Path(spec.paths["output_dir"])
+    if spec.mode == "lm_eval":
+        return run_lm_eval(spec)
+    if spec.mode == "report":
         from lamini_lm.evaluation import report
 
-        report.run(cfg.report)
-    elif cfg.mode == "human_judge":
+        return report.run(spec.report)
+    if spec.mode == "human_judge":
         from lamini_lm.evaluation import judge
 
-        judge.judge(cfg)
-    else:
-        from lamini_lm.evaluation import human
+        return judge.judge(spec.judge, spec.human, spec.teacher, spec.prices)
+    from lamini_lm.evaluation import human
 
-        getattr(human, cfg.mode.removeprefix("human_"))(cfg)
+    if spec.mode == "human_select":
+        return human.select(spec.human)
+    if spec.mode == "human_generate":
+        from lamini_lm.evaluation.model_refs import resolve_all
+
+        return human.generate(spec.human, resolve_all(spec.models, spec.revision))
+    if spec.mode == "human_sheets":
+        return human.sheets(spec.human, spec.seed)
+    return human.ingest(spec.human, out)  # human_ingest, the last of spec.MODES
 
 
-def run_lm_eval(cfg) -> list[dict]:
+def run_lm_eval(spec: EvaluateSpec) -> list[dict]:
     from lamini_lm.evaluation import harness, local_tasks, model_refs, paper, suite
 
-    specs = suite.select(suite.load(cfg.eval), cfg.tasks)
-    refs = model_refs.resolve_all(cfg.models, cfg.revision)
+    tasks = suite.select(spec.eval.tasks, spec.tasks)
+    refs = model_refs.resolve_all(spec.models, spec.revision)
     known = paper.all_models(paper.load())
-    if cfg.paper_model is not None:
-        if cfg.paper_model not in known:
-            raise UserError(f"paper_model={cfg.paper_model} is not in the paper's tables; one of: {', '.join(known)}")
+    if spec.paper_model is not None:
+        if spec.paper_model not in known:
+            raise UserError(f"paper_model={spec.paper_model} is not in the paper's tables; one of: {', '.join(known)}")
         if len(refs) > 1:
             raise UserError(f"paper_model= names one model but model= gives {len(refs)}; use report.labels instead")
-    out = Path(cfg.paths.output_dir)
-    include = local_tasks.write(specs, out / "tasks") if cfg.eval.local else None
-    tm = harness.task_manager(specs, include)
+    out = Path(spec.paths["output_dir"])
+    include = local_tasks.write(tasks, out / "tasks") if spec.eval.local else None
+    tm = harness.task_manager(tasks, include)
     summaries = []
     for ref in refs:
         # a training export names its herd member (e.g. LaMini-GPT-124M); else the name may be a paper model's
-        paper_model = cfg.paper_model or paper.match(ref.info.get("lamini_name", ""), known) or paper.match(ref.name, known)
-        summary = harness.evaluate(ref, specs, tm, cfg, cfg.eval.name, out, paper_model)
-        if cfg.wandb.enabled:
-            harness.log_wandb(summary, cfg.wandb, out / harness.safe_name(ref.name))
+        paper_model = spec.paper_model or paper.match(ref.info.get("lamini_name", ""), known) or paper.match(ref.name, known)
+        summary = harness.evaluate(ref, tasks, tm, spec.lm_eval, spec.wrapper, spec.seed, spec.eval.name, out,
+                                   paper_model)
+        if spec.wandb.enabled:
+            harness.log_wandb(summary, spec.wandb, out / harness.safe_name(ref.name))
         summaries.append(summary)
     all_rows = [r for s in summaries for r in harness.rows(s)]
     with open(out / "summary.csv", "w", newline="") as f:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Optional
 
 from lamini_lm.errors import UserError
 
@@ -11,32 +12,34 @@ PAPER_TASKS = ("OpenBookQA", "SciQ", "RACE", "ARC", "PIQA", "ReCoRD", "SST", "MR
                "MultiNLI (mis)", "WSC273", "WinoGrande", "WiC", "HellaSwag")
 
 
-@dataclass(frozen=True)
+@dataclass
 class TaskSpec:
     paper: str  # row name in the paper's tables
     task: str  # lm-eval task name
     metric: str  # the metric the paper reports
-    include: str | None = None  # local suites: lm-eval's task YAML, relative to lm_eval/tasks
-    data: dict | None = None  # local suites: the offline data; None there = unavailable offline
-    local: bool = False
+    include: Optional[str] = None  # local suites: lm-eval's task YAML, relative to lm_eval/tasks
+    data: Optional[dict[str, Any]] = None  # local suites: the offline data; None there = unavailable offline
+    local: bool = False  # set from the suite
+
+    def __post_init__(self):
+        if self.paper not in PAPER_TASKS:
+            raise ValueError(f"task {self.task}: paper '{self.paper}' is not one of the paper's tasks: "
+                             f"{', '.join(PAPER_TASKS)}")
 
     @property
     def available(self) -> bool:
         return not self.local or self.data is not None
 
 
-def load(eval_cfg) -> list[TaskSpec]:
-    local = bool(eval_cfg.get("local", False))
-    specs = []
-    for i, t in enumerate(eval_cfg.tasks):
-        for key in ("paper", "task", "metric"):
-            if key not in t:
-                raise UserError(f"eval.tasks[{i}] has no '{key}' (suite '{eval_cfg.name}')")
-        if t.paper not in PAPER_TASKS:
-            raise UserError(f"eval.tasks[{i}].paper '{t.paper}' is not one of the paper's tasks: {', '.join(PAPER_TASKS)}")
-        data = t.get("data")
-        specs.append(TaskSpec(t.paper, t.task, t.metric, t.get("include"), dict(data) if data else None, local))
-    return specs
+@dataclass
+class SuiteSpec:
+    name: str
+    tasks: list[TaskSpec]
+    local: bool = False  # task files are written at run time over offline data
+
+    def __post_init__(self):
+        for t in self.tasks:
+            t.local = self.local
 
 
 def select(specs: list[TaskSpec], wanted) -> list[TaskSpec]:

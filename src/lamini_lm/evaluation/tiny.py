@@ -11,18 +11,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import torch
+
 from lamini_lm import config, prompts
+from lamini_lm.models.backbone import build_family, load_model, load_tokenizer
+from lamini_lm.models.spec import ModelSpec
+from lamini_lm.training.export import write_export
 
 
 def make_export(folder: str | Path, kind: str = "gpt2", seed: int = 0) -> Path:
     """Write a tiny ``kind`` ('gpt2' decoder-only or 't5' encoder-decoder) export to ``folder``: the model
     config model=tiny_<kind>, random weights, written by the training stage's exporter."""
-    import torch
-
-    from lamini_lm.models.backbone import build_family, load_model, load_tokenizer
-    from lamini_lm.models.spec import ModelSpec
-    from lamini_lm.training.export import write_export
-
     if kind not in ("gpt2", "t5"):
         raise ValueError(f"unknown tiny model kind {kind!r}")
     model_cfg = config.typed(config.compose("train", [f"model=tiny_{kind}"]).model, ModelSpec, "model")

@@ -10,6 +10,8 @@ from lamini_lm.models.families import Family
 from lamini_lm.models.size import check_size
 from lamini_lm.models.spec import ModelSpec
 
+# transformers is imported inside the loaders: train.py checks its config before paying for it
+
 
 def _hub_error(what: str, ident: str, e: Exception) -> UserError:
     return UserError(

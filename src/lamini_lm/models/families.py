@@ -17,10 +17,15 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
+import yaml
+from hydra.utils import get_class
 
 from lamini_lm import prompts
 from lamini_lm.errors import UserError
 from lamini_lm.prompts import PromptStyle
+
+# transformers (Auto classes) and Lightning (the LightningModule) are imported where used: evaluation and
+# data code ask a family questions without paying for them
 
 IGNORE_INDEX = -100  # label of a token that is not a target (transformers' and torch's convention)
 
@@ -195,8 +200,6 @@ def from_hf_config(config) -> Family:
 
 def of_export(folder: str | Path) -> Family:
     """The family an export was trained as (its training_config.yaml), else the one its config.json implies."""
-    import yaml
-    from hydra.utils import get_class
     from transformers import AutoConfig
 
     f = Path(folder) / "training_config.yaml"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict
-from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
 import numpy as np
@@ -19,9 +18,9 @@ import torch
 
 from lamini_lm.models.families import IGNORE_INDEX, Family
 from lamini_lm.models.spec import ModelSpec
+from lamini_lm.training.spec import OptimSpec
 
-if TYPE_CHECKING:
-    from lamini_lm.training.spec import OptimSpec
+# transformers' schedulers are imported in configure_optimizers only: importing them costs seconds
 
 
 class InstructionTuner(pl.LightningModule):

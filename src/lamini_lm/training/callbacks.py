@@ -7,6 +7,10 @@ import time
 from pathlib import Path
 
 import lightning.pytorch as pl
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.strategies import FSDPStrategy
+
+from lamini_lm.inference import generate
 
 
 class TokenThroughput(pl.Callback):
@@ -50,11 +54,6 @@ class SampleGenerations(pl.Callback):
         self.last: list[dict] = []
 
     def on_validation_end(self, trainer, pl_module):
-        from lightning.pytorch.loggers import WandbLogger
-        from lightning.pytorch.strategies import FSDPStrategy
-
-        from lamini_lm.inference import generate
-
         if (not self.num_samples or trainer.sanity_checking or not trainer.is_global_zero
                 or isinstance(trainer.strategy, FSDPStrategy)):
             return  # FSDP: weights are sharded, generating on one rank would hang the others

@@ -15,17 +15,20 @@ from __future__ import annotations
 import os
 import sys
 
+import __main__
+import lightning.fabric.strategies.launchers.subprocess_script as fabric_launcher
+import lightning.pytorch.strategies.launchers.subprocess_script as pl_launcher
+import torch.distributed as dist
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import get_original_cwd, to_absolute_path
+
 DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", "GROUP_RANK", "RANK",
            "PL_GLOBAL_SEED", "PL_SEED_WORKERS")
 
 
 def child_command(local_rank: int) -> tuple[list[str], str]:
     """Replacement for Lightning's ``_hydra_subprocess_cmd``: this job only, as a single run."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import get_original_cwd, to_absolute_path
-
-    import __main__
-
     hc = HydraConfig.get()
     if __main__.__spec__ is None:
         command = [sys.executable, to_absolute_path(sys.argv[0])]
@@ -39,11 +42,6 @@ def child_command(local_rank: int) -> tuple[list[str], str]:
 
 def prepare_job() -> None:
     """Call at the start of every train job, before building the Trainer."""
-    import lightning.fabric.strategies.launchers.subprocess_script as fabric_launcher
-    import lightning.pytorch.strategies.launchers.subprocess_script as pl_launcher
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
     # the name is imported into both modules, so both must be patched
     fabric_launcher._hydra_subprocess_cmd = child_command
     pl_launcher._hydra_subprocess_cmd = child_command
@@ -51,8 +49,6 @@ def prepare_job() -> None:
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         # only the sweep's own process: a child (a single run) must keep its variables, or it would
         # believe it is the launcher and start children of its own
-        import torch.distributed as dist
-
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
         for k in DDP_ENV:
@@ -61,9 +57,6 @@ def prepare_job() -> None:
 
 def sweep_group() -> str | None:
     """A W&B group shared by the jobs of one sweep (None for a single run)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return None
     hc = HydraConfig.get()

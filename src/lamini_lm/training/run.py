@@ -1,4 +1,7 @@
-"""train.py's job: build everything from the config, fit, export, report where everything went."""
+"""train.py's job: build everything from the config, fit, export, report where everything went.
+
+Lightning, torch and transformers (and our modules built on them) are imported inside `train`, after the
+config check: a wrong key or value fails in a second, not after the seconds those imports take."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import json
 import re
 from pathlib import Path
 
+import yaml
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lamini_lm.config import typed
@@ -76,8 +81,6 @@ def train(cfg: DictConfig) -> dict:
 
 def _build(spec: TrainSpec):
     """The LightningModule (backbone + family + optimizer settings), the DataModule and the tokenizer."""
-    from hydra.utils import instantiate
-
     from lamini_lm.data.datamodule import InstructionDataModule
     from lamini_lm.models.backbone import build_family, load_model, load_tokenizer
 
@@ -96,8 +99,6 @@ def _build(spec: TrainSpec):
 
 def _trainer(spec: TrainSpec, record: dict):
     """Loggers (the config logged to each), callbacks and the Lightning Trainer with the derived accumulation."""
-    from hydra.utils import instantiate
-
     from lamini_lm.data.batching import accumulation_steps
     from lamini_lm.training import ddp_hydra
 
@@ -118,8 +119,6 @@ def _trainer(spec: TrainSpec, record: dict):
 
 def _finish(spec, record, trainer, module, tokenizer, loggers, callbacks, output_dir: Path) -> dict:
     """Metrics, the export (a collective under FSDP: every rank calls it) and, on rank 0, the report."""
-    import yaml
-
     from lamini_lm.training.callbacks import SampleGenerations, TokenThroughput
     from lamini_lm.training.export import export
 
