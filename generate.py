@@ -8,6 +8,7 @@ import hydra
 
 from lamini_lm import config  # noqa: F401  (registers the config resolvers)
 from lamini_lm.errors import exit_on_user_error
+from lamini_lm.secret_keys import refuse_secret_overrides
 
 
 @hydra.main(config_path="conf", config_name="generate", version_base="1.3")
@@ -19,4 +20,5 @@ def main(cfg):
 
 
 if __name__ == "__main__":
+    refuse_secret_overrides()  # before Hydra saves or echoes the command line
     main()

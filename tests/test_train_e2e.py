@@ -79,15 +79,16 @@ def test_decoder_only_export_loads_in_pipeline_like_the_model_cards(gpt2_run):
 CARD_INSTRUCTION = 'Please let me know your thoughts on the given place and why you think it deserves to be visited: "Barcelona, Spain"'
 
 
-def _run_card_snippet(hf, capsys):
+def _run_card_snippet(hf, capsys, monkeypatch):
     card = (hf / "README.md").read_text()
     code = card.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(hf.parent)  # the card names the folder relative to the launch directory, or by its name
     exec(compile(code, str(hf / "README.md"), "exec"), {})
     return capsys.readouterr().out
 
 
 @pytest.mark.slow
-def test_encoder_decoder_trains_and_its_card_snippet_runs(t5_run, capsys):
+def test_encoder_decoder_trains_and_its_card_snippet_runs(t5_run, capsys, monkeypatch):
     import csv
 
     from lamini_lm import inference
@@ -98,7 +99,7 @@ def test_encoder_decoder_trains_and_its_card_snippet_runs(t5_run, capsys):
     assert len(losses) == 5 and sum(losses[-2:]) / 2 < losses[0]  # one row per optimizer step; learning
     # transformers 5 has no text2text-generation pipeline any more: the card shows generate() instead
     assert "AutoModelForSeq2SeqLM" in (out / "hf" / "README.md").read_text()
-    printed = _run_card_snippet(out / "hf", capsys)
+    printed = _run_card_snippet(out / "hf", capsys, monkeypatch)
     model, tok, family, style = inference.load(out / "hf")
     assert style.name == "raw" and family.architecture == "encoder-decoder"
     # the card answers exactly as this repository's inference does (greedy, same input, same length)
@@ -107,9 +108,9 @@ def test_encoder_decoder_trains_and_its_card_snippet_runs(t5_run, capsys):
 
 
 @pytest.mark.slow
-def test_decoder_only_card_snippet_runs(gpt2_run, capsys):
+def test_decoder_only_card_snippet_runs(gpt2_run, capsys, monkeypatch):
     assert "### Response:" in (gpt2_run[0] / "hf" / "README.md").read_text()
-    _run_card_snippet(gpt2_run[0] / "hf", capsys)
+    _run_card_snippet(gpt2_run[0] / "hf", capsys, monkeypatch)
 
 
 @pytest.mark.slow
@@ -133,3 +134,17 @@ def test_the_training_run_is_evaluated_by_evaluate_py(gpt2_run, tmp_path):
     assert summaries
     text = summaries[0].read_text()
     assert "piqa" in text.lower() and "LaMini-tiny-GPT2" in text
+
+
+@pytest.mark.slow
+def test_the_export_names_no_path_of_this_machine(gpt2_run):
+    import os
+    from pathlib import Path
+
+    out = gpt2_run[0]
+    machine = {str(out), str(out.resolve()), str(Path.home()), os.environ.get("LAMINI_LM_CACHE") or "/.cache/"}
+    for f in (out / "hf").iterdir():
+        if f.suffix in (".md", ".yaml", ".json", ".txt"):
+            text = f.read_text()
+            assert not [p for p in machine if p in text], (f.name, [p for p in machine if p in text])
+    assert "<cache>/assets/gpt2_tokenizer" in (out / "hf" / "training_config.yaml").read_text()

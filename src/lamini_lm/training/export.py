@@ -42,6 +42,30 @@ or with this repository: `python evaluate.py model={path}`.
 """
 
 
+def shown_path(folder: Path) -> str:
+    """How the card names its folder: relative to where train.py was launched (outputs/train/<time>/hf), or
+    just the folder's name when it lies elsewhere; never an absolute path, which would publish the machine's
+    layout with a pushed card."""
+    try:
+        return str(folder.relative_to(Path.cwd()))
+    except ValueError:
+        return folder.name
+
+
+def portable(record, places: dict[str, str]):
+    """``record`` (a resolved config) with every absolute path under one of ``places`` (folder -> the name
+    shown instead: <run>, <cache>, ~) rewritten, so a saved config names data and assets by name."""
+    if isinstance(record, dict):
+        return {k: portable(v, places) for k, v in record.items()}
+    if isinstance(record, list):
+        return [portable(v, places) for v in record]
+    if isinstance(record, str) and record.startswith("/"):
+        for folder, name in sorted(places.items(), key=lambda p: -len(p[0])):  # the most specific first
+            if record == folder or record.startswith(folder.rstrip("/") + "/"):
+                return name + record[len(folder.rstrip("/")):]
+    return record
+
+
 def export(trainer, module, tokenizer, model_cfg: ModelSpec, config_yaml: str, out_dir: str | Path,
            metrics: dict) -> Path | None:
     """Gather the full weights (a collective under FSDP: every rank must call this) and write the
@@ -58,7 +82,7 @@ def export(trainer, module, tokenizer, model_cfg: ModelSpec, config_yaml: str, o
 def write_export(model, tokenizer, family, style, out_dir: str | Path, *, model_cfg: ModelSpec, metrics: dict,
                  config_yaml: str | None = None, state_dict: dict | None = None) -> Path:
     """The export folder for ``model`` (with ``state_dict`` instead of its own weights, if given)."""
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, state_dict=state_dict, safe_serialization=True)
     tokenizer.save_pretrained(out)
@@ -73,13 +97,14 @@ def write_export(model, tokenizer, family, style, out_dir: str | Path, *, model_
     instruction = ('instruction = "Please let me know your thoughts on the given place and why you think it '
                    'deserves to be visited: \\"Barcelona, Spain\\""')
     # a decoder-only snippet wraps exactly as in training: an f-string of the saved template
-    usage = family.usage.format(path=out, instruction=instruction, prompt="f" + repr(style.template))
+    shown = shown_path(out)
+    usage = family.usage.format(path=shown, instruction=instruction, prompt="f" + repr(style.template))
     (out / "README.md").write_text(CARD.format(
         pipeline_tag=family.pipeline_tag,
         base_model=model_cfg.hub_id or "none (randomly initialised)",
         lamini_name=model_cfg.lamini_name, model_name=model_cfg.name,
         base=model_cfg.hub_id or f"A randomly initialised {model_cfg.architecture['model_type']}",
-        style=style.name, path=out, usage=usage,
+        style=style.name, path=shown, usage=usage,
         metrics="\n".join(f"- {k}: {v:.4f}" for k, v in sorted(metrics.items())) or "- none",
         config=config_yaml or "none: not trained by train.py\n",
     ))

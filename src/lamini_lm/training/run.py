@@ -7,32 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 
 import yaml
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lamini_lm.config import typed
 from lamini_lm.errors import UserError
+from lamini_lm.secret_keys import redacted
 from lamini_lm.training.spec import TrainSpec
-
-SECRET_KEY = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
-
-
-def redacted(cfg: DictConfig) -> dict:
-    """The resolved config as a dict, with any secret-looking key's value removed."""
-
-    def clean(node):
-        if isinstance(node, dict):
-            return {k: ("<redacted>" if SECRET_KEY.search(str(k)) and v else clean(v)) for k, v in node.items()}
-        if isinstance(node, list):
-            return [clean(v) for v in node]
-        return node
-
-    return clean(OmegaConf.to_container(cfg, resolve=True))
-
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     if ckpt_path in (None, "null"):
@@ -120,7 +104,7 @@ def _trainer(spec: TrainSpec, record: dict):
 def _finish(spec, record, trainer, module, tokenizer, loggers, callbacks, output_dir: Path) -> dict:
     """Metrics, the export (a collective under FSDP: every rank calls it) and, on rank 0, the report."""
     from lamini_lm.training.callbacks import SampleGenerations, TokenThroughput
-    from lamini_lm.training.export import export
+    from lamini_lm.training.export import export, portable
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     throughput = next((c for c in callbacks if isinstance(c, TokenThroughput)), None)
@@ -130,8 +114,11 @@ def _finish(spec, record, trainer, module, tokenizer, loggers, callbacks, output
                    accumulate_grad_batches=trainer.accumulate_grad_batches, world_size=trainer.world_size)
     hf_dir = None
     if spec.export:
-        hf_dir = export(trainer, module, tokenizer, spec.model, yaml.safe_dump(record, sort_keys=False),
-                        output_dir / "hf", metrics)
+        paths = spec.paths
+        places = {str(output_dir.resolve()): "<run>", paths["cache_dir"]: "<cache>", paths["conf_dir"]: "<conf>",
+                  paths["package_dir"]: "<lamini_lm>", str(Path.cwd()): ".", str(Path.home()): "~"}
+        hf_dir = export(trainer, module, tokenizer, spec.model,
+                        yaml.safe_dump(portable(record, places), sort_keys=False), output_dir / "hf", metrics)
     if not trainer.is_global_zero:
         return metrics
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
