@@ -60,11 +60,18 @@ class Family:
         """The prompt style ``name`` (a model config's prompt_style), or this family's default."""
         return prompts.get(name or self.default_prompt_style)
 
+    @staticmethod
+    def context(model_config) -> int | None:
+        """The positions the model has (n_positions / max_position_embeddings); None when it has no absolute
+        limit (T5's relative positions)."""
+        return getattr(model_config, "n_positions", None) or getattr(model_config, "max_position_embeddings", None)
+
     # -- data -------------------------------------------------------------------------------------
     def encode(self, tokenizer, prompts: list[str], responses: list[str], max_source_length: int,
-               max_target_length: int, mask_prompt: bool) -> dict:
+               max_target_length: int, mask_prompt: bool, context: int | None = None) -> dict:
         """Wrapped prompts and responses -> input_ids, labels (IGNORE_INDEX = no target),
-        source_length (tokens the input takes) and target_length (target tokens)."""
+        source_length (tokens the input takes) and target_length (target tokens); no sequence longer than
+        the model's ``context``."""
         raise NotImplementedError
 
     def order(self, batch: list[int], source_lengths, target_lengths, micro_batch_size: int) -> list[int]:
@@ -84,17 +91,31 @@ class Family:
         return InstructionTuner(backbone, self, model, optim)
 
     # -- inference --------------------------------------------------------------------------------
-    def generate(self, model, tokenizer, prompts: list[str], **generate_kwargs) -> list[str]:
-        """Completions of one batch of already-wrapped prompts."""
-        tokenizer.padding_side = self.padding_side
-        enc = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
+    def generate(self, model, tokenizer, prompts: list[str], max_new_tokens: int = 128, **generate_kwargs) -> list[str]:
+        """Completions of one batch of already-wrapped prompts; a prompt too long for the model is cut (see
+        ``prompt_limit``)."""
+        tokenizer.padding_side = tokenizer.truncation_side = self.padding_side
+        limit = self.prompt_limit(self.context(model.config) or _tokenizer_limit(tokenizer), max_new_tokens)
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, truncation=limit is not None,
+                        max_length=limit).to(model.device)
         with torch.no_grad():
-            ids = model.generate(**enc, pad_token_id=tokenizer.pad_token_id, **generate_kwargs)
+            ids = model.generate(**enc, pad_token_id=tokenizer.pad_token_id, max_new_tokens=max_new_tokens,
+                                 **generate_kwargs)
         return [t.strip() for t in tokenizer.batch_decode(self._completion(ids, enc["input_ids"].shape[1]),
                                                           skip_special_tokens=True)]
 
+    def prompt_limit(self, context: int | None, max_new_tokens: int) -> int | None:
+        """Prompt tokens a generation may take: the whole context for a separate encoder."""
+        return context
+
     def _completion(self, ids: torch.Tensor, prompt_width: int) -> torch.Tensor:
         return ids
+
+
+def _tokenizer_limit(tokenizer) -> int | None:
+    # transformers sets model_max_length to ~1e30 when a tokenizer declares none
+    n = getattr(tokenizer, "model_max_length", None)
+    return n if n and n < 1_000_000 else None
 
 
 def _nll_at(model, keep: torch.Tensor, targets: torch.Tensor, **inputs) -> torch.Tensor:
@@ -127,7 +148,8 @@ generator = pipeline("text-generation", model="{path}")
 prompt = {prompt}
 print(generator(prompt, max_new_tokens=256, do_sample=False)[0]["generated_text"][len(prompt):])"""
 
-    def encode(self, tokenizer, prompts, responses, max_source_length, max_target_length, mask_prompt):
+    def encode(self, tokenizer, prompts, responses, max_source_length, max_target_length, mask_prompt,
+               context=None):
         # prompt and response tokenised apart, so the mask boundary is exact
         src = tokenizer(prompts, add_special_tokens=False, truncation=True, max_length=max_source_length)["input_ids"]
         tgt = tokenizer(responses, add_special_tokens=False, truncation=True,
@@ -135,6 +157,12 @@ print(generator(prompt, max_new_tokens=256, do_sample=False)[0]["generated_text"
         input_ids, labels = [], []
         for s, t in zip(src, tgt):
             t = t + [tokenizer.eos_token_id]
+            if context is not None and len(s) + len(t) > context:
+                # one sequence of at most `context` positions: the response keeps at least half of them, the
+                # prompt the rest, cut from its start so that its end ("### Response:") stays next to the
+                # response. A cut response loses its EOS: the model is not taught to stop there.
+                t = t[:max(context // 2, context - len(s))]
+                s = s[len(s) - (context - len(t)):]
             input_ids.append(s + t)
             labels.append(([IGNORE_INDEX] * len(s) if mask_prompt else s) + t)
         return {"input_ids": input_ids, "labels": labels, "source_length": [len(x) for x in input_ids],
@@ -146,6 +174,10 @@ print(generator(prompt, max_new_tokens=256, do_sample=False)[0]["generated_text"
         keep = F.pad(targets != IGNORE_INDEX, (0, 1), value=False)
         return _nll_at(model, keep, targets[targets != IGNORE_INDEX], input_ids=batch["input_ids"],
                        attention_mask=batch["attention_mask"])
+
+    def prompt_limit(self, context, max_new_tokens):
+        # prompt and completion share the positions: a prompt longer than this loses its start
+        return None if context is None else max(1, context - max_new_tokens)
 
     def _completion(self, ids, prompt_width):
         return ids[:, prompt_width:]
@@ -168,10 +200,13 @@ model = AutoModelForSeq2SeqLM.from_pretrained("{path}")
 ids = model.generate(**tokenizer(instruction, return_tensors="pt"), max_new_tokens=256)
 print(tokenizer.decode(ids[0], skip_special_tokens=True))"""
 
-    def encode(self, tokenizer, prompts, responses, max_source_length, max_target_length, mask_prompt):
-        # the model never predicts its input, so mask_prompt has nothing to mask
-        src = tokenizer(prompts, truncation=True, max_length=max_source_length)["input_ids"]
-        tgt = tokenizer(responses, truncation=True, max_length=max_target_length)["input_ids"]
+    def encode(self, tokenizer, prompts, responses, max_source_length, max_target_length, mask_prompt,
+               context=None):
+        # the model never predicts its input, so mask_prompt has nothing to mask; input and labels are two
+        # sequences, each within the model's positions when it has a limit (T5 has none)
+        src = tokenizer(prompts, truncation=True, max_length=min(max_source_length, context or max_source_length))
+        tgt = tokenizer(responses, truncation=True, max_length=min(max_target_length, context or max_target_length))
+        src, tgt = src["input_ids"], tgt["input_ids"]
         return {"input_ids": src, "labels": tgt, "source_length": [len(s) for s in src],
                 "target_length": [len(t) for t in tgt]}
 

@@ -70,13 +70,15 @@ def _build(spec: TrainSpec):
 
     family = build_family(spec.model)
     tokenizer = load_tokenizer(spec.model)
-    module = family.module(load_model(spec.model, family), spec.model, spec.optim)
+    backbone = load_model(spec.model, family)
+    module = family.module(backbone, spec.model, spec.optim)
     data = spec.data
     datamodule = InstructionDataModule(
         instantiate(data.reader), tokenizer, module.style, family,
         global_batch_size=spec.global_batch_size, micro_batch_size=spec.micro_batch_size, val_size=data.val_size,
         max_source_length=data.max_source_length, max_target_length=data.max_target_length,
         mask_prompt=data.mask_prompt, seed=spec.seed, num_workers=data.num_workers,
+        context=family.context(backbone.config),
     )
     return module, datamodule, tokenizer
 
