@@ -15,7 +15,9 @@ from omegaconf import DictConfig
 
 from lamini_lm.config import typed
 from lamini_lm.errors import UserError
+from lamini_lm.run_lock import RunLock, is_first_process
 from lamini_lm.secret_keys import redacted
+from lamini_lm.training import recipe
 from lamini_lm.training.spec import TrainSpec
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
@@ -43,18 +45,28 @@ def train(cfg: DictConfig) -> dict:
     spec = typed(cfg, TrainSpec)  # before the heavy imports: a wrong key fails in a second
     record = redacted(cfg)  # what W&B, the rank records and the export keep of the config
 
-    import lightning.pytorch as pl
-    from lightning.pytorch.loggers import WandbLogger
-
     from lamini_lm.training import ddp_hydra
 
     ddp_hydra.prepare_job()
     output_dir = Path(spec.paths["output_dir"])
+    if not is_first_process():  # the other ranks of this job: rank 0 owns the folder and its recipe
+        return _fit(spec, record, output_dir)
+    with RunLock(output_dir, "hydra.run.dir"):
+        return _fit(spec, record, output_dir)
+
+
+def _fit(spec: TrainSpec, record: dict, output_dir: Path) -> dict:
+    import lightning.pytorch as pl
+    from lightning.pytorch.loggers import WandbLogger
+
+    ckpt = resolve_ckpt_path(spec.ckpt_path, output_dir)
+    if is_first_process():
+        recipe.check(output_dir, record, ckpt, spec.allow_recipe_change)
     pl.seed_everything(spec.seed, workers=True)
     module, datamodule, tokenizer = _build(spec)
     loggers, callbacks, trainer = _trainer(spec, record)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(spec.ckpt_path, output_dir))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
         _write_rank_record(output_dir, trainer.global_rank, trainer.world_size, record)
         return _finish(spec, record, trainer, module, tokenizer, loggers, callbacks, output_dir)
     finally:

@@ -38,6 +38,7 @@ class TrainSpec:
     seed: int = 42
     ckpt_path: Optional[str] = "auto"
     export: bool = True
+    allow_recipe_change: bool = False  # resume although what is optimised changed (training/recipe.py)
     task_name: str = "train"
     # instantiated by Lightning/Hydra as they are: their own constructors check them
     trainer: Any = None

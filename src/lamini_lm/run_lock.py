@@ -1,0 +1,96 @@
+"""One owner per run folder: a second train.py or generate.py on the same folder stops with one line
+naming the holder, instead of mixing its checkpoints, exports, metrics or requests with the first's.
+
+The lock is an advisory flock on ``<folder>/.owner.lock``: the kernel drops it when its process ends, however
+it ends, so a killed run never blocks its own resume. The file keeps who holds it (PID, host, start, command).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from lamini_lm.errors import UserError, exit_on_user_error
+
+LOCK_FILE = ".owner.lock"
+
+
+def _describe(holder: dict) -> str:
+    return (f"PID {holder.get('pid', '?')} on {holder.get('host', '?')} since {holder.get('started', '?')} "
+            f"({holder.get('command', '?')})")
+
+
+class RunLock:
+    """``with RunLock(folder):`` owns ``folder`` for the block (one process at a time)."""
+
+    def __init__(self, folder: str | Path, setting: str):
+        self.folder, self.setting = Path(folder), setting  # setting: the key that chose the folder, for the message
+        self.fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read(fd)
+            os.close(fd)
+            raise UserError(f"{self.folder} is in use by {_describe(holder)}: wait for it to finish or stop it, "
+                            f"or give this run another folder ({self.setting}=...)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                 "command": " ".join(sys.argv)[:300]}).encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def _read(fd: int) -> dict:
+    try:
+        return json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def holder(folder: str | Path) -> dict | None:
+    """Who holds ``folder`` now (its lock file's record), or None when nobody does."""
+    path = Path(folder) / LOCK_FILE
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read(fd)
+    finally:
+        os.close(fd)  # closing drops the shared lock too
+    return None
+
+
+def is_first_process() -> bool:
+    """False in the other ranks of a distributed job, which share their rank 0's folder."""
+    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "SLURM_PROCID", "LOCAL_RANK"))
+
+
+@exit_on_user_error
+def refuse_taken_folder(settings: tuple[str, ...], argv: list[str] | None = None) -> None:
+    """Before Hydra writes .hydra/ into a folder named on the command line (a resume: hydra.run.dir=<run>,
+    or generate's out_dir=), stop if another process holds it."""
+    if not is_first_process():
+        return
+    for arg in sys.argv[1:] if argv is None else argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+") in settings and (taken := holder(value.strip("'\""))):
+            raise UserError(f"{value} is in use by {_describe(taken)}: wait for it to finish or stop it, or give "
+                            f"this run another folder ({key.lstrip('+')}=...)")

@@ -1,0 +1,81 @@
+"""One owner per run folder, and a resume that notices a changed recipe."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from lamini_lm.errors import UserError
+from lamini_lm.run_lock import LOCK_FILE, RunLock, holder
+from lamini_lm.training import recipe
+from tests.helpers.run import run_entry
+
+HOLD = "import sys, time; from lamini_lm.run_lock import RunLock\nwith RunLock(sys.argv[1], 'x'):\n    print('held', flush=True); time.sleep(60)"
+
+
+def _hold(folder):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_owner_is_refused_and_a_killed_owner_blocks_nothing(tmp_path):
+    proc = _hold(tmp_path)
+    try:
+        assert holder(tmp_path)["pid"] == proc.pid
+        with pytest.raises(UserError, match=rf"is in use by PID {proc.pid} on .* since .*hydra.run.dir=\.\.\."):
+            with RunLock(tmp_path, "hydra.run.dir"):
+                pass
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert (tmp_path / LOCK_FILE).exists() and holder(tmp_path) is None  # the kernel dropped the lock
+    with RunLock(tmp_path, "hydra.run.dir"):
+        assert holder(tmp_path)["pid"] == os.getpid()
+    assert holder(tmp_path) is None
+
+
+def test_train_py_on_a_held_folder_stops_before_writing(tmp_path):
+    proc = _hold(tmp_path)
+    try:
+        res = run_entry("train.py", f"hydra.run.dir={tmp_path}", "logger=csv", timeout=120)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path} is in use by PID {proc.pid}")
+    assert not (tmp_path / ".hydra").exists()  # nothing of the second run was written
+
+
+RECORD = {"model": {"name": "tiny_gpt2", "lr": 0.002}, "data": {"path": "d.jsonl", "num_workers": 2}, "seed": 42,
+          "global_batch_size": 32, "micro_batch_size": 8, "optim": {"lr": 0.002},
+          "trainer": {"precision": "32-true", "devices": 1, "max_epochs": 6}, "logger": {"csv": {}}}
+
+
+def test_a_resume_with_a_changed_recipe_is_refused_unless_allowed(tmp_path):
+    recipe.check(tmp_path, RECORD, None, False)  # a new run records its recipe
+    later = {**RECORD, "trainer": {**RECORD["trainer"], "max_epochs": 9}, "logger": {},
+             "data": {**RECORD["data"], "num_workers": 0}}
+    recipe.check(tmp_path, later, "last.ckpt", False)  # more epochs, other logging, workers: the same recipe
+    changed = {**RECORD, "seed": 7, "global_batch_size": 16}
+    with pytest.raises(UserError, match=r"global_batch_size: 32 -> 16; seed: 42 -> 7; .*allow_recipe_change=true"):
+        recipe.check(tmp_path, changed, "last.ckpt", False)
+    assert json.loads((tmp_path / "recipe.json").read_text())["seed"] == 42  # untouched
+    recipe.check(tmp_path, changed, str(tmp_path / "missing.ckpt"), True)  # accepted: recorded
+    (entry,) = [json.loads(x) for x in (tmp_path / "recipe_history.jsonl").read_text().splitlines()]
+    assert entry["changed"] == {"global_batch_size": [32, 16], "seed": [42, 7]}
+    assert json.loads((tmp_path / entry["earlier_recipe"]).read_text())["seed"] == 42
+    assert json.loads((tmp_path / "recipe.json").read_text())["seed"] == 7
+
+
+@pytest.mark.slow
+def test_resuming_a_run_with_another_seed_stops_naming_the_keys(tmp_path):
+    small = ["data.limit=48", "data.val_size=8", "global_batch_size=8", "micro_batch_size=4", "trainer.max_epochs=1",
+             "logger=csv", "callbacks.sample_generations.num_samples=0", "export=false", f"hydra.run.dir={tmp_path}"]
+    assert run_entry("train.py", *small).returncode == 0
+    res = run_entry("train.py", *small, "seed=7", "trainer.max_epochs=2")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert "seed: 42 -> 7" in res.stderr.strip().splitlines()[-1] and "max_epochs" not in res.stderr
