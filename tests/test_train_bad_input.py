@@ -58,3 +58,18 @@ def test_a_wrong_config_value_is_one_line_naming_the_key(tmp_path):
     # the in-process cases are in test_config.py; this is the entry point's path to exit 2
     res = run_entry("train.py", "model.lr=fast", f"hydra.run.dir={tmp_path}", "logger=csv")
     _fails_with(res, "model.lr", "could not be converted to Float")
+
+
+def test_an_empty_file_or_a_filter_that_keeps_nothing_is_one_line(tmp_path):
+    from lamini_lm.data.readers import LocalFile
+    from lamini_lm.errors import UserError
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(UserError, match=r"empty.jsonl holds no records: give a file with records \(data.path\)"):
+        LocalFile(str(empty)).load()
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps(GOOD) + "\n")
+    with pytest.raises(UserError, match=r"holds no records of the subsets \['original_p3'\] \(data.subsets\)"):
+        LocalFile(str(one), subsets=["original_p3"]).load()
+    assert len(LocalFile(str(one)).load()) == 1

@@ -79,3 +79,28 @@ def test_resuming_a_run_with_another_seed_stops_naming_the_keys(tmp_path):
     res = run_entry("train.py", *small, "seed=7", "trainer.max_epochs=2")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
     assert "seed: 42 -> 7" in res.stderr.strip().splitlines()[-1] and "max_epochs" not in res.stderr
+
+
+def _ckpt(path, step):
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": {"w": torch.ones(64, 64)}, "global_step": step}, path)
+    return path
+
+
+def test_a_torn_last_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, capsys):
+    from lamini_lm.training import checkpoints
+
+    best = _ckpt(tmp_path / "checkpoints" / "best-step4.ckpt", 4)
+    last = _ckpt(tmp_path / "checkpoints" / "last.ckpt", 6)
+    assert checkpoints.resolve("auto", tmp_path) == str(last)
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # killed while writing
+    assert checkpoints.resolve("auto", tmp_path) == str(best)
+    assert "last.ckpt could not be read; resuming from the newest intact checkpoint" in capsys.readouterr().out
+    best.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match=r"no checkpoint in .* can be read \(last.ckpt, best-step4.ckpt\)"):
+        checkpoints.resolve("auto", tmp_path)
+    with pytest.raises(UserError, match=r"ckpt_path=.*best-step4.ckpt is not a checkpoint train.py can resume from"):
+        checkpoints.resolve(str(best), tmp_path)
+    assert checkpoints.resolve("auto", tmp_path / "fresh") is None and checkpoints.resolve(None, tmp_path) is None

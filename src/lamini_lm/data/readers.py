@@ -14,7 +14,6 @@ from datasets.exceptions import DatasetGenerationError
 from lamini_lm.data.records import SOURCES, read_records
 from lamini_lm.errors import UserError
 
-
 def _check_subsets(subsets) -> list[str] | None:
     if subsets is None:
         return None
@@ -50,15 +49,15 @@ class LocalFile:
         st = self.path.stat()
         # validate the whole file first: an error then names file and line, not a datasets worker
         kwargs = dict(path=str(self.path), subsets=self.subsets, limit=self.limit, stamp=f"{st.st_size}-{st.st_mtime_ns}")
+        if next(_records(**kwargs), None) is None:  # datasets cannot build an empty dataset: say so first
+            kept = f" of the subsets {self.subsets} (data.subsets)" if self.subsets else ""
+            raise UserError(f"{self.path} holds no records{kept}: give a file with records (data.path)")
         try:
-            ds = Dataset.from_generator(_records, gen_kwargs=kwargs)
+            return Dataset.from_generator(_records, gen_kwargs=kwargs)
         except DatasetGenerationError as e:  # datasets wraps what the generator raised
             if isinstance(e.__cause__, UserError):
                 raise e.__cause__ from None
             raise
-        if len(ds) == 0:
-            raise UserError(f"{self.path}: no records left after the subset filter {self.subsets}")
-        return ds
 
 
 class HubDataset:
@@ -82,6 +81,8 @@ class HubDataset:
         if self.subsets is not None:
             keep = set(self.subsets)
             ds = ds.filter(lambda s: s in keep, input_columns="instruction_source")
+        if len(ds) == 0:
+            raise UserError(f"dataset '{self.name}' holds no records of the subsets {self.subsets} (data.subsets)")
         if self.limit is not None:
             ds = ds.select(range(min(self.limit, len(ds))))
         return ds

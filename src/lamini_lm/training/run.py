@@ -14,22 +14,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from lamini_lm.config import typed
-from lamini_lm.errors import UserError
 from lamini_lm.run_lock import RunLock, is_first_process
 from lamini_lm.secret_keys import redacted
-from lamini_lm.training import recipe
+from lamini_lm.training import checkpoints, recipe
 from lamini_lm.training.spec import TrainSpec
-
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
-    if ckpt_path in (None, "null"):
-        return None
-    if ckpt_path == "auto":
-        last = output_dir / "checkpoints" / "last.ckpt"
-        return str(last) if last.exists() else None
-    if not Path(ckpt_path).exists():
-        raise UserError(f"ckpt_path={ckpt_path} does not exist; use a .ckpt file, 'auto' or null")
-    return str(ckpt_path)
-
 
 def _write_rank_record(output_dir: Path, rank: int, world_size: int, record: dict) -> None:
     # one small file per rank: proof (and a debugging aid) that every rank of a job ran the same config
@@ -59,7 +47,7 @@ def _fit(spec: TrainSpec, record: dict, output_dir: Path) -> dict:
     import lightning.pytorch as pl
     from lightning.pytorch.loggers import WandbLogger
 
-    ckpt = resolve_ckpt_path(spec.ckpt_path, output_dir)
+    ckpt = checkpoints.resolve(spec.ckpt_path, output_dir)
     if is_first_process():
         recipe.check(output_dir, record, ckpt, spec.allow_recipe_change)
     pl.seed_everything(spec.seed, workers=True)
