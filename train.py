@@ -9,7 +9,7 @@ import hydra
 
 from lamini_lm import config  # noqa: F401  (registers the config resolvers)
 from lamini_lm.errors import exit_on_user_error
-from lamini_lm.run_lock import refuse_taken_folder
+from lamini_lm.run_lock import check_run_folder
 from lamini_lm.secret_keys import refuse_secret_overrides
 
 
@@ -23,5 +23,5 @@ def main(cfg):
 
 if __name__ == "__main__":
     refuse_secret_overrides()  # before Hydra saves or echoes the command line
-    refuse_taken_folder(("hydra.run.dir",))  # before Hydra writes into a folder another run holds
+    check_run_folder(("hydra.run.dir",))  # before Hydra writes into it: writable, held by no other run
     main()

@@ -104,3 +104,15 @@ def test_a_torn_last_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, ca
     with pytest.raises(UserError, match=r"ckpt_path=.*best-step4.ckpt is not a checkpoint train.py can resume from"):
         checkpoints.resolve(str(best), tmp_path)
     assert checkpoints.resolve("auto", tmp_path / "fresh") is None and checkpoints.resolve(None, tmp_path) is None
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_line_before_hydra(tmp_path, capsys):
+    from lamini_lm.run_lock import check_run_folder
+
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(SystemExit) as e:
+        check_run_folder(("hydra.run.dir", "out_dir"), [f"out_dir={tmp_path / 'a_file' / 'out'}"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip() == (f"error: {tmp_path / 'a_file'} is a file, so the run cannot make the "
+                                               f"folder {tmp_path / 'a_file' / 'out'}: choose another (out_dir=...)")
+    check_run_folder(("hydra.run.dir",), [f"hydra.run.dir={tmp_path / 'new' / 'run'}", "model=tiny_t5"])  # fine

@@ -84,13 +84,22 @@ def is_first_process() -> bool:
 
 
 @exit_on_user_error
-def refuse_taken_folder(settings: tuple[str, ...], argv: list[str] | None = None) -> None:
+def check_run_folder(settings: tuple[str, ...], argv: list[str] | None = None) -> None:
     """Before Hydra writes .hydra/ into a folder named on the command line (a resume: hydra.run.dir=<run>,
-    or generate's out_dir=), stop if another process holds it."""
-    if not is_first_process():
-        return
+    or generate's out_dir=): stop if it cannot be written, or if another process holds it."""
+    given = {}
     for arg in sys.argv[1:] if argv is None else argv:
         key, sep, value = arg.partition("=")
-        if sep and key.lstrip("+") in settings and (taken := holder(value.strip("'\""))):
-            raise UserError(f"{value} is in use by {_describe(taken)}: wait for it to finish or stop it, or give "
-                            f"this run another folder ({key.lstrip('+')}=...)")
+        if sep and key.lstrip("+") in settings:
+            given[key.lstrip("+")] = Path(value.strip("'\""))
+    for key, folder in (given or {"(the launch folder)": Path.cwd()}).items():
+        existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+        if not existing.is_dir():
+            raise UserError(f"{existing} is a file, so the run cannot make the folder {folder}: choose another"
+                            f"{f' ({key}=...)' if key in settings else ''}")
+        if not os.access(existing, os.W_OK):
+            where = f" ({key}=...)" if key in settings else ""
+            raise UserError(f"{existing} is not writable, so the run cannot write {folder}: choose another folder{where}")
+        if key in settings and is_first_process() and (taken := holder(folder)):
+            raise UserError(f"{folder} is in use by {_describe(taken)}: wait for it to finish or stop it, or give "
+                            f"this run another folder ({key}=...)")
