@@ -1,4 +1,4 @@
-"""An example longer than the model's context never crashes: training, sample and human-eval generation cut
+"""An example longer than the model's context never crashes (and an empty one is dropped and counted): training, sample and human-eval generation cut
 it to the model's own positions (tiny_gpt2 has 512, T5 has no absolute limit)."""
 
 import json
@@ -64,6 +64,8 @@ def test_training_on_a_10k_token_example_does_not_crash(tmp_path):
     data = tmp_path / "long.jsonl"
     rows = [{"instruction": f"Say {i}.", "response": f"{i}.", "instruction_source": "alpaca"} for i in range(30)]
     rows[3]["instruction"], rows[7]["response"] = LONG, LONG
+    rows += [{"instruction": "  ", "response": "x", "instruction_source": "alpaca"},
+             {"instruction": "Say.", "response": "", "instruction_source": "alpaca"}]  # dropped, counted
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     # tiny_gpt2 has 512 positions; prompt + response may reach 1024 + 1024 tokens here
     res = run_entry("train.py", "data=jsonl", f"data.path={data}", "data.val_size=6", "data.max_source_length=1024",
@@ -71,4 +73,5 @@ def test_training_on_a_10k_token_example_does_not_crash(tmp_path):
                     "trainer.max_epochs=1", "logger=csv", "callbacks.sample_generations.max_new_tokens=4",
                     "data.num_workers=0", f"hydra.run.dir={tmp_path / 'run'}")
     assert res.returncode == 0, res.stderr[-3000:]
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["global_step"] == 3
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["global_step"] == 3 and metrics["data/dropped_empty"] == 2

@@ -24,10 +24,17 @@ class InstructionDataModule(pl.LightningDataModule):
         self.tokenize = Tokenize(tokenizer, style, family, max_source_length, max_target_length, mask_prompt, context)
         self.collate = Collate(tokenizer.pad_token_id, separate_labels=family.separate_labels)
         self.train_set = self.val_set = None
+        self.dropped_empty = 0
 
     def _tokenized(self):
         ds = self.source.load()
-        return ds.map(self.tokenize, batched=True, desc="tokenize")
+        # an empty instruction or response teaches nothing (or to answer nothing): dropped, and counted in
+        # the run's metrics.json (data/dropped_empty)
+        kept = ds.filter(_has_text, input_columns=["instruction", "response"], desc="drop empty")
+        self.dropped_empty = len(ds) - len(kept)
+        if not len(kept):
+            raise UserError(f"every one of the {len(ds)} records has an empty instruction or response (data.path)")
+        return kept.map(self.tokenize, batched=True, desc="tokenize")
 
     def prepare_data(self) -> None:
         self._tokenized()  # local rank 0 fills the datasets cache; the other ranks read it in setup()
@@ -67,3 +74,7 @@ class InstructionDataModule(pl.LightningDataModule):
 
     def val_instructions(self, n: int) -> list[str]:
         return self.val_set.select(range(min(n, len(self.val_set))))["instruction"]
+
+
+def _has_text(instruction: str, response: str) -> bool:
+    return bool(instruction.strip() and response.strip())

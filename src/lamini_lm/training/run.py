@@ -56,7 +56,7 @@ def _fit(spec: TrainSpec, record: dict, output_dir: Path) -> dict:
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
         _write_rank_record(output_dir, trainer.global_rank, trainer.world_size, record)
-        return _finish(spec, record, trainer, module, tokenizer, loggers, callbacks, output_dir)
+        return _finish(spec, record, trainer, module, datamodule, tokenizer, loggers, callbacks, output_dir)
     finally:
         for logger in loggers:
             if isinstance(logger, WandbLogger) and trainer.is_global_zero:
@@ -103,7 +103,7 @@ def _trainer(spec: TrainSpec, record: dict):
     return loggers, callbacks, trainer
 
 
-def _finish(spec, record, trainer, module, tokenizer, loggers, callbacks, output_dir: Path) -> dict:
+def _finish(spec, record, trainer, module, datamodule, tokenizer, loggers, callbacks, output_dir: Path) -> dict:
     """Metrics, the export (a collective under FSDP: every rank calls it) and, on rank 0, the report."""
     from lamini_lm.training.callbacks import SampleGenerations, TokenThroughput
     from lamini_lm.training.export import export, portable
@@ -114,6 +114,7 @@ def _finish(spec, record, trainer, module, tokenizer, loggers, callbacks, output
         metrics.update(throughput.summary(trainer.world_size))
     metrics.update(global_step=trainer.global_step, epoch=trainer.current_epoch,
                    accumulate_grad_batches=trainer.accumulate_grad_batches, world_size=trainer.world_size)
+    metrics["data/dropped_empty"] = datamodule.dropped_empty
     hf_dir = None
     if spec.export:
         paths = spec.paths
@@ -145,7 +146,7 @@ def _report(output_dir: Path, hf_dir: Path | None, loggers, metrics: dict, sampl
             lines.append(f"W&B run         {run.id} ({mode})")
         elif getattr(logger, "log_dir", None):
             lines.append(f"{type(logger).__name__:15s} {logger.log_dir}")
-    for k in ("val/loss", "train/loss", "perf/mean_real_tokens_per_s", "perf/padding_share"):
+    for k in ("val/loss", "train/loss", "perf/mean_real_tokens_per_s", "perf/padding_share", "data/dropped_empty"):
         if k in metrics:
             lines.append(f"{k:15s} {metrics[k]:.4f}")
     if samples:
