@@ -82,3 +82,21 @@ def test_scores_equal_a_direct_lm_eval_call(runs):
             if r["status"] == "ok"}
     assert ours["sst2_local"] == direct["results"]["sst2_local"]["acc,none"]
     assert ours["piqa_local"] == direct["results"]["piqa_local"]["acc_norm,none"]
+
+
+def test_the_scores_land_in_the_exports_model_card(runs):
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard import metadata_load
+
+    hf = runs["root"] / "gpt2" / "hf"
+    index = metadata_load(hf / "README.md")["model-index"]
+    # model-index groups the metrics of one task and dataset in one result
+    results = {r["dataset"]["name"] + " " + m["name"]: m for r in index[0]["results"] for m in r["metrics"]}
+    for out, wrapper in (("wrapped", "alpaca"), ("plain", "none")):
+        lm = json.loads(next((runs["out"] / out).glob("*gpt2/results_*.json")).read_text())["results"]
+        for paper, task, metric in (("PIQA", "piqa_local", "acc_norm"), ("SST", "sst2_local", "acc")):
+            entry = results[f"{paper} {metric} (lamini_lm evaluate.py, wrapper={wrapper}, suite=lamini15_local)"]
+            assert entry["type"] == metric and entry["value"] == lm[task][f"{metric},none"]
+    assert len(results) == 8  # 4 available tasks x 2 settings; RACE (unavailable) is not claimed
+    card = ModelCard.load(hf / "README.md")
+    assert "## Use" in card.text and card.data.pipeline_tag == "text-generation"  # the rest of the card kept

@@ -148,3 +148,19 @@ def test_the_export_names_no_path_of_this_machine(gpt2_run):
             text = f.read_text()
             assert not [p for p in machine if p in text], (f.name, [p for p in machine if p in text])
     assert "<cache>/assets/gpt2_tokenizer" in (out / "hf" / "training_config.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_the_evaluation_joins_the_training_runs_wandb_run(gpt2_run, tmp_path):
+    from tests.helpers.eval_compose import compose
+
+    from lamini_lm.evaluation.run import run_lm_eval
+
+    out = gpt2_run[0]
+    trained = json.loads((out / "hf" / "wandb_run.json").read_text())
+    assert trained["id"] and trained["project"] == "lamini-lm"
+    assert trained["id"].encode() in next((out / "wandb").glob("offline-run-*/run-*.wandb")).read_bytes()
+    run_lm_eval(compose(tmp_path, f"models={out}", "eval=lamini15_local", "tasks=[PIQA]", "lm_eval.limit=2",
+                        "wandb.enabled=true", "wandb.mode=offline"))
+    (blob,) = [p.read_bytes() for p in tmp_path.rglob("offline-run-*/run-*.wandb")]
+    assert b"training_run_id" in blob and trained["id"].encode() in blob and b"eval/PIQA/acc_norm" in blob

@@ -21,6 +21,7 @@ from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 
 from lamini_lm.errors import UserError
+from lamini_lm.evaluation import card
 from lamini_lm.evaluation import wrapper as wrappers
 from lamini_lm.evaluation.model_refs import ModelRef
 from lamini_lm.evaluation.spec import LmEvalSpec, WandbSpec
@@ -102,6 +103,8 @@ def evaluate(ref: ModelRef, specs: list[TaskSpec], tm, settings: LmEvalSpec, wra
             tracker.save_results_samples(task_name=task, samples=task_samples)
     summary = summarize(results, specs, meta)
     write_summary(summary, out)
+    if ref.local:  # the export's own card carries its scores (model-index)
+        card.add_scores(Path(ref.source), summary, results.get("configs", {}))
     return summary
 
 
@@ -143,14 +146,23 @@ def write_summary(summary: dict, out: Path) -> None:
 
 
 def log_wandb(summary: dict, cfg: WandbSpec, out: Path) -> None:
-    """The model's scores and summary table to W&B (offline runs land in <out>/wandb; `wandb sync` uploads)."""
+    """The model's scores and summary table to W&B (offline runs land in <out>/wandb; `wandb sync` uploads).
+
+    An export trained by train.py joins its training run: the same project and group (a sweep's), the
+    training run's id in the config, the scores under eval/ in the summary, so the sweep's dashboard can put
+    them beside val/loss and compare the herd by task score."""
     import wandb
 
-    run = wandb.init(project=cfg.project, mode=cfg.mode, dir=str(out), name=summary["model"]["name"],
-                     group=cfg.group, config={k: v for k, v in summary.items() if k != "tasks"},
+    trained = summary["model"].get("training_wandb") or {}
+    run = wandb.init(project=trained.get("project") or cfg.project, mode=cfg.mode, dir=str(out),
+                     name=f"eval {trained.get('name') or summary['model']['name']}", job_type="evaluate",
+                     group=trained.get("group") or cfg.group,
+                     config={"training_run_id": trained.get("id"), **{k: v for k, v in summary.items() if k != "tasks"}},
                      reinit="finish_previous")
     try:
-        run.log({f"{r['paper']}/{r['metric']}": r["value"] for r in summary["tasks"] if r["status"] == "ok"})
+        scores = {f"eval/{r['paper']}/{r['metric']}": r["value"] for r in summary["tasks"] if r["status"] == "ok"}
+        run.log(scores)
+        run.summary.update(scores)
         run.log({"summary": wandb.Table(columns=list(SUMMARY_FIELDS),
                                         data=[[r.get(k) for k in SUMMARY_FIELDS] for r in rows(summary)])})
     finally:

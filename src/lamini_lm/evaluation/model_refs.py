@@ -46,6 +46,12 @@ def weights_sha256(folder: Path) -> str:
     return h.hexdigest()
 
 
+def _training_run(folder: Path) -> dict:
+    """The W&B run that trained the export (train.py writes wandb_run.json beside the weights)."""
+    f = folder / "wandb_run.json"
+    return {"training_wandb": json.loads(f.read_text())} if f.exists() else {}
+
+
 def _training_model(folder: Path) -> dict:
     """train.py's export carries its config: which herd member (Table 3 name) and base model it is."""
     f = folder / "training_config.yaml"
@@ -58,7 +64,8 @@ def _export(folder: Path, name: str) -> ModelRef:
     style = prompts.load(folder) if (folder / prompts.PROMPT_STYLE_FILE).exists() else None
     return ModelRef(name=name, source=str(folder.resolve()), local=True, family=families.of_export(folder), style=style,
                     revision="local", info={"weights_sha256": weights_sha256(folder),
-                                            "model_type": config.get("model_type"), **_training_model(folder)})
+                                            "model_type": config.get("model_type"), **_training_model(folder),
+                                            **_training_run(folder)})
 
 
 def _name_for(run_dir: Path, root: Path) -> str:

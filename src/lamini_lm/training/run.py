@@ -125,9 +125,23 @@ def _finish(spec, record, trainer, module, datamodule, tokenizer, loggers, callb
     if not trainer.is_global_zero:
         return metrics
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if hf_dir:
+        _write_wandb_run(hf_dir, loggers)
     samples = next((c.last for c in callbacks if isinstance(c, SampleGenerations)), [])
     _report(output_dir, hf_dir, loggers, metrics, samples)
     return metrics
+
+
+def _write_wandb_run(hf_dir: Path, loggers) -> None:
+    """Which W&B run trained this export (<export>/wandb_run.json): evaluate.py's run joins it, so the sweep's
+    dashboard puts task scores beside val/loss."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            run = logger.experiment
+            (hf_dir / "wandb_run.json").write_text(json.dumps(
+                {"id": run.id, "project": run.project, "group": run.group or None, "name": run.name}) + "\n")
 
 
 def _report(output_dir: Path, hf_dir: Path | None, loggers, metrics: dict, samples: list[dict]) -> None:

@@ -1,0 +1,44 @@
+"""An export's scores in its own model card, as `model-index` metadata (what the Hub renders and leaderboards
+read), through huggingface_hub's ModelCard: evaluating an export updates <export>/README.md in place, the
+rest of the card kept; entries of an earlier evaluation with the same task, metric and setting are replaced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard
+
+LOCAL_FORMATS = ("arrow", "json", "parquet", "csv")  # our offline copies: named by their lm-eval task instead
+
+
+def metric_name(metric: str, wrapper: str, suite: str) -> str:
+    """The metric's display name, which also tells one evaluation setting from another."""
+    return f"{metric} (lamini_lm evaluate.py, wrapper={wrapper}, suite={suite})"
+
+
+def add_scores(folder: Path, summary: dict, configs: dict) -> Path | None:
+    """Write ``summary``'s scores (harness.summarize) into ``folder``'s card; ``configs`` are lm-eval's task
+    configs from its results (dataset and output type). None when the folder has no card."""
+    path = Path(folder) / "README.md"
+    if not path.exists():
+        return None
+    card = ModelCard.load(path)
+    new = []
+    for row in summary["tasks"]:
+        if row["status"] != "ok":
+            continue
+        task = configs.get(row["task"], {})
+        dataset = task.get("dataset_path") or row["task"]
+        new.append(EvalResult(
+            task_type=task.get("output_type", "multiple_choice"), task_name=row["paper"],
+            dataset_type=row["task"].removesuffix("_local") if dataset in LOCAL_FORMATS else dataset,
+            dataset_name=row["paper"], dataset_config=task.get("dataset_name"),
+            dataset_split=task.get("test_split") or task.get("validation_split"),
+            metric_type=row["metric"], metric_value=row["value"],
+            metric_name=metric_name(row["metric"], summary["wrapper"], summary["suite"])))
+    replaced = {(r.dataset_name, r.metric_name) for r in new}
+    kept = [r for r in card.data.eval_results or [] if (r.dataset_name, r.metric_name) not in replaced]
+    card.data.eval_results = kept + new
+    card.data.model_name = card.data.model_name or summary["model"]["name"]  # model-index needs a name
+    card.save(path)
+    return path
