@@ -74,7 +74,7 @@ def test_a_resume_with_a_changed_recipe_is_refused_unless_allowed(tmp_path):
 @pytest.mark.slow
 def test_resuming_a_run_with_another_seed_stops_naming_the_keys(tmp_path):
     small = ["data.limit=48", "data.val_size=8", "global_batch_size=8", "micro_batch_size=4", "trainer.max_epochs=1",
-             "logger=csv", "callbacks.sample_generations.num_samples=0", "export=false", f"hydra.run.dir={tmp_path}"]
+             "logger=csv", "callbacks.sample_generations.num_samples=0", "export.enabled=false", f"hydra.run.dir={tmp_path}"]
     assert run_entry("train.py", *small).returncode == 0
     res = run_entry("train.py", *small, "seed=7", "trainer.max_epochs=2")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
@@ -116,3 +116,16 @@ def test_a_run_folder_that_cannot_be_made_is_one_line_before_hydra(tmp_path, cap
     assert capsys.readouterr().err.strip() == (f"error: {tmp_path / 'a_file'} is a file, so the run cannot make the "
                                                f"folder {tmp_path / 'a_file' / 'out'}: choose another (out_dir=...)")
     check_run_folder(("hydra.run.dir",), [f"hydra.run.dir={tmp_path / 'new' / 'run'}", "model=tiny_t5"])  # fine
+
+
+@pytest.mark.slow
+def test_a_failed_push_keeps_the_export_and_names_the_command(tmp_path):
+    res = run_entry("train.py", "data.limit=48", "data.val_size=8", "global_batch_size=8", "micro_batch_size=4",
+                    "trainer.max_epochs=1", "logger=csv", "callbacks.sample_generations.num_samples=0",
+                    "export.push_to_hub=someone/lamini-tiny", f"hydra.run.dir={tmp_path}")  # the Hub is offline here
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: export.push_to_hub=someone/lamini-tiny failed")
+    assert f"the export is kept in {tmp_path / 'hf'}" in line
+    assert f"hf upload someone/lamini-tiny {tmp_path / 'hf'} . --repo-type model --private" in line
+    assert (tmp_path / "hf" / "model.safetensors").exists() and (tmp_path / "metrics.json").exists()

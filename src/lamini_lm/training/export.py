@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lamini_lm.errors import UserError
 from lamini_lm.models.spec import ModelSpec
 
 CARD = """---
@@ -109,3 +110,21 @@ def write_export(model, tokenizer, family, style, out_dir: str | Path, *, model_
         config=config_yaml or "none: not trained by train.py\n",
     ))
     return out
+
+
+def push(folder: Path, repo_id: str, private: bool = True) -> str:
+    """Upload an export to a Hub model repo (created if missing, private unless told otherwise); the token
+    comes from the environment only. A failure keeps the export and names the command that pushes it later."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
+                          commit_message="LaMini-LM student trained with lamini_lm train.py")
+    except Exception as e:  # no network, no or a refused token, a bad id: the export stays whole
+        first = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise UserError(f"export.push_to_hub={repo_id} failed ({type(e).__name__}: {first}); the export is kept in "
+                        f"{folder}; check HF_TOKEN and the network, then push it with `hf upload {repo_id} "
+                        f"{folder} . --repo-type model{' --private' if private else ''}`") from None
+    return repo_id

@@ -106,7 +106,7 @@ def _trainer(spec: TrainSpec, record: dict):
 def _finish(spec, record, trainer, module, datamodule, tokenizer, loggers, callbacks, output_dir: Path) -> dict:
     """Metrics, the export (a collective under FSDP: every rank calls it) and, on rank 0, the report."""
     from lamini_lm.training.callbacks import SampleGenerations, TokenThroughput
-    from lamini_lm.training.export import export, portable
+    from lamini_lm.training.export import export, portable, push
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     throughput = next((c for c in callbacks if isinstance(c, TokenThroughput)), None)
@@ -116,7 +116,7 @@ def _finish(spec, record, trainer, module, datamodule, tokenizer, loggers, callb
                    accumulate_grad_batches=trainer.accumulate_grad_batches, world_size=trainer.world_size)
     metrics["data/dropped_empty"] = datamodule.dropped_empty
     hf_dir = None
-    if spec.export:
+    if spec.export.enabled:
         paths = spec.paths
         places = {str(output_dir.resolve()): "<run>", paths["cache_dir"]: "<cache>", paths["conf_dir"]: "<conf>",
                   paths["package_dir"]: "<lamini_lm>", str(Path.cwd()): ".", str(Path.home()): "~"}
@@ -129,6 +129,8 @@ def _finish(spec, record, trainer, module, datamodule, tokenizer, loggers, callb
         _write_wandb_run(hf_dir, loggers)
     samples = next((c.last for c in callbacks if isinstance(c, SampleGenerations)), [])
     _report(output_dir, hf_dir, loggers, metrics, samples)
+    if hf_dir and spec.export.push_to_hub:  # last: whatever happens to the upload, everything above is saved
+        print(f"pushed to https://huggingface.co/{push(hf_dir, spec.export.push_to_hub, spec.export.private)}")
     return metrics
 
 

@@ -29,6 +29,17 @@ class OptimSpec:
 
 
 @dataclass
+class ExportSpec:
+    enabled: bool = True
+    push_to_hub: Optional[str] = None  # a Hub model repo id
+    private: bool = True
+
+    def __post_init__(self):
+        if self.push_to_hub and not self.enabled:
+            raise ValueError("export.push_to_hub needs export.enabled=true")
+
+
+@dataclass
 class TrainSpec:
     model: ModelSpec
     data: DataSpec
@@ -37,7 +48,7 @@ class TrainSpec:
     micro_batch_size: int  # examples per device per forward/backward
     seed: int = 42
     ckpt_path: Optional[str] = "auto"
-    export: bool = True
+    export: ExportSpec = field(default_factory=lambda: ExportSpec())
     allow_recipe_change: bool = False  # resume although what is optimised changed (training/recipe.py)
     task_name: str = "train"
     # instantiated by Lightning/Hydra as they are: their own constructors check them
