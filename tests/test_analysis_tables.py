@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from lamini_lm import config  # noqa: F401  (resolvers)
+from lamini_lm import config
 from lamini_lm.analysis import run
 from lamini_lm.errors import UserError
 
@@ -31,12 +30,8 @@ def records(rows=RECORDS):
 
 
 def cfg_for(tmp_path, *overrides):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(
-            config_name="generate",
-            overrides=["stage=analyze", f"out_dir={tmp_path / 'out'}", "analysis.figure3.cache_dir=" + str(tmp_path / "emb"),
-                       *overrides],
-        )
+    return config.compose("generate", ["stage=analyze", f"out_dir={tmp_path / 'out'}",
+                                       f"analysis.figure3.cache_dir={tmp_path / 'emb'}", *overrides])
 
 
 def read_csv(path):

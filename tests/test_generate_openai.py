@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from tests.helpers.generate_kit import KEY, api_key, assert_no_key, compose, read_jsonl, run, server, tiny  # noqa: F401
+from tests.helpers.generate_kit import KEY, assert_no_key, compose, read_jsonl, run, tiny
 from tests.helpers.openai_server import key_of
 
 from lamini_lm.errors import UserError
