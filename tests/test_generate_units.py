@@ -251,3 +251,28 @@ def test_store_cuts_a_torn_line_and_keeps_first_result(tmp_path):
     s.append(b, Reply("y", "stop", {}, "m"))
     s.close()
     assert [json.loads(x)["id"] for x in path.read_text().splitlines()] == [a.id, b.id]
+
+
+def test_a_file_is_replaced_whole_or_not_at_all(tmp_path):
+    from lamini_lm.files import replacing, write_atomic
+
+    path = tmp_path / "d_all.jsonl"
+    write_atomic(path, "old\n")
+    with pytest.raises(RuntimeError):
+        with replacing(path) as tmp:
+            tmp.write_text("half of the ne")
+            raise RuntimeError("killed")
+    assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["d_all.jsonl"]
+    write_atomic(path, "new\n")
+    assert path.read_text() == "new\n"
+
+
+def test_a_broken_instructions_file_names_its_line_and_the_stage_that_rebuilds_it(tmp_path):
+    from lamini_lm.distill.instructions import read_instructions
+
+    path = tmp_path / "instructions.jsonl"
+    path.write_text('{"subset": "alpaca", "instruction": "Hi."}\n\n{"subset": "alp\n')
+    with pytest.raises(UserError, match=r"instructions\.jsonl:3: broken JSON .*rerun stage=instructions"):
+        read_instructions(path)
+    path.write_text('{"subset": "alpaca", "instruction": "Hi."}\n\n')
+    assert read_instructions(path) == [{"subset": "alpaca", "instruction": "Hi."}]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 
 from lamini_lm.distill import instructions as ins
+from lamini_lm.files import write_atomic
 from lamini_lm.teachers import tokens as tok
-
 
 
 def _row(name, n, prompt, completion, prices, model):
@@ -112,7 +112,5 @@ def show(result: dict) -> str:
 def run(ctx) -> dict:
     result = plan(ctx)
     print(show(result))
-    from lamini_lm.distill.report import write_atomic
-
     write_atomic(ctx.out / "dry_run.json", json.dumps(result, indent=2) + "\n")
     return result

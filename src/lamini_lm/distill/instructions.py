@@ -18,6 +18,9 @@ from lamini_lm.distill import prompt_builders as pb
 from lamini_lm.distill.dedup import Deduper, normalise
 from lamini_lm.distill.filters import Filters
 from lamini_lm.distill.parsing import parse_examples
+from lamini_lm.errors import UserError
+from lamini_lm.files import write_atomic
+from lamini_lm.jsonl import iter_jsonl
 from lamini_lm.teachers.base import Teacher, request_body
 from lamini_lm.teachers.store import REJECTED, Request
 
@@ -164,7 +167,6 @@ def originals(cfg, pools: dict, decon) -> tuple[dict, dict]:
 
 def write_instructions(path: Path, kept: dict) -> int:
     from lamini_lm.data.records import SOURCES
-    from lamini_lm.distill.report import write_atomic
 
     lines = [json.dumps(it, ensure_ascii=False) for s in SOURCES for it in kept.get(s, [])]
     write_atomic(path, "".join(line + "\n" for line in lines))
@@ -172,16 +174,9 @@ def write_instructions(path: Path, kept: dict) -> int:
 
 
 def read_instructions(path: Path) -> list[dict]:
-    from lamini_lm.errors import UserError
-
     if not path.exists():
         raise UserError(f"{path} does not exist: run `python generate.py stage=instructions` with the same out_dir first")
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise UserError(f"{path}:{lineno}: broken line; rerun stage=instructions to rebuild it") from None
-    return out
+    try:
+        return [item for _, item in iter_jsonl(path)]
+    except UserError as e:  # a broken line names the file and line
+        raise UserError(f"{e}; rerun stage=instructions to rebuild it") from None

@@ -22,6 +22,7 @@ from lamini_lm.distill import instructions as ins
 from lamini_lm.distill import prompt_builders as pb
 from lamini_lm.distill import report
 from lamini_lm.errors import UserError
+from lamini_lm.files import replacing, write_atomic
 from lamini_lm.teachers import Teacher, build
 from lamini_lm.teachers.base import request_body
 from lamini_lm.teachers.store import REJECTED, Reply, Request, RequestStore
@@ -73,7 +74,7 @@ class Context:
         from lamini_lm.distill import topics
 
         found = topics.load(self.cfg.topics)
-        report.write_atomic(self.out / "topics.txt", "".join(t + "\n" for t in found))
+        write_atomic(self.out / "topics.txt", "".join(t + "\n" for t in found))
         return found
 
     def store(self, stage: str) -> RequestStore:
@@ -240,13 +241,12 @@ def _write_outputs(ctx: Context, records: list[dict]) -> None:
     if not ctx.cfg.progress:
         datasets.disable_progress_bars()
     out = ctx.out
-    report.write_atomic(out / "d_all.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    write_atomic(out / "d_all.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     if not records:
         return
     ds = datasets.Dataset.from_list(records)
-    tmp = out / "d_all.parquet.tmp"
-    ds.to_parquet(str(tmp))
-    tmp.replace(out / "d_all.parquet")
+    with replacing(out / "d_all.parquet") as tmp:
+        ds.to_parquet(str(tmp))
     staging = out / "d_all.partial"
     shutil.rmtree(staging, ignore_errors=True)
     ds.save_to_disk(str(staging))
