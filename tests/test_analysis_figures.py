@@ -11,7 +11,7 @@ import pytest
 from lamini_lm import config
 from lamini_lm.analysis import run
 from lamini_lm.analysis.embeddings import EmbeddingCache
-from lamini_lm.analysis.subsets import SUBSETS
+from lamini_lm.subsets import SUBSETS
 from lamini_lm.errors import UserError
 
 TOPICS = ["a volcano", "the stock market", "photosynthesis", "a birthday party", "jazz music", "quantum computing",

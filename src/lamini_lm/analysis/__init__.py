@@ -22,8 +22,8 @@ OUTPUTS = ("table1", "table2", "figure3", "rating_sheet", "figure4")
 
 
 def _pairs(a, shown: list[str], stats) -> list[tuple[str, str]]:
-    from lamini_lm.analysis.subsets import resolve
     from lamini_lm.analysis.tsne import PAPER_PAIRS
+    from lamini_lm.subsets import resolve
 
     if a.figure3.pairs is None:
         pairs = [p for p in PAPER_PAIRS if set(p) <= set(shown)]
@@ -47,8 +47,8 @@ def run(cfg: DictConfig) -> dict:
     from lamini_lm.analysis.mattr import Tokenizer
     from lamini_lm.analysis.reading import RELEASED, record_batches
     from lamini_lm.analysis.stats import DatasetStats, TokenCounter
-    from lamini_lm.analysis.subsets import SUBSETS, ordered, resolve
     from lamini_lm.analysis.tsne import PAPER_PAIRS, figure3
+    from lamini_lm.subsets import SUBSETS, ordered, resolve
 
     a = cfg.analysis
     out = Path(cfg.out_dir) / a.subdir

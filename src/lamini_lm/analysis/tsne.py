@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from lamini_lm.analysis.embeddings import OFFLINE_PACKAGE, EmbeddingCache, load_model
-from lamini_lm.analysis.subsets import SUBSETS
 from lamini_lm.errors import UserError
+from lamini_lm.subsets import SUBSETS
 
 log = logging.getLogger(__name__)
 

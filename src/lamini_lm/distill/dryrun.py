@@ -12,6 +12,7 @@ import json
 
 from lamini_lm.distill import instructions as ins
 from lamini_lm.files import write_atomic
+from lamini_lm.subsets import GENERATED, ORIGINAL, SUBSETS
 from lamini_lm.teachers import tokens as tok
 
 
@@ -36,7 +37,7 @@ def plan(ctx) -> dict:
     stage = cfg.stage
     if stage in ("all", "instructions"):
         from lamini_lm.distill import prompt_builders as pb
-        from lamini_lm.distill.sources import POOL_OF, load_pool, needed_pools
+        from lamini_lm.distill.sources import load_pool, needed_pools
         from lamini_lm.errors import UserError
 
         pools = {}
@@ -47,13 +48,15 @@ def plan(ctx) -> dict:
                 notes.append(f"{name}: estimated from Table 1 ({e})")
         planner = ins.Planner(cfg, ctx.teacher, pools, ctx.topics())
         store = ctx.store("instructions")
-        for s in ins.GENERATED:
+        for s in GENERATED:
             n_req = ins.initial_requests(cfg, s)
             if not n_req:
                 continue
-            if POOL_OF[s] not in pools:
+            pool = SUBSETS[s].pool
+            if pool not in pools:
                 n_ex = int(cfg.instructions.n_examples)
-                original = {"p3": "original_p3", "flan": "original_flan"}[POOL_OF[s]]
+                # examples as long as Table 1's average instruction of the original subset from the same pool
+                original = next(o for o in ORIGINAL if SUBSETS[o].pool == pool)
                 empty = pb.example_guided(cfg.prompts, [""] * n_ex, int(cfg.instructions.per_call[s]))
                 per_prompt = tok.count_text(empty) + 7 + n_ex * float(est.instruction_tokens[original])
                 pending, prompt = [None] * n_req, int(n_req * per_prompt)

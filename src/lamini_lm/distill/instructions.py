@@ -21,12 +21,9 @@ from lamini_lm.distill.parsing import parse_examples
 from lamini_lm.errors import UserError
 from lamini_lm.files import write_atomic
 from lamini_lm.jsonl import iter_jsonl
+from lamini_lm.subsets import GENERATED, ORIGINAL, SUBSETS
 from lamini_lm.teachers.base import Teacher, request_body
 from lamini_lm.teachers.store import REJECTED, Request
-
-
-GENERATED = ("self_instruct_without_topic", "self_instruct_with_topic", "generated_p3", "generated_flan")
-ORIGINAL = ("alpaca", "original_p3", "original_flan")
 
 
 class Planner:
@@ -38,7 +35,7 @@ class Planner:
         self.pools = pools
         self.topics = topics
         n = int(cfg.instructions.n_examples)
-        self.groups = {}
+        self.groups = {}  # P3 and FLAN examples come from one sub-task: the pools' tasks of at least n examples
         for name in ("p3", "flan"):
             if name in pools:
                 g = {t: items for t, items in pools[name].by_task().items() if len(items) >= n}
@@ -50,16 +47,17 @@ class Planner:
         rng = random.Random(f"{cfg.seed}:{subset}:{index}")
         n_ex = int(cfg.instructions.n_examples)
         per_call = int(cfg.instructions.per_call[subset])
-        if subset in ("generated_p3", "generated_flan"):
-            groups = self.groups[subset.split("_")[1]]
+        pool = SUBSETS[subset].pool
+        if pool in self.groups:
+            groups = self.groups[pool]
             task = rng.choice(sorted(groups))
             examples = rng.sample(groups[task], min(n_ex, len(groups[task])))
         else:
-            items = self.pools["self_instruct"].items
+            items = self.pools[pool].items
             examples = rng.sample(items, min(n_ex, len(items)))
         texts = [e["instruction"] for e in examples]
         topics = []
-        if subset == "self_instruct_with_topic":
+        if SUBSETS[subset].topic_guided:
             topics = rng.sample(self.topics, min(int(cfg.instructions.n_topics), len(self.topics)))
             prompt = pb.topic_guided(cfg.prompts, texts, topics, per_call)
         else:
@@ -128,14 +126,12 @@ def select(cfg, planner: Planner, planned: dict, store, decon) -> tuple[dict, di
 
 def originals(cfg, pools: dict, decon) -> tuple[dict, dict]:
     """The original subsets (X_A, X_P3, X_FLAN): a seeded random sample of each pool."""
-    from lamini_lm.distill.sources import POOL_OF
-
     kept, drops = {}, {}
     for s in ORIGINAL:
         size = int(cfg.size[s])
         if not size:
             continue
-        pool = pools[POOL_OF[s]]
+        pool = pools[SUBSETS[s].pool]
         order = list(range(len(pool.items)))
         random.Random(f"{cfg.seed}:{s}").shuffle(order)
         seen: set[str] = set()
@@ -166,9 +162,7 @@ def originals(cfg, pools: dict, decon) -> tuple[dict, dict]:
 
 
 def write_instructions(path: Path, kept: dict) -> int:
-    from lamini_lm.data.records import SOURCES
-
-    lines = [json.dumps(it, ensure_ascii=False) for s in SOURCES for it in kept.get(s, [])]
+    lines = [json.dumps(it, ensure_ascii=False) for s in SUBSETS for it in kept.get(s, [])]
     write_atomic(path, "".join(line + "\n" for line in lines))
     return len(lines)
 

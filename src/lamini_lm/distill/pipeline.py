@@ -17,12 +17,12 @@ def run(cfg: DictConfig):
         return None
     if cfg.stage not in STAGES:
         raise UserError(f"unknown stage '{cfg.stage}'; choose one of {', '.join(STAGES)}")
-    from lamini_lm.data.records import SOURCES
     from lamini_lm.distill.stages import Context, assemble, run_instructions, run_responses
+    from lamini_lm.subsets import SUBSETS
 
-    unknown = set(cfg.size) - set(SOURCES)
+    unknown = set(cfg.size) - set(SUBSETS)
     if unknown:
-        raise UserError(f"size.{sorted(unknown)[0]} is not a subset; subsets: {', '.join(SOURCES)}")
+        raise UserError(f"size.{sorted(unknown)[0]} is not a subset; subsets: {', '.join(SUBSETS)}")
     ctx = Context(cfg)
     if cfg.stage == "topics":
         found = ctx.topics(always=True)

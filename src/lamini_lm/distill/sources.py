@@ -16,19 +16,9 @@ from pathlib import Path
 
 from lamini_lm.errors import UserError
 from lamini_lm.jsonl import iter_jsonl
+from lamini_lm.subsets import SUBSETS
 
 log = logging.getLogger(__name__)
-
-# which pool each subset needs
-POOL_OF = {
-    "self_instruct_without_topic": "self_instruct",
-    "self_instruct_with_topic": "self_instruct",
-    "generated_p3": "p3",
-    "generated_flan": "flan",
-    "alpaca": "alpaca",
-    "original_p3": "p3",
-    "original_flan": "flan",
-}
 
 
 @dataclass
@@ -145,4 +135,4 @@ def load_pool(name: str, scfg_all, seed: int) -> Pool:
 
 
 def needed_pools(sizes) -> list[str]:
-    return sorted({POOL_OF[s] for s, n in sizes.items() if int(n) > 0})
+    return sorted({SUBSETS[s].pool for s, n in sizes.items() if int(n) > 0})

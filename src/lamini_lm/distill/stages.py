@@ -23,6 +23,7 @@ from lamini_lm.distill import prompt_builders as pb
 from lamini_lm.distill import report
 from lamini_lm.errors import UserError
 from lamini_lm.files import replacing, write_atomic
+from lamini_lm.subsets import GENERATED
 from lamini_lm.teachers import Teacher, build
 from lamini_lm.teachers.base import request_body
 from lamini_lm.teachers.store import REJECTED, Reply, Request, RequestStore
@@ -119,7 +120,7 @@ class Context:
 
 def run_instructions(ctx: Context) -> None:
     cfg = ctx.cfg
-    subsets = [s for s in ins.GENERATED if int(cfg.size[s])]
+    subsets = [s for s in GENERATED if int(cfg.size[s])]
     pools = ctx.pools  # every seed file is read (and checked) before anything is sent
     planner = ins.Planner(cfg, ctx.teacher, pools, ctx.topics())
     store = ctx.store("instructions")
