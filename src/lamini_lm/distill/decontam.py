@@ -18,12 +18,12 @@ class Decontaminator:
     def __init__(self, dcfg, texts: list[str] | None = None):
         self.n = int(dcfg.n or 0)
         self.index: set[tuple[str, ...]] = set()
-        self.sources = 0
+        self.n_texts = 0  # evaluation texts indexed
         if not self.n:
             return
         for t in texts if texts is not None else _eval_texts(dcfg):
             self.index |= ngrams(t, self.n)
-            self.sources += 1
+            self.n_texts += 1
 
     def contaminated(self, text: str) -> bool:
         return bool(self.n) and not self.index.isdisjoint(ngrams(text, self.n))

@@ -37,13 +37,13 @@ def plan(ctx) -> dict:
     stage = cfg.stage
     if stage in ("all", "instructions"):
         from lamini_lm.distill import prompt_builders as pb
-        from lamini_lm.distill.sources import load_pool, needed_pools
+        from lamini_lm.distill.seed_pools import load_pool, needed_pools
         from lamini_lm.errors import UserError
 
         pools = {}
         for name in needed_pools(cfg.size):
             try:
-                pools[name] = load_pool(name, cfg.source, int(cfg.seed))
+                pools[name] = load_pool(name, cfg.seed_pools, int(cfg.seed))
             except UserError as e:  # a dry run still estimates what it cannot build
                 notes.append(f"{name}: estimated from Table 1 ({e})")
         planner = ins.Planner(cfg, ctx.teacher, pools, ctx.topics())

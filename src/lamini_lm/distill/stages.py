@@ -56,9 +56,9 @@ class Context:
     @property
     def pools(self) -> dict:
         if self._pools is None:
-            from lamini_lm.distill.sources import load_pool, needed_pools
+            from lamini_lm.distill.seed_pools import load_pool, needed_pools
 
-            self._pools = {n: load_pool(n, self.cfg.source, int(self.cfg.seed)) for n in needed_pools(self.cfg.size)}
+            self._pools = {n: load_pool(n, self.cfg.seed_pools, int(self.cfg.seed)) for n in needed_pools(self.cfg.size)}
         return self._pools
 
     @property

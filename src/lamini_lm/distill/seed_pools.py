@@ -84,8 +84,8 @@ def _rows_hub(name: str, scfg, common, seed: int):
     except Exception as e:
         first = (str(e).splitlines() or [type(e).__name__])[0][:160]
         raise UserError(
-            f"source.{name}: cannot load hub dataset '{scfg.hub_id}' ({first}); point "
-            f"source.{name}.path at a local .jsonl/.json/.parquet with a '{scfg.instruction_field}' field, "
+            f"seed_pools.{name}: cannot load hub dataset '{scfg.hub_id}' ({first}); point "
+            f"seed_pools.{name}.path at a local .jsonl/.json/.parquet with a '{scfg.instruction_field}' field, "
             f"or leave the subsets that need it out (size.<subset>=0)"
         ) from None
 
@@ -108,7 +108,7 @@ def load_pool(name: str, scfg_all, seed: int) -> Pool:
             raise UserError(f"{where}: expected a JSON object, got {type(row).__name__}")
         text = row.get(scfg.instruction_field)
         if text is None:
-            raise UserError(f"{where}: missing field '{scfg.instruction_field}' (source.{name}.instruction_field)")
+            raise UserError(f"{where}: missing field '{scfg.instruction_field}' (seed_pools.{name}.instruction_field)")
         if not isinstance(text, str):
             raise UserError(f"{where}: field '{scfg.instruction_field}' must be a string")
         inp = row.get(scfg.input_field) if scfg.input_field else None
@@ -130,7 +130,7 @@ def load_pool(name: str, scfg_all, seed: int) -> Pool:
         task = row.get(scfg.task_field) if scfg.task_field else row.get("__task", name)
         pool.items.append({"id": rid, "instruction": text, "task": str(task)})
     if not pool.items:
-        raise UserError(f"source.{name}: no usable instruction in {scfg.path or scfg.get('hub_id', 'the asset')}")
+        raise UserError(f"seed_pools.{name}: no usable instruction in {scfg.path or scfg.get('hub_id', 'the asset')}")
     return pool
 
 
