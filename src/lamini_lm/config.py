@@ -10,7 +10,7 @@ from pathlib import Path
 
 from typing import TypeVar
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import Container, DictConfig, OmegaConf
 from omegaconf.errors import (ConfigKeyError, InterpolationToMissingValueError, MissingMandatoryValue,
                               OmegaConfBaseException)
 
@@ -49,14 +49,28 @@ def wandb_mode() -> str:
         return "offline"
 
 
-def typed(node: DictConfig, schema: type[T], where: str = "") -> T:
+class BadValue(ValueError):
+    """What a schema's own check (__post_init__) raises about one of its keys: typed() names that key in full
+    (``instructions.overgenerate``), wherever the schema sits in the config."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+def typed(node: DictConfig | dict, schema: type[T], where: str = "") -> T:
     """``node`` checked against the dataclass ``schema`` (types, unknown or missing keys, its __post_init__) and
-    returned as an instance of it, every interpolation resolved; any problem is one UserError naming the key."""
+    returned as an instance of it, every interpolation resolved; any problem is one UserError naming the key.
+
+    ``node``: a config node, or a dict of values and config nodes (each resolved where it sits in its config:
+    a stage can leave out a node it never reads, such as Hydra's ``paths`` outside a Hydra app).
+    ``where``: the node's key in its config, prefixed to every key an error names."""
     prefix = f"{where}." if where else ""
+    merged = None
     try:
         # resolved first: interpolations may point outside the node (optim.lr: ${model.lr})
-        values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+        merged = OmegaConf.merge(OmegaConf.structured(schema), _resolved(node))
+        return OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         key = f"{prefix}{e.full_key}" if getattr(e, "full_key", None) else where or "config"
         if isinstance(e, (MissingMandatoryValue, InterpolationToMissingValueError)):
@@ -66,11 +80,36 @@ def typed(node: DictConfig, schema: type[T], where: str = "") -> T:
             raise UserError(f"{key}: missing a value; set it in the config or on the command line ({key}=...)") \
                 from None
         if isinstance(e, ConfigKeyError) and "not in" in e.msg:
-            raise UserError(f"{key}: no such key (a typo? {schema.__name__} has {', '.join(_fields(schema))})") \
+            owner = e.object_type if dataclasses.is_dataclass(e.object_type) else schema  # the nested schema
+            raise UserError(f"{key}: no such key (a typo? {owner.__name__} has {', '.join(_fields(owner))})") \
                 from None
         raise UserError(f"{key}: {e.msg.splitlines()[0]}") from None
-    except ValueError as e:  # a schema's own check (__post_init__)
-        raise UserError(f"{where or 'config'}: {e}") from None
+    except ValueError as e:  # a schema's own check (__post_init__), maybe of a nested schema
+        path, e = _failing(merged, e) if merged is not None else ("", e)
+        key = ".".join(k for k in (where, path, getattr(e, "key", "")) if k)
+        raise UserError(f"{key}: {e}" if key else str(e)) from None
+
+
+def _resolved(node):
+    if isinstance(node, Container):
+        return OmegaConf.to_container(node, resolve=True)
+    if isinstance(node, dict):
+        return {k: _resolved(v) for k, v in node.items()}
+    return node
+
+
+def _failing(node: DictConfig, error: ValueError) -> tuple[str, ValueError]:
+    """The path below ``node`` of the deepest nested schema whose own check fails, and its error (``""`` and
+    ``error`` when it is ``node``'s own check). Runs only after a failure: it converts the nodes again."""
+    for key in node:
+        child = node[key]
+        if isinstance(child, DictConfig):
+            try:
+                OmegaConf.to_object(child)
+            except ValueError as inner:
+                path, inner = _failing(child, inner)
+                return (f"{key}.{path}" if path else str(key)), inner
+    return "", error
 
 
 def _fields(schema) -> list[str]:
