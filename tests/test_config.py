@@ -109,8 +109,10 @@ def test_typed_names_the_key_of_a_nested_schema(values, where, message):
     assert str(e.value) == message
 
 
-def test_typed_takes_a_dict_of_config_nodes_resolved_where_they_sit():
+def test_typed_checks_only_the_keys_it_is_given():
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.create({"a": {"rounds": "${b}"}, "b": 3, "c": "${oc.env:SURELY_UNSET_VARIABLE_123}"})
-    assert config.typed({"inner": cfg.a}, _Outer) == _Outer(_Inner(rounds=3))  # c, never read, is left alone
+    cfg = OmegaConf.create({"inner": {"rounds": "${b}"}, "b": 3, "size": "${oc.env:SURELY_UNSET_VARIABLE_123}"})
+    assert config.typed(cfg, _Outer, keys=["inner"]) == _Outer(_Inner(rounds=3))  # size, left out, is not resolved
+    with pytest.raises(UserError, match="b: no such key"):
+        config.typed(cfg, _Outer, keys=["inner", "b"])

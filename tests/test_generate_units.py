@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import pytest
-from tests.helpers.generate_kit import compose
+from tests.helpers.generate_kit import compose, spec
 
 from lamini_lm.errors import UserError
 
@@ -34,7 +34,7 @@ Each example must start with the label "<example>" and end with the label "</exa
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    return compose([f"out_dir={tmp_path_factory.mktemp('out')}"])
+    return spec([f"out_dir={tmp_path_factory.mktemp('out')}"])
 
 
 def test_figure2_and_figure7_golden(cfg):
@@ -80,10 +80,8 @@ def test_named_filters(cfg):
     assert f.reason("Draw a picture of a happy cat please.") == "blacklist"
     assert f.reason("- Write a short poem about the sea.") == "punctuation_start"
     assert f.reason("Écris un poème sur la mer, s'il te plaît.") == "non_ascii_start"
-    off = compose(["out_dir=/tmp/x", "filters.blacklist=null"])
+    off = spec(["out_dir=/tmp/x", "filters.blacklist=null"])
     assert Filters(off.filters).reason("Draw a picture of a happy cat please.") is None
-    with pytest.raises(UserError, match="filters.nope"):
-        Filters({"nope": {}})
 
 
 def test_dedup_exact_and_near_is_subquadratic(cfg):
@@ -148,10 +146,12 @@ def test_topic_filter_on_a_category_dump_excerpt(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         from_category_dump(tmp_path / "missing.sql.gz")
     # chosen by config: topics=wikipedia_dump names from_category_dump with _target_
-    chosen = compose([f"out_dir={tmp_path}", "topics=wikipedia_dump", f"topics.dump={dump}"]).topics
+    chosen = spec([f"out_dir={tmp_path}", "topics=wikipedia_dump", f"topics.dump={dump}"]).topics
     assert load(chosen) == ["Design bureaus", "Machine learning", "Physics"]
     with pytest.raises(UserError, match=r"^topics\.dump must be set"):
-        load(compose([f"out_dir={tmp_path}", "topics=wikipedia_dump"]).topics)
+        load(compose([f"out_dir={tmp_path}", "topics=wikipedia_dump"]).topics)  # targets.build's own check
+    with pytest.raises(UserError, match=r"^topics\.dump: missing a value"):  # and generate.py's, at its entry
+        spec([f"out_dir={tmp_path}", "topics=wikipedia_dump"])
 
 
 def test_wiki_topics_offline_substitute(cfg):
@@ -173,7 +173,7 @@ def test_seed_pools_and_bad_input(cfg, tmp_path):
     good.write_text(json.dumps({"instruction": "Name a color.", "input": ""}) + "\n"
                     + json.dumps({"instruction": "   ", "input": ""}) + "\n"
                     + json.dumps({"instruction": "x" * 30000}) + "\n")
-    src = compose([f"out_dir={tmp_path}", f"seed_pools.alpaca.path={good}"]).seed_pools
+    src = spec([f"out_dir={tmp_path}", f"seed_pools.alpaca.path={good}"]).seed_pools
     pool = load_pool("alpaca", src, 0)
     assert [i["instruction"] for i in pool.items] == ["Name a color."]
     assert pool.skipped == {"empty_instruction": 1, "oversized_instruction": 1}
@@ -191,7 +191,7 @@ def test_seed_pools_and_bad_input(cfg, tmp_path):
 def test_unreachable_hub_names_the_dataset_and_the_override(tmp_path):
     from lamini_lm.distill.seed_pools import load_pool
 
-    src = compose([f"out_dir={tmp_path}"]).seed_pools
+    src = spec([f"out_dir={tmp_path}"]).seed_pools
     with pytest.raises(UserError, match=r"tatsu-lab/alpaca.*seed_pools\.alpaca\.path"):
         load_pool("alpaca", src, 0)
 
@@ -213,7 +213,7 @@ def test_hub_pool_streams_each_config_shuffled_and_capped(tmp_path):
         f"- config_name: {c}\n  data_files:\n  - split: train\n    path: {c}/train.parquet\n"
         for c in ("ag_news_classify", "xsum_summarize")) + "---\n")
 
-    src = compose([f"out_dir={tmp_path}", f"seed_pools.p3.hub_id={repo}", "seed_pools.p3.hub_configs=[ag_news_classify,xsum_summarize]",
+    src = spec([f"out_dir={tmp_path}", f"seed_pools.p3.hub_id={repo}", "seed_pools.p3.hub_configs=[ag_news_classify,xsum_summarize]",
                    "seed_pools.hub_max_rows=20", "seed_pools.hub_shuffle_buffer=100"]).seed_pools
     pool = load_pool("p3", src, seed=0)
     by_task = {t: [i["instruction"] for i in pool.items if i["task"] == t] for t in ("ag_news_classify", "xsum_summarize")}

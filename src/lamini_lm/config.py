@@ -8,6 +8,7 @@ import re
 import os
 from pathlib import Path
 
+from collections.abc import Collection
 from typing import TypeVar
 
 from omegaconf import Container, DictConfig, OmegaConf
@@ -58,18 +59,19 @@ class BadValue(ValueError):
         self.key = key
 
 
-def typed(node: DictConfig | dict, schema: type[T], where: str = "") -> T:
+def typed(node: DictConfig | dict, schema: type[T], where: str = "", keys: Collection[str] | None = None) -> T:
     """``node`` checked against the dataclass ``schema`` (types, unknown or missing keys, its __post_init__) and
     returned as an instance of it, every interpolation resolved; any problem is one UserError naming the key.
 
-    ``node``: a config node, or a dict of values and config nodes (each resolved where it sits in its config:
-    a stage can leave out a node it never reads, such as Hydra's ``paths`` outside a Hydra app).
-    ``where``: the node's key in its config, prefixed to every key an error names."""
+    ``where``: the node's key in its config, prefixed to every key an error names. ``keys``: the keys of ``node``
+    to check (default: all); the others are left out unresolved, so a stage need not resolve a node it never
+    reads, such as Hydra's ``paths`` outside a Hydra app."""
     prefix = f"{where}." if where else ""
     merged = None
     try:
         # resolved first: interpolations may point outside the node (optim.lr: ${model.lr})
-        merged = OmegaConf.merge(OmegaConf.structured(schema), _resolved(node))
+        values = _resolved(node) if keys is None else {k: _resolved(node[k]) for k in node if k in keys}
+        merged = OmegaConf.merge(OmegaConf.structured(schema), values)
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         key = f"{prefix}{e.full_key}" if getattr(e, "full_key", None) else where or "config"
@@ -91,11 +93,7 @@ def typed(node: DictConfig | dict, schema: type[T], where: str = "") -> T:
 
 
 def _resolved(node):
-    if isinstance(node, Container):
-        return OmegaConf.to_container(node, resolve=True)
-    if isinstance(node, dict):
-        return {k: _resolved(v) for k, v in node.items()}
-    return node
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, Container) else node
 
 
 def _failing(node: DictConfig, error: ValueError) -> tuple[str, ValueError]:

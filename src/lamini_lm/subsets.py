@@ -9,8 +9,11 @@ text-davinci-003; the paper's footnote 3 also writes Y_P3 and Y_FLAN without one
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from lamini_lm.config import BadValue
 from lamini_lm.errors import UserError
 
 
@@ -74,3 +77,27 @@ def resolve(names, where: str) -> list[str]:
             raise UserError(f"{where}: unknown subset '{n}'; use one of {', '.join(SUBSETS)}")
         out.append(src)
     return out
+
+
+def per_subset(name: str, subsets: Iterable[str], kind: type, default=dataclasses.MISSING,
+               check: Callable[[object], str | None] | None = None) -> type:
+    """A config schema with one field of type ``kind`` per subset (a config node keyed by subset names: an unknown
+    name is an error naming it), read as a mapping (``node[subset]``, ``node.items()``). ``check(value)`` returns
+    why a value is wrong, or None."""
+    subsets = tuple(subsets)
+
+    def __post_init__(self):
+        for s, v in self.items():
+            why = check(v) if check else None
+            if why:
+                raise BadValue(s, f"{v} {why}")
+
+    namespace = {
+        "__post_init__": __post_init__,
+        "__getitem__": lambda self, subset: getattr(self, subset),
+        "items": lambda self: [(s, getattr(self, s)) for s in subsets],
+    }
+    fields = [(s, kind, dataclasses.field(default=default)) for s in subsets]
+    cls = dataclasses.make_dataclass(name, fields, namespace=namespace)
+    cls.__module__ = __name__
+    return cls

@@ -19,6 +19,13 @@ def compose(overrides: list[str]):
     return config.compose("generate", overrides)
 
 
+def spec(overrides: list[str]):
+    """The typed config the stages get (GenerateSpec: composed, then checked as generate.py's entry does)."""
+    from lamini_lm.distill.pipeline import check
+
+    return check(compose(overrides))
+
+
 def tiny(out_dir, url, *extra) -> list[str]:
     """Overrides for a small, fast run against the fake server."""
     return [
