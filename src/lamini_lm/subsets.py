@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from lamini_lm.config import BadValue
-from lamini_lm.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -65,8 +64,9 @@ def ordered(sources) -> list[str]:
     return [s for s in SUBSETS if s in set(sources)]
 
 
-def resolve(names, where: str) -> list[str]:
-    """Check user-given subset names: released names, or paper names (D̂_SI, also typed D^_SI; D_P3)."""
+def resolve(names) -> list[str]:
+    """User-given subset names (released names, or paper names: D̂_SI, also typed D^_SI; D_P3) as released names;
+    a ValueError for one that is neither."""
     if isinstance(names, str):  # analysis.subsets=alpaca
         names = [names]
     aliases = {f.lower(): s.source for s in SUBSETS.values() for f in (s.name(), s.name().replace(chr(0x302), "^"))}
@@ -74,7 +74,7 @@ def resolve(names, where: str) -> list[str]:
     for n in names:
         src = n if n in SUBSETS else aliases.get(str(n).lower())
         if src is None:
-            raise UserError(f"{where}: unknown subset '{n}'; use one of {', '.join(SUBSETS)}")
+            raise ValueError(f"unknown subset '{n}'; use one of {', '.join(SUBSETS)}")
         out.append(src)
     return out
 
