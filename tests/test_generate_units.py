@@ -276,3 +276,22 @@ def test_a_broken_instructions_file_names_its_line_and_the_stage_that_rebuilds_i
         read_instructions(path)
     path.write_text('{"subset": "alpaca", "instruction": "Hi."}\n\n')
     assert read_instructions(path) == [{"subset": "alpaca", "instruction": "Hi."}]
+
+
+def test_the_seven_subsets_are_declared_once(cfg):
+    import dataclasses
+
+    from lamini_lm.data.records import validate
+    from lamini_lm.distill.seed_pools import SeedPoolsSpec
+    from lamini_lm.subsets import GENERATED, ORIGINAL, SUBSETS
+
+    assert len(SUBSETS) == 7 and sorted(GENERATED + ORIGINAL) == sorted(SUBSETS)
+    assert {s.pool for s in SUBSETS.values()} == {f.name for f in dataclasses.fields(SeedPoolsSpec) if f.type == "PoolSpec"}
+    # the configs' schemas are made from SUBSETS: the paper's sizes, per_call and the estimates name exactly them
+    assert [s for s, n in cfg.size.items() if n] == list(SUBSETS)
+    assert [s for s, _ in cfg.instructions.per_call.items()] == list(GENERATED)
+    assert [s for s, _ in cfg.dry_run_estimates.response_tokens.items()] == list(SUBSETS)
+    for s in SUBSETS:
+        validate({"instruction": "i", "response": "r", "instruction_source": s}, "here")
+    with pytest.raises(UserError, match="expected one of self_instruct_without_topic"):
+        validate({"instruction": "i", "response": "r", "instruction_source": "sharegpt"}, "here")

@@ -16,9 +16,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+# heavy libraries (datasets, transformers, sentence-transformers, matplotlib, sklearn, wandb) are imported inside
+# the functions of these modules that use them: stage=analyze checks its config in a second
+from lamini_lm.analysis import ratings, tables
+from lamini_lm.analysis.mattr import Tokenizer
+from lamini_lm.analysis.reading import RELEASED, record_batches
 from lamini_lm.analysis.spec import READS_RECORDS, AnalysisSpec, AnalyzeSpec
+from lamini_lm.analysis.stats import DatasetStats, TokenCounter
+from lamini_lm.analysis.tracking import log_outputs
+from lamini_lm.analysis.tsne import PAPER_PAIRS, figure3
 from lamini_lm.config import typed
 from lamini_lm.errors import UserError
+from lamini_lm.subsets import SUBSETS
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +35,6 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> dict:
     """Run the configured analysis (generate.py's config, checked here once); returns the summary written to
     summary.json."""
-    from lamini_lm.analysis import ratings
-
     spec = typed(cfg, AnalyzeSpec, keys=("analysis", "out_dir", "seed"))
     a = spec.analysis
     out = Path(spec.out_dir) / a.subdir
@@ -41,8 +48,6 @@ def run(cfg: DictConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if a.wandb.enabled:
-        from lamini_lm.analysis.tracking import log_outputs
-
         flat = {
             f"{t}/{r['source']}/{k}": v
             for t in ("table1", "table2")
@@ -62,12 +67,6 @@ def _filled(a: AnalysisSpec) -> Path | None:
 
 def _read(a: AnalysisSpec, seed: int):
     """One streaming pass over the input: what the outputs need (counts, MATTR streams, seeded samples)."""
-    from lamini_lm.analysis.mattr import Tokenizer
-    from lamini_lm.analysis.reading import record_batches
-    from lamini_lm.analysis.stats import DatasetStats, TokenCounter
-    from lamini_lm.analysis.tsne import PAPER_PAIRS
-    from lamini_lm.subsets import SUBSETS
-
     samples = {}
     if "figure3" in a.outputs:
         pairs = a.figure3.pairs if a.figure3.pairs is not None else PAPER_PAIRS
@@ -94,10 +93,6 @@ def _read(a: AnalysisSpec, seed: int):
 
 def _from_records(a: AnalysisSpec, seed: int, out: Path, summary: dict) -> list[Path]:
     """Tables 1 and 2, Figure 3 and the rating sheet, from one pass over the input."""
-    from lamini_lm.analysis import ratings, tables
-    from lamini_lm.analysis.reading import RELEASED
-    from lamini_lm.analysis.tsne import figure3
-
     stats = _read(a, seed)
     shown = a.subsets or stats.present()
     summary.update(rows=int(stats.samples.sum()), rows_skipped=stats.rows_skipped, subsets=shown)
@@ -134,8 +129,6 @@ def _from_records(a: AnalysisSpec, seed: int, out: Path, summary: dict) -> list[
 
 
 def _pairs(a: AnalysisSpec, shown: list[str], stats) -> list[tuple[str, str]]:
-    from lamini_lm.analysis.tsne import PAPER_PAIRS
-
     if a.figure3.pairs is None:
         pairs = [p for p in PAPER_PAIRS if set(p) <= set(shown)]
         skipped = [p for p in PAPER_PAIRS if p not in pairs]

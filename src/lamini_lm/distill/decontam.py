@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+from lamini_lm import assets
 from lamini_lm.config import BadValue
 from lamini_lm.errors import UserError
 
@@ -46,9 +47,7 @@ class Decontaminator:
 
 
 def _eval_texts(spec: DecontamSpec) -> list[str]:
-    from datasets import load_from_disk
-
-    from lamini_lm import assets
+    from datasets import load_from_disk  # heavy: imported only when evaluation sets are read
 
     root = assets.path(spec.asset)
     texts = []

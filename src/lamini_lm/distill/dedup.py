@@ -44,7 +44,7 @@ class Deduper:
         self.lsh = None
         self.count = 0
         if spec.near:
-            from datasketch import MinHashLSH
+            from datasketch import MinHashLSH  # heavy (numpy, scipy): imported when deduplication starts
 
             self.lsh = MinHashLSH(threshold=spec.threshold, num_perm=self.num_perm)
 

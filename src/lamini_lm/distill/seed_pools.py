@@ -15,6 +15,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Optional
 
+from lamini_lm import assets
 from lamini_lm.config import BadValue
 from lamini_lm.errors import UserError
 from lamini_lm.jsonl import iter_jsonl
@@ -114,7 +115,7 @@ def _rows_file(path: Path):
 
 def _rows_hub(name: str, spec: PoolSpec, pools: SeedPoolsSpec, seed: int):
     try:
-        from datasets import load_dataset
+        from datasets import load_dataset  # heavy: imported only when a pool comes from the hub
 
         per_config = max(1, pools.hub_max_rows // len(spec.hub_configs))
         for config in spec.hub_configs:
@@ -141,8 +142,6 @@ def load_pool(name: str, pools: SeedPoolsSpec, seed: int) -> Pool:
     if spec.path:
         rows = _rows_file(Path(spec.path))
     elif name == "self_instruct":
-        from lamini_lm import assets
-
         rows = _rows_file(assets.path("seed_tasks") / "seed_tasks.jsonl")
     else:
         rows = _rows_hub(name, spec, pools, seed)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,10 @@ from typing import TYPE_CHECKING
 
 from lamini_lm.distill import instructions as ins
 from lamini_lm.distill import prompt_builders as pb
-from lamini_lm.distill import report
+from lamini_lm.distill import report, topics
+from lamini_lm.distill.decontam import Decontaminator
 from lamini_lm.distill.prompt_builders import PromptsSpec
+from lamini_lm.distill.seed_pools import load_pool, needed_pools
 from lamini_lm.errors import UserError
 from lamini_lm.files import replacing, write_atomic
 from lamini_lm.subsets import GENERATED, SUBSETS
@@ -69,8 +72,6 @@ class Context:
     @property
     def pools(self) -> dict:
         if self._pools is None:
-            from lamini_lm.distill.seed_pools import load_pool, needed_pools
-
             spec = self.spec
             self._pools = {n: load_pool(n, spec.seed_pools, spec.seed) for n in needed_pools(spec.size)}
         return self._pools
@@ -78,8 +79,6 @@ class Context:
     @property
     def decon(self):
         if self._decon is None:
-            from lamini_lm.distill.decontam import Decontaminator
-
             self._decon = Decontaminator(self.spec.decontam)
         return self._decon
 
@@ -87,8 +86,6 @@ class Context:
         """The topic list (written to topics.txt), when a topic-guided subset is wanted or `always`."""
         if not (always or any(n and SUBSETS[s].topic_guided for s, n in self.spec.size.items())):
             return None
-        from lamini_lm.distill import topics
-
         found = topics.load(self.spec.topics)
         write_atomic(self.out / "topics.txt", "".join(t + "\n" for t in found))
         return found
@@ -258,9 +255,7 @@ def assemble(ctx: Context) -> list[dict]:
 
 
 def _write_outputs(ctx: Context, records: list[dict]) -> None:
-    import shutil
-
-    import datasets
+    import datasets  # heavy: imported only where D_ALL is written, so generate.py starts (and fails) fast
 
     if not ctx.spec.progress:
         datasets.disable_progress_bars()
