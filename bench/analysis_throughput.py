@@ -24,7 +24,7 @@ from lamini_lm import assets  # noqa: E402
 from lamini_lm.analysis import tables  # noqa: E402
 from lamini_lm.analysis.mattr import DEFAULT_PATTERN, Tokenizer  # noqa: E402
 from lamini_lm.analysis.stats import DatasetStats, TokenCounter  # noqa: E402
-from lamini_lm.analysis.subsets import SUBSETS  # noqa: E402
+from lamini_lm.subsets import SUBSETS  # noqa: E402
 
 
 def generator(rows: int, batch_size: int, seed: int = 0):

@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 # Set before any HF/W&B import: without them a Hub lookup retries for ~40 s before failing.
 for _k, _v in {
     "HF_HUB_OFFLINE": "1",
@@ -30,3 +32,23 @@ def pytest_report_header(config):
     import torch
 
     return f"torch {torch.__version__}: {torch.backends.cpu.get_cpu_capability()} kernels, {torch.get_num_threads()} threads"
+
+
+@pytest.fixture
+def server():
+    """A fake OpenAI-compatible server on 127.0.0.1 (tests/helpers/openai_server.py), stopped after the test."""
+    from tests.helpers.openai_server import FakeOpenAI
+
+    srv = FakeOpenAI()
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def api_key(monkeypatch):
+    """OPENAI_API_KEY set to a test key (tests check it is never written to disk) for this test only."""
+    from tests.helpers.generate_kit import KEY
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    return KEY

@@ -7,15 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
-from lamini_lm import config  # noqa: F401  (resolvers)
+from lamini_lm import config
 from lamini_lm.analysis import run
 from lamini_lm.analysis.embeddings import EmbeddingCache
-from lamini_lm.analysis.subsets import SUBSETS
+from lamini_lm.subsets import SUBSETS
 from lamini_lm.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
 TOPICS = ["a volcano", "the stock market", "photosynthesis", "a birthday party", "jazz music", "quantum computing",
           "the French revolution", "a healthy breakfast", "climate change", "machine learning", "chess openings",
           "the human heart", "a job interview", "renewable energy", "ancient Rome"]
@@ -26,10 +24,9 @@ ALPACA = ["Generate a tweet about {}.", "Describe {} in one sentence.", "Classif
 
 
 def cfg_for(tmp_path, *overrides):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(config_name="generate", overrides=["stage=analyze", f"out_dir={tmp_path / 'out'}",
-                                                          f"analysis.figure3.cache_dir={tmp_path / 'emb'}",
-                                                          "analysis.wandb.enabled=false", *overrides])
+    return config.compose("generate", ["stage=analyze", f"out_dir={tmp_path / 'out'}",
+                                       f"analysis.figure3.cache_dir={tmp_path / 'emb'}", "analysis.wandb.enabled=false",
+                                       *overrides])
 
 
 def write_records(path, per_source):

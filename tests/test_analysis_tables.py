@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from lamini_lm import config  # noqa: F401  (resolvers)
+from lamini_lm import config
 from lamini_lm.analysis import run
 from lamini_lm.errors import UserError
 
@@ -31,12 +30,8 @@ def records(rows=RECORDS):
 
 
 def cfg_for(tmp_path, *overrides):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(
-            config_name="generate",
-            overrides=["stage=analyze", f"out_dir={tmp_path / 'out'}", "analysis.figure3.cache_dir=" + str(tmp_path / "emb"),
-                       *overrides],
-        )
+    return config.compose("generate", ["stage=analyze", f"out_dir={tmp_path / 'out'}",
+                                       f"analysis.figure3.cache_dir={tmp_path / 'emb'}", *overrides])
 
 
 def read_csv(path):
@@ -126,6 +121,36 @@ def test_bad_input_is_one_user_error(tmp_path, rows, overrides, message):
     cfg = cfg_for(tmp_path, f"analysis.input={data}", "analysis.wandb.enabled=false", *overrides)
     with pytest.raises(UserError, match=message.replace("[", r"\[").replace("(", r"\(")):
         run(cfg)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["analysis.table2.window=0"], "analysis.table2.window: 0 must be at least 1"),
+    (["analysis.figure3.pairs=[[alpaca]]"], "analysis.figure3.pairs: ['alpaca'] is not a pair of subsets"),
+    (["analysis.figure3.pairs=[[alpaca,nonsense]]"], "analysis.figure3.pairs: unknown subset 'nonsense'; use one of"),
+    (["analysis.subsets=nonsense"], "analysis.subsets: unknown subset 'nonsense'"),
+    (["+analysis.tabel1.tokenizer=gpt2"], "analysis.tabel1: no such key (a typo? AnalysisSpec has input, table1"),
+    (["analysis.table1.piece_cache=maybe"], "analysis.table1.piece_cache: Value 'maybe' is not a valid bool"),
+    (["analysis.rating.filled=/nowhere/sheet.csv"], "analysis.rating.filled: /nowhere/sheet.csv does not exist"),
+    (["analysis.compare_paper=maybe"], "analysis.compare_paper: 'maybe' is not one of auto, true, false"),
+    (["analysis.wandb.mode=sometimes"], "analysis.wandb.mode: 'sometimes' is not one of online, offline, disabled"),
+    (["analysis.limit=0"], "analysis.limit: 0 must be at least 1"),
+    (["seed=abc"], "seed: Value 'abc' of type 'str' could not be converted to Integer"),
+])
+def test_a_wrong_analysis_config_is_one_line_naming_the_key_before_the_input_is_read(tmp_path, overrides, message):
+    cfg = cfg_for(tmp_path, f"analysis.input={tmp_path / 'missing.jsonl'}", *overrides)
+    with pytest.raises(UserError) as e:
+        run(cfg)
+    assert str(e.value).startswith(message) and "\n" not in str(e.value), str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_subset_names_come_out_released_and_in_table_order(tmp_path):
+    from lamini_lm.analysis.spec import AnalyzeSpec
+
+    cfg = cfg_for(tmp_path, "analysis.subsets=[original_p3,'D^_A']", "analysis.figure3.pairs=[['D_P3','D^_P3']]")
+    spec = config.typed(cfg, AnalyzeSpec, keys=("analysis", "out_dir", "seed"))
+    assert spec.analysis.subsets == ["alpaca", "original_p3"]
+    assert spec.analysis.figure3.pairs == [["original_p3", "generated_p3"]]
 
 
 def test_dataset_without_the_fields(tmp_path):

@@ -1,5 +1,7 @@
 """What every stage shares: the one W&B rule, composing the package's configs."""
 
+import dataclasses
+
 import pytest
 
 from lamini_lm import config
@@ -70,3 +72,47 @@ def test_a_model_of_another_size_than_its_config_says_is_refused():
     model = config.typed(config.compose("train", ["model.params=1B"]).model, ModelSpec, "model")
     with pytest.raises(UserError, match=r"model.params=1B but model 'tiny_gpt2' has 3.3M parameters"):
         load_model(model, build_family(model))
+
+
+@dataclasses.dataclass
+class _Inner:
+    rounds: int = 1
+    share: float = 0.5
+
+    def __post_init__(self):
+        if self.rounds < 1:
+            raise config.BadValue("rounds", f"{self.rounds} is below 1")
+        if not 0 < self.share < 1:
+            raise ValueError(f"share={self.share} must be in (0, 1)")
+
+
+@dataclasses.dataclass
+class _Outer:
+    inner: _Inner = dataclasses.field(default_factory=_Inner)
+    size: int = 0
+
+    def __post_init__(self):
+        if self.size < 0:
+            raise config.BadValue("size", "is negative")
+
+
+@pytest.mark.parametrize("values,where,message", [
+    ({"inner": {"rounds": 0}}, "", "inner.rounds: 0 is below 1"),  # a nested check names its key in full
+    ({"inner": {"rounds": 0}}, "stage", "stage.inner.rounds: 0 is below 1"),
+    ({"inner": {"share": 2}}, "", "inner: share=2.0 must be in (0, 1)"),  # a plain ValueError: its schema's key
+    ({"size": -1}, "", "size: is negative"),
+    ({"inner": {"round": 2}}, "", "inner.round: no such key (a typo? _Inner has rounds, share)"),  # the nested schema
+])
+def test_typed_names_the_key_of_a_nested_schema(values, where, message):
+    with pytest.raises(UserError) as e:
+        config.typed(values, _Outer, where)
+    assert str(e.value) == message
+
+
+def test_typed_checks_only_the_keys_it_is_given():
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"inner": {"rounds": "${b}"}, "b": 3, "size": "${oc.env:SURELY_UNSET_VARIABLE_123}"})
+    assert config.typed(cfg, _Outer, keys=["inner"]) == _Outer(_Inner(rounds=3))  # size, left out, is not resolved
+    with pytest.raises(UserError, match="b: no such key"):
+        config.typed(cfg, _Outer, keys=["inner", "b"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.helpers.eval_compose import compose
-from tests.helpers.generate_kit import api_key, assert_no_key  # noqa: F401
+from tests.helpers.generate_kit import assert_no_key
 from tests.helpers.openai_server import FakeOpenAI
 
 from lamini_lm.errors import UserError

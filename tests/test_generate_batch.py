@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.helpers.generate_kit import api_key, read_jsonl, run, server, tiny  # noqa: F401
+from tests.helpers.generate_kit import read_jsonl, run, tiny
 from tests.helpers.openai_server import key_of
 
 from lamini_lm.errors import UserError

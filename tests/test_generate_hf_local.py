@@ -20,7 +20,7 @@ def test_hf_local_runs_the_pipeline_offline(tmp_path, monkeypatch):
     out = tmp_path / "out"
     records = run([
         f"out_dir={out}", "teacher=hf_local", "size=smoke", "size.self_instruct_without_topic=2",
-        "size.self_instruct_with_topic=0", "size.alpaca=2", f"source.alpaca.path={alpaca}",
+        "size.self_instruct_with_topic=0", "size.alpaca=2", f"seed_pools.alpaca.path={alpaca}",
         "teacher.max_tokens.instructions=8", "teacher.max_tokens.responses=16", "instructions.max_rounds=1",
         "responses.drop_truncated=false", "progress=false", "decontam.n=0",
     ])

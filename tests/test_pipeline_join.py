@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from tests.helpers.generate_kit import api_key, run, server, tiny  # noqa: F401
+from tests.helpers.generate_kit import run, tiny
 from tests.helpers.run import run_entry
 
 
 @pytest.mark.slow
-def test_generated_d_all_trains_directly(server, api_key, tmp_path):  # noqa: F811
+def test_generated_d_all_trains_directly(server, api_key, tmp_path):
     out = tmp_path / "gen"
     records = run(tiny(out, server.base_url))
     assert len(records) == 18

@@ -4,18 +4,9 @@ import json
 
 import pytest
 
-from tests.helpers.run import run_entry
+from tests.helpers.run import fails_with, run_entry
 
 GOOD = {"instruction": "Say hi.", "response": "Hi!", "instruction_source": "alpaca"}
-
-
-def _fails_with(res, *fragments):
-    assert res.returncode == 2, res.stderr[-2000:]
-    lines = [x for x in res.stderr.strip().splitlines() if x.startswith("error:")]
-    assert len(lines) == 1, res.stderr[-2000:]
-    assert "Traceback" not in res.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("bad_line,message", [
@@ -28,36 +19,36 @@ def test_a_broken_data_line_is_named_by_file_and_line(tmp_path, bad_line, messag
     data.write_text("\n".join([json.dumps(GOOD)] * 4 + [bad_line] + [json.dumps(GOOD)] * 3) + "\n")
     res = run_entry("train.py", "data=jsonl", f"data.path={data}", f"hydra.run.dir={tmp_path / 'run'}",
                     "logger=csv")
-    _fails_with(res, f"{data}:5", message)
+    fails_with(res, f"{data}:5", message)
 
 
 def test_a_missing_data_file_is_named(tmp_path):
     res = run_entry("train.py", "data=jsonl", f"data.path={tmp_path / 'nope.jsonl'}", f"hydra.run.dir={tmp_path}",
                     "logger=csv")
-    _fails_with(res, "nope.jsonl", "does not exist")
+    fails_with(res, "nope.jsonl", "does not exist")
 
 
 def test_an_unreachable_hub_model_names_the_id_and_the_offline_way(tmp_path):
     res = run_entry("train.py", "model=gpt2_xl", f"hydra.run.dir={tmp_path}", "logger=csv")
-    _fails_with(res, "'openai-community/gpt2-xl'", "model=tiny_gpt2")
+    fails_with(res, "'openai-community/gpt2-xl'", "model=tiny_gpt2")
 
 
 def test_a_global_batch_the_devices_cannot_split_is_refused(tmp_path):
     res = run_entry("train.py", "global_batch_size=30", "micro_batch_size=8", f"hydra.run.dir={tmp_path}",
                     "logger=csv")
-    _fails_with(res, "global_batch_size=30", "micro_batch_size=8")
+    fails_with(res, "global_batch_size=30", "micro_batch_size=8")
 
 
 def test_an_unreachable_hub_dataset_names_the_id_and_the_local_file_way(tmp_path):
     res = run_entry("train.py", "data=lamini", f"hydra.run.dir={tmp_path}", "logger=csv")
-    _fails_with(res, "'MBZUAI/LaMini-instruction'", "data=jsonl")
+    fails_with(res, "'MBZUAI/LaMini-instruction'", "data=jsonl")
 
 
 
 def test_a_wrong_config_value_is_one_line_naming_the_key(tmp_path):
     # the in-process cases are in test_config.py; this is the entry point's path to exit 2
     res = run_entry("train.py", "model.lr=fast", f"hydra.run.dir={tmp_path}", "logger=csv")
-    _fails_with(res, "model.lr", "could not be converted to Float")
+    fails_with(res, "model.lr", "could not be converted to Float")
 
 
 def test_an_empty_file_or_a_filter_that_keeps_nothing_is_one_line(tmp_path):

@@ -7,13 +7,14 @@ import dataclasses
 import netrc
 import os
 import re
+from collections.abc import Collection
 from importlib.resources import files
 from pathlib import Path
 from typing import TypeVar
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_module
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import Container, DictConfig, OmegaConf
 from omegaconf.errors import (
     ConfigKeyError,
     InterpolationToMissingValueError,
@@ -53,14 +54,29 @@ def wandb_mode() -> str:
         return "offline"
 
 
-def typed(node: DictConfig, schema: type[T], where: str = "") -> T:
+class BadValue(ValueError):
+    """What a schema's own check (__post_init__) raises about one of its keys: typed() names that key in full
+    (``instructions.overgenerate``), wherever the schema sits in the config."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+def typed(node: DictConfig | dict, schema: type[T], where: str = "", keys: Collection[str] | None = None) -> T:
     """``node`` checked against the dataclass ``schema`` (types, unknown or missing keys, its __post_init__) and
-    returned as an instance of it, every interpolation resolved; any problem is one UserError naming the key."""
+    returned as an instance of it, every interpolation resolved; any problem is one UserError naming the key.
+
+    ``where``: the node's key in its config, prefixed to every key an error names. ``keys``: the keys of ``node``
+    to check (default: all); the others are left out unresolved, so a stage need not resolve a node it never
+    reads, such as Hydra's ``paths`` outside a Hydra app."""
     prefix = f"{where}." if where else ""
+    merged = None
     try:
         # resolved first: interpolations may point outside the node (optim.lr: ${model.lr})
-        values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+        values = _resolved(node) if keys is None else {k: _resolved(node[k]) for k in node if k in keys}
+        merged = OmegaConf.merge(OmegaConf.structured(schema), values)
+        return OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         key = f"{prefix}{e.full_key}" if getattr(e, "full_key", None) else where or "config"
         if isinstance(e, (MissingMandatoryValue, InterpolationToMissingValueError)):
@@ -70,11 +86,32 @@ def typed(node: DictConfig, schema: type[T], where: str = "") -> T:
             raise UserError(f"{key}: missing a value; set it in the config or on the command line ({key}=...)") \
                 from None
         if isinstance(e, ConfigKeyError) and "not in" in e.msg:
-            raise UserError(f"{key}: no such key (a typo? {schema.__name__} has {', '.join(_fields(schema))})") \
+            owner = e.object_type if dataclasses.is_dataclass(e.object_type) else schema  # the nested schema
+            raise UserError(f"{key}: no such key (a typo? {owner.__name__} has {', '.join(_fields(owner))})") \
                 from None
         raise UserError(f"{key}: {e.msg.splitlines()[0]}") from None
-    except ValueError as e:  # a schema's own check (__post_init__)
-        raise UserError(f"{where or 'config'}: {e}") from None
+    except ValueError as e:  # a schema's own check (__post_init__), maybe of a nested schema
+        path, e = _failing(merged, e) if merged is not None else ("", e)
+        key = ".".join(k for k in (where, path, getattr(e, "key", "")) if k)
+        raise UserError(f"{key}: {e}" if key else str(e)) from None
+
+
+def _resolved(node):
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, Container) else node
+
+
+def _failing(node: DictConfig, error: ValueError) -> tuple[str, ValueError]:
+    """The path below ``node`` of the deepest nested schema whose own check fails, and its error (``""`` and
+    ``error`` when it is ``node``'s own check). Runs only after a failure: it converts the nodes again."""
+    for key in node:
+        child = node[key]
+        if isinstance(child, DictConfig):
+            try:
+                OmegaConf.to_object(child)
+            except ValueError as inner:
+                path, inner = _failing(child, inner)
+                return (f"{key}.{path}" if path else str(key)), inner
+    return "", error
 
 
 def _fields(schema) -> list[str]:

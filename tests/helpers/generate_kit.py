@@ -1,26 +1,29 @@
-"""Shared helpers for the generate tests: compose the real config, run the pipeline, a fake server."""
+"""Shared helpers for the generate tests: compose the real config, run the pipeline, check for the key.
+
+The fixtures they use (`server`, a fake OpenAI server, and `api_key`) live in tests/conftest.py.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pytest
-
-from tests.helpers.openai_server import FakeOpenAI
-
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-test-NEVER-ON-DISK-0123456789"
 
 
 def compose(overrides: list[str]):
-    from hydra import compose as hcompose
-    from hydra import initialize_config_dir
+    """conf/generate.yaml with ``overrides``, composed as generate.py does."""
+    from lamini_lm import config
 
-    from lamini_lm import config  # noqa: F401
+    return config.compose("generate", overrides)
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return hcompose("generate", overrides=overrides)
+
+def spec(overrides: list[str]):
+    """The typed config the stages get (GenerateSpec: composed, then checked as generate.py's entry does)."""
+    from lamini_lm.distill.pipeline import check
+
+    return check(compose(overrides))
 
 
 def tiny(out_dir, url, *extra) -> list[str]:
@@ -49,20 +52,6 @@ def run(overrides: list[str]):
 
 def read_jsonl(path) -> list[dict]:
     return [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
-
-
-@pytest.fixture
-def server():
-    srv = FakeOpenAI()
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def api_key(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    return KEY
 
 
 def assert_no_key(folder, key: str = KEY) -> None:

@@ -14,3 +14,15 @@ def run_entry(script: str, *overrides: str, timeout: int = 600, env: dict | None
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH", "")])
     return subprocess.run([sys.executable, script, *overrides], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def fails_with(res: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Assert what an entry point does with a user's mistake: exit 2, one `error:` line holding every fragment,
+    no traceback. Returns that line."""
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = [x for x in res.stderr.strip().splitlines() if x.startswith("error:")]
+    assert len(lines) == 1, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    return lines[0]

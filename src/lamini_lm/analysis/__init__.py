@@ -4,129 +4,46 @@
 
 Writes to <out_dir>/analysis/: Table 1 (statistics) and Table 2 (MATTR) as .md/.tex/.csv, Figure 3
 (t-SNE PNGs), the Figure 4 rating sheet (CSV + HTML) and, given filled ratings, Figure 4's bar plots;
-then logs them to W&B. Configuration: conf/analysis/default.yaml.
+then logs them to W&B. Configuration: conf/analysis/default.yaml, typed by analysis/spec.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+# heavy libraries (datasets, transformers, sentence-transformers, matplotlib, sklearn, wandb) are imported inside
+# the functions of these modules that use them: stage=analyze checks its config in a second
+from lamini_lm.analysis import ratings, tables
+from lamini_lm.analysis.mattr import Tokenizer
+from lamini_lm.analysis.reading import RELEASED, record_batches
+from lamini_lm.analysis.spec import READS_RECORDS, AnalysisSpec, AnalyzeSpec
+from lamini_lm.analysis.stats import DatasetStats, TokenCounter
+from lamini_lm.analysis.tracking import log_outputs
+from lamini_lm.analysis.tsne import PAPER_PAIRS, figure3
+from lamini_lm.config import typed
 from lamini_lm.errors import UserError
+from lamini_lm.subsets import SUBSETS
 
 log = logging.getLogger(__name__)
-OUTPUTS = ("table1", "table2", "figure3", "rating_sheet", "figure4")
-
-
-def _pairs(a, shown: list[str], stats) -> list[tuple[str, str]]:
-    from lamini_lm.analysis.subsets import resolve
-    from lamini_lm.analysis.tsne import PAPER_PAIRS
-
-    if a.figure3.pairs is None:
-        pairs = [p for p in PAPER_PAIRS if set(p) <= set(shown)]
-        skipped = [p for p in PAPER_PAIRS if p not in pairs]
-        if skipped:
-            what = " and ".join(" vs ".join(p) for p in skipped)
-            log.warning("figure 3: skipping the paper's %s: subsets not in the input", what)
-        return pairs
-    pairs = []
-    for p in a.figure3.pairs:
-        if len(p) != 2:
-            raise UserError(f"analysis.figure3.pairs: {list(p)} is not a pair of subsets")
-        pairs.append(tuple(resolve(p, "analysis.figure3.pairs")))
-    stats.require(sorted({s for p in pairs for s in p}), "analysis.figure3.pairs")
-    return pairs
 
 
 def run(cfg: DictConfig) -> dict:
-    """Run the configured analysis; returns the summary written to summary.json."""
-    from lamini_lm.analysis import ratings, tables
-    from lamini_lm.analysis.mattr import Tokenizer
-    from lamini_lm.analysis.reading import RELEASED, record_batches
-    from lamini_lm.analysis.stats import DatasetStats, TokenCounter
-    from lamini_lm.analysis.subsets import SUBSETS, ordered, resolve
-    from lamini_lm.analysis.tsne import PAPER_PAIRS, figure3
-
-    a = cfg.analysis
-    out = Path(cfg.out_dir) / a.subdir
-    outputs = list(a.outputs or [])
-    for o in outputs:
-        if o not in OUTPUTS:
-            raise UserError(f"analysis.outputs: unknown output '{o}'; choose from {', '.join(OUTPUTS)}")
-    filled = Path(a.rating.filled).expanduser().resolve() if a.rating.filled else None
-    if filled and "figure4" not in outputs:
-        outputs.append("figure4")
-    if "figure4" in outputs and filled is None:
-        raise UserError("analysis.outputs has figure4 but no ratings: set analysis.rating.filled=<filled sheet .csv>")
-    if a.table2.window < 1:
-        raise UserError(f"analysis.table2.window must be at least 1, got {a.table2.window}")
-    subsets = ordered(resolve(a.subsets, "analysis.subsets")) if a.subsets is not None else None
+    """Run the configured analysis (generate.py's config, checked here once); returns the summary written to
+    summary.json."""
+    spec = typed(cfg, AnalyzeSpec, keys=("analysis", "out_dir", "seed"))
+    a = spec.analysis
+    out = Path(spec.out_dir) / a.subdir
     files: list[Path] = []
-    summary: dict = {"input": str(a.input), "outputs": outputs}
-
-    if {"table1", "table2", "figure3", "rating_sheet"} & set(outputs):
-        if "figure3" in outputs and a.figure3.pairs is not None:
-            tsne_from = [s for p in a.figure3.pairs for s in resolve(p, "analysis.figure3.pairs")]
-        else:
-            tsne_from = [s for p in PAPER_PAIRS for s in p]
-        samples = {}
-        if "figure3" in outputs:
-            samples["figure3"] = (a.figure3.sample_size, tsne_from)
-        if "rating_sheet" in outputs:
-            samples["rating"] = (a.rating.per_subset, subsets or list(SUBSETS))
-        batches = record_batches(a.input, a.split, a.batch_size, a.limit)  # a bad input fails before any loading
-        stats = DatasetStats(
-            counter=TokenCounter(a.table1.tokenizer, a.table1.piece_cache) if "table1" in outputs else None,
-            word_tokenizer=Tokenizer(a.table2.token_pattern, a.table2.lowercase) if "table2" in outputs else None,
-            window=a.table2.window,
-            subsets=subsets,
-            samples=samples,
-            seed=cfg.seed,
-        )
-        stats.consume(batches)
-        if not stats.samples.sum():
-            among = f" of {', '.join(subsets)}" if subsets else ""
-            raise UserError(f"analysis.input: {a.input} has no records{among}")
-        if subsets:
-            stats.require(subsets, "analysis.subsets")
-        shown = subsets or stats.present()
-        summary.update(rows=int(stats.samples.sum()), rows_skipped=stats.rows_skipped, subsets=shown)
-        compare = str(a.input) == RELEASED if a.compare_paper == "auto" else bool(a.compare_paper)
-        paper = tables.paper_numbers() if compare else None
-
-        if "table1" in outputs:
-            rows = tables.table1(stats, shown)
-            caption = f"Table 1: data statistics; tokens counted with {stats.counter.name}."
-            files += tables.write(rows, tables.TABLE1, out / "table1", caption, paper)
-            summary["table1"] = rows
-        if "table2" in outputs:
-            rows = tables.table2(stats, shown)
-            caption = (
-                f"Table 2: MATTR (x100), window {a.table2.window}, over each subset's concatenated stream of "
-                "lowercased word tokens."
-            )
-            files += tables.write(rows, tables.TABLE2, out / "table2", caption, paper)
-            summary["table2"] = rows
-        for name in ("table1", "table2"):
-            if name in outputs:
-                log.info("%s\n%s", name, (out / f"{name}.md").read_text(encoding="utf-8"))
-        if "figure3" in outputs:
-            pairs = _pairs(a, shown, stats)
-            picked = {s: [r["instruction"] for r in box.items] for s, box in stats.reservoirs["figure3"].items()}
-            files += figure3(picked, pairs, a.figure3, out, cfg.seed)
-        if "rating_sheet" in outputs:
-            if filled is not None and filled == (out / "rating_sheet.csv").resolve():
-                log.info("rating sheet: keeping %s, the filled sheet being ingested", filled)
-            else:
-                picked = {s: box.items for s, box in stats.reservoirs["rating"].items() if box.items}
-                files += ratings.write_sheet(ratings.sheet_rows(picked, cfg.seed), out, a.rating.blind)
-
-    if "figure4" in outputs:
-        files += ratings.figure4(ratings.read_ratings(filled), out)
-
+    summary: dict = {"input": a.input, "outputs": a.outputs}
+    if set(READS_RECORDS) & set(a.outputs):
+        files += _from_records(a, spec.seed, out, summary)
+    if "figure4" in a.outputs:
+        files += ratings.figure4(ratings.read_ratings(_filled(a)), out)
     summary["files"] = [str(p) for p in files]
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -138,10 +55,87 @@ def run(cfg: DictConfig) -> dict:
             for k, v in r.items()
             if k != "source"
         }
-        from lamini_lm.analysis.tracking import log_outputs
-
-        summary["wandb_dir"] = log_outputs(
-            a.wandb, out, OmegaConf.to_container(a, resolve=True), files, {"rows": summary.get("rows"), **flat}
-        )
+        summary["wandb_dir"] = log_outputs(a.wandb, out, dataclasses.asdict(a), files,
+                                           {"rows": summary.get("rows"), **flat})
     log.info("analysis written to %s", out)
     return summary
+
+
+def _filled(a: AnalysisSpec) -> Path | None:
+    return Path(a.rating.filled).expanduser().resolve() if a.rating.filled else None
+
+
+def _read(a: AnalysisSpec, seed: int):
+    """One streaming pass over the input: what the outputs need (counts, MATTR streams, seeded samples)."""
+    samples = {}
+    if "figure3" in a.outputs:
+        pairs = a.figure3.pairs if a.figure3.pairs is not None else PAPER_PAIRS
+        samples["figure3"] = (a.figure3.sample_size, [s for p in pairs for s in p])
+    if "rating_sheet" in a.outputs:
+        samples["rating"] = (a.rating.per_subset, a.subsets or list(SUBSETS))
+    batches = record_batches(a.input, a.split, a.batch_size, a.limit)  # a bad input fails before any loading
+    stats = DatasetStats(
+        counter=TokenCounter(a.table1.tokenizer, a.table1.piece_cache) if "table1" in a.outputs else None,
+        word_tokenizer=Tokenizer(a.table2.token_pattern, a.table2.lowercase) if "table2" in a.outputs else None,
+        window=a.table2.window,
+        subsets=a.subsets,
+        samples=samples,
+        seed=seed,
+    )
+    stats.consume(batches)
+    if not stats.samples.sum():
+        among = f" of {', '.join(a.subsets)}" if a.subsets else ""
+        raise UserError(f"analysis.input: {a.input} has no records{among}")
+    if a.subsets:
+        stats.require(a.subsets, "analysis.subsets")
+    return stats
+
+
+def _from_records(a: AnalysisSpec, seed: int, out: Path, summary: dict) -> list[Path]:
+    """Tables 1 and 2, Figure 3 and the rating sheet, from one pass over the input."""
+    stats = _read(a, seed)
+    shown = a.subsets or stats.present()
+    summary.update(rows=int(stats.samples.sum()), rows_skipped=stats.rows_skipped, subsets=shown)
+    compare = a.input == RELEASED if a.compare_paper == "auto" else a.compare_paper
+    paper = tables.paper_numbers() if compare else None
+    files = []
+    if "table1" in a.outputs:
+        rows = tables.table1(stats, shown)
+        caption = f"Table 1: data statistics; tokens counted with {stats.counter.name}."
+        files += tables.write(rows, tables.TABLE1, out / "table1", caption, paper)
+        summary["table1"] = rows
+    if "table2" in a.outputs:
+        rows = tables.table2(stats, shown)
+        caption = (
+            f"Table 2: MATTR (x100), window {a.table2.window}, over each subset's concatenated stream of "
+            "lowercased word tokens."
+        )
+        files += tables.write(rows, tables.TABLE2, out / "table2", caption, paper)
+        summary["table2"] = rows
+    for name in ("table1", "table2"):
+        if name in a.outputs:
+            log.info("%s\n%s", name, (out / f"{name}.md").read_text(encoding="utf-8"))
+    if "figure3" in a.outputs:
+        picked = {s: [r["instruction"] for r in box.items] for s, box in stats.reservoirs["figure3"].items()}
+        files += figure3(picked, _pairs(a, shown, stats), a.figure3, out, seed)
+    if "rating_sheet" in a.outputs:
+        filled = _filled(a)
+        if filled is not None and filled == (out / "rating_sheet.csv").resolve():
+            log.info("rating sheet: keeping %s, the filled sheet being ingested", filled)
+        else:
+            picked = {s: box.items for s, box in stats.reservoirs["rating"].items() if box.items}
+            files += ratings.write_sheet(ratings.sheet_rows(picked, seed), out, a.rating.blind)
+    return files
+
+
+def _pairs(a: AnalysisSpec, shown: list[str], stats) -> list[tuple[str, str]]:
+    if a.figure3.pairs is None:
+        pairs = [p for p in PAPER_PAIRS if set(p) <= set(shown)]
+        skipped = [p for p in PAPER_PAIRS if p not in pairs]
+        if skipped:
+            what = " and ".join(" vs ".join(p) for p in skipped)
+            log.warning("figure 3: skipping the paper's %s: subsets not in the input", what)
+        return pairs
+    pairs = [tuple(p) for p in a.figure3.pairs]
+    stats.require(sorted({s for p in pairs for s in p}), "analysis.figure3.pairs")
+    return pairs

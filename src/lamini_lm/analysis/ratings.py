@@ -18,8 +18,8 @@ from collections import Counter
 from pathlib import Path
 
 from lamini_lm import rating
-from lamini_lm.analysis.subsets import SUBSETS, ordered
 from lamini_lm.errors import UserError
+from lamini_lm.subsets import SUBSETS, ordered
 
 COLUMNS = ["item_id", "source", "dataset", "instruction", "response", "instruction_rating", "response_rating"]
 RATED = {"instruction": "instruction_rating", "response": "response_rating"}

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from lamini_lm.analysis.mattr import MattrStream, Tokenizer
-from lamini_lm.analysis.subsets import ALL, CODES, SUBSETS
 from lamini_lm.errors import UserError
+from lamini_lm.subsets import ALL, SUBSETS
 
 FIELDS = ("instruction", "response")
+CODES = {s: i for i, s in enumerate(SUBSETS)}  # dense integer code per source, for numpy bincounts
 
 
 # tokenizers' ByteLevel pre-tokenisation (GPT-2, GPT-Neo, Cerebras-GPT): BPE never merges across these pieces

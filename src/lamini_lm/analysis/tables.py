@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lamini_lm import table_render
-from lamini_lm.analysis.stats import DatasetStats
-from lamini_lm.analysis.subsets import ALL, CODES, D_ALL, SUBSETS
+from lamini_lm.analysis.stats import CODES, DatasetStats
+from lamini_lm.subsets import ALL, D_ALL, SUBSETS
 
 PAPER_CSV = Path(__file__).with_name("paper_tables.csv")
 

@@ -10,16 +10,18 @@ import csv
 import logging
 from pathlib import Path
 
+from lamini_lm.analysis.spec import WandbSpec
+
 log = logging.getLogger(__name__)
 
 
-def log_outputs(wcfg, out_dir: Path, config: dict, files: list[Path], summary: dict) -> str | None:
+def log_outputs(spec: WandbSpec, out_dir: Path, config: dict, files: list[Path], summary: dict) -> str | None:
     """Returns the run's local folder."""
     import wandb
 
     run = wandb.init(
-        project=wcfg.project, entity=wcfg.entity, name=wcfg.name, job_type="analyze", dir=str(out_dir),
-        mode=wcfg.mode, config=config,
+        project=spec.project, entity=spec.entity, name=spec.name, job_type="analyze", dir=str(out_dir),
+        mode=spec.mode, config=config,
     )
     try:
         payload = {}

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from lamini_lm.analysis.embeddings import OFFLINE_PACKAGE, EmbeddingCache, load_model
-from lamini_lm.analysis.subsets import SUBSETS
+from lamini_lm.analysis.spec import Figure3Spec
 from lamini_lm.errors import UserError
+from lamini_lm.subsets import SUBSETS
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,8 @@ log = logging.getLogger(__name__)
 PAPER_PAIRS = [("self_instruct_without_topic", "alpaca"), ("generated_p3", "original_p3")]
 
 
-def figure3(samples: dict[str, list[str]], pairs: list[tuple[str, str]], fcfg, out_dir: Path, seed: int) -> list[Path]:
+def figure3(samples: dict[str, list[str]], pairs: list[tuple[str, str]], spec: Figure3Spec, out_dir: Path,
+            seed: int) -> list[Path]:
     """One PNG (and a CSV of its points) per pair; ``samples`` maps a subset to its sampled instructions."""
     import matplotlib
 
@@ -27,13 +29,13 @@ def figure3(samples: dict[str, list[str]], pairs: list[tuple[str, str]], fcfg, o
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 
-    model_name, model = load_model(list(fcfg.models))
+    model_name, model = load_model(list(spec.models))
     shown_name = "all-MiniLM-L6-v2 (offline package)" if model_name == OFFLINE_PACKAGE else model_name
-    cache = EmbeddingCache(fcfg.cache_dir, model_name)
+    cache = EmbeddingCache(spec.cache_dir, model_name)
 
     def encode(texts):
         return model.encode(
-            texts, batch_size=fcfg.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            texts, batch_size=spec.batch_size, normalize_embeddings=True, convert_to_numpy=True,
             show_progress_bar=False,
         )
 
@@ -45,9 +47,9 @@ def figure3(samples: dict[str, list[str]], pairs: list[tuple[str, str]], fcfg, o
             raise UserError(f"figure 3 ({a} vs {b}): {len(ta) + len(tb)} instructions, t-SNE needs at least 5")
         x = cache.embed(ta + tb, encode)
         # sklearn needs perplexity < number of points
-        perplexity = min(float(fcfg.perplexity), (len(x) - 1) / 3)
-        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", metric=fcfg.metric, random_state=seed)
-        with threadpool_limits(fcfg.threads):
+        perplexity = min(spec.perplexity, (len(x) - 1) / 3)
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", metric=spec.metric, random_state=seed)
+        with threadpool_limits(spec.threads):
             y = tsne.fit_transform(x)
         sa, sb = SUBSETS[a], SUBSETS[b]
         fig, ax = plt.subplots(figsize=(6.4, 6.4))

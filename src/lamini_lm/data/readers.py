@@ -11,16 +11,18 @@ from pathlib import Path
 from datasets import Dataset, load_dataset
 from datasets.exceptions import DatasetGenerationError
 
-from lamini_lm.data.records import SOURCES, read_records
+from lamini_lm.data.records import read_records
 from lamini_lm.errors import UserError
+from lamini_lm.subsets import SUBSETS
+
 
 def _check_subsets(subsets) -> list[str] | None:
     if subsets is None:
         return None
     subsets = list(subsets)
-    unknown = [s for s in subsets if s not in SOURCES]
+    unknown = [s for s in subsets if s not in SUBSETS]
     if unknown:
-        raise UserError(f"data.subsets has unknown value(s) {unknown}; known: {', '.join(SOURCES)}")
+        raise UserError(f"data.subsets has unknown value(s) {unknown}; known: {', '.join(SUBSETS)}")
     return subsets
 
 

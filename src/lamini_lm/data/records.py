@@ -1,7 +1,7 @@
 """The dataset record that crosses stage boundaries (generate.py writes it, train.py reads it).
 
 One JSON object per line: ``instruction``, ``response``, ``instruction_source`` (one of the released
-MBZUAI/LaMini-instruction dataset's seven values), optional ``id`` and ``meta``. The released dataset's
+MBZUAI/LaMini-instruction dataset's seven values, lamini_lm.subsets), optional ``id`` and ``meta``. The released dataset's
 rows are valid records. Readers name the file, line and field of any bad record.
 """
 
@@ -14,17 +14,8 @@ import pyarrow.parquet as pq
 
 from lamini_lm.errors import UserError
 from lamini_lm.jsonl import iter_jsonl
+from lamini_lm.subsets import SUBSETS
 
-# The paper's subsets (Table 1) as the released dataset names them.
-SOURCES: dict[str, str] = {
-    "self_instruct_without_topic": "D_SI (generated, example-guided from self-instruct)",
-    "self_instruct_with_topic": "D_t,SI (generated, topic-guided from self-instruct)",
-    "generated_p3": "D^_P3 (generated from P3 examples)",
-    "generated_flan": "D^_FLAN (generated from FLAN examples)",
-    "alpaca": "D_A (Alpaca's instructions)",
-    "original_p3": "D_P3 (P3 prompts)",
-    "original_flan": "D_FLAN (FLAN prompts)",
-}
 REQUIRED_FIELDS = ("instruction", "response", "instruction_source")
 
 
@@ -37,10 +28,10 @@ def validate(rec: object, where: str) -> dict:
             raise UserError(f"{where}: missing field '{f}' (a record needs {', '.join(REQUIRED_FIELDS)})")
         if not isinstance(rec[f], str):
             raise UserError(f"{where}: field '{f}' must be a string, got {type(rec[f]).__name__}")
-    if rec["instruction_source"] not in SOURCES:
+    if rec["instruction_source"] not in SUBSETS:
         raise UserError(
             f"{where}: field 'instruction_source' is '{rec['instruction_source']}', "
-            f"expected one of {', '.join(SOURCES)}"
+            f"expected one of {', '.join(SUBSETS)}"
         )
     return rec
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from lamini_lm.data.records import SOURCES
+from lamini_lm.subsets import SUBSETS
 
 
 @dataclass
@@ -28,8 +28,8 @@ class DataSpec:
             raise ValueError("max_source_length must be >= 1 and max_target_length >= 2 (the response and its EOS)")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit={self.limit} must be a positive number of records (or null for all)")
-        unknown = [s for s in self.subsets or () if s not in SOURCES]
+        unknown = [s for s in self.subsets or () if s not in SUBSETS]
         if unknown:
-            raise ValueError(f"subsets has unknown value(s) {unknown}; known: {', '.join(SOURCES)}")
+            raise ValueError(f"subsets has unknown value(s) {unknown}; known: {', '.join(SUBSETS)}")
         if self.num_workers < 0:
             raise ValueError("num_workers must be >= 0")

@@ -3,8 +3,30 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+
+from lamini_lm.config import BadValue
 
 _WORD = re.compile(r"\w+")
+
+
+@dataclass
+class DedupSpec:
+    """conf/dedup/: exact, then near-duplicate removal (MinHash LSH over word shingles)."""
+
+    exact: bool = True
+    near: bool = True
+    threshold: float = 0.7  # Jaccard similarity from which an instruction is a near-duplicate
+    num_perm: int = 64  # MinHash permutations
+    shingle: int = 2  # words per shingle
+
+    def __post_init__(self):
+        if not 0 < self.threshold <= 1:
+            raise BadValue("threshold", f"{self.threshold} must be in (0, 1]")
+        if self.num_perm < 2:
+            raise BadValue("num_perm", f"{self.num_perm} must be at least 2")
+        if self.shingle < 1:
+            raise BadValue("shingle", f"{self.shingle} must be at least 1")
 
 
 def normalise(text: str) -> str:
@@ -14,18 +36,17 @@ def normalise(text: str) -> str:
 class Deduper:
     """Feed instructions in a fixed order; `check` returns a drop reason or None (and remembers it)."""
 
-    def __init__(self, dcfg):
-        self.exact = bool(dcfg.exact)
-        self.near = bool(dcfg.near)
+    def __init__(self, spec: DedupSpec):
+        self.exact = spec.exact
         self.seen: set[str] = set()
-        self.shingle = int(dcfg.shingle)
-        self.num_perm = int(dcfg.num_perm)
+        self.shingle = spec.shingle
+        self.num_perm = spec.num_perm
         self.lsh = None
         self.count = 0
-        if self.near:
-            from datasketch import MinHashLSH
+        if spec.near:
+            from datasketch import MinHashLSH  # heavy (numpy, scipy): imported when deduplication starts
 
-            self.lsh = MinHashLSH(threshold=float(dcfg.threshold), num_perm=self.num_perm)
+            self.lsh = MinHashLSH(threshold=spec.threshold, num_perm=self.num_perm)
 
     def _minhash(self, text: str):
         from datasketch import MinHash

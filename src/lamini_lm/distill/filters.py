@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import string
 
-from lamini_lm.errors import UserError
+from lamini_lm.config import BadValue
 
 
 def length(text: str, min_words: int = 4, max_words: int = 150) -> bool:
@@ -28,15 +29,25 @@ def non_ascii_start(text: str) -> bool:
 FILTERS = {f.__name__: f for f in (length, blacklist, punctuation_start, non_ascii_start)}
 
 
+def check(filters: dict) -> None:
+    """The filters node (conf/filters/: {name: its settings, or null for off}) names known filters and settings;
+    else a BadValue naming filters.<name>[.<setting>]."""
+    for name, params in filters.items():
+        if params is None:
+            continue
+        if name not in FILTERS:
+            raise BadValue(f"filters.{name}", f"not a known filter; known: {', '.join(FILTERS)}")
+        settings = list(inspect.signature(FILTERS[name]).parameters)[1:]  # after the text
+        for key in params:
+            if key not in settings:
+                raise BadValue(f"filters.{name}.{key}",
+                               f"not a setting of the {name} filter; its settings: {', '.join(settings) or 'none'}")
+
+
 class Filters:
-    def __init__(self, fcfg):
-        self.active = []
-        for name, params in (fcfg or {}).items():
-            if params is None:
-                continue
-            if name not in FILTERS:
-                raise UserError(f"filters.{name} is not a known filter; known: {', '.join(FILTERS)}")
-            self.active.append((name, FILTERS[name], dict(params)))
+    def __init__(self, filters: dict):
+        """``filters``: the checked filters node (``check``), applied in its order."""
+        self.active = [(name, FILTERS[name], dict(params)) for name, params in filters.items() if params is not None]
 
     def reason(self, text: str) -> str | None:
         """The name of the first filter that drops `text`, or None to keep it."""

@@ -12,30 +12,63 @@ import json
 import math
 import random
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
+from lamini_lm.config import BadValue
 from lamini_lm.distill import prompt_builders as pb
-from lamini_lm.distill.dedup import Deduper, normalise
+from lamini_lm.distill.dedup import Deduper, DedupSpec, normalise
 from lamini_lm.distill.filters import Filters
 from lamini_lm.distill.parsing import parse_examples
+from lamini_lm.distill.prompt_builders import PromptsSpec
+from lamini_lm.errors import UserError
+from lamini_lm.files import write_atomic
+from lamini_lm.jsonl import iter_jsonl
+from lamini_lm.subsets import GENERATED, ORIGINAL, SUBSETS, per_subset
 from lamini_lm.teachers.base import Teacher, request_body
 from lamini_lm.teachers.store import REJECTED, Request
 
 
-GENERATED = ("self_instruct_without_topic", "self_instruct_with_topic", "generated_p3", "generated_flan")
-ORIGINAL = ("alpaca", "original_p3", "original_flan")
+# instructions asked for per request, per generated subset (Section 3.1: 20 for self-instruct, 10 for P3/FLAN)
+PerCall = per_subset("PerCall", GENERATED, int, check=lambda n: None if n >= 1 else "must be at least 1")
+
+
+@dataclass
+class InstructionsSpec:
+    """How instructions are asked for (generate.yaml `instructions`)."""
+
+    per_call: PerCall
+    n_examples: int = 3  # Figure 2: three random examples per request
+    n_topics: int = 3  # Appendix A: three random topics per topic-guided request
+    # reconstruction: requests for size * overgenerate candidates, then rounds planned from what survived
+    overgenerate: float = 1.5
+    max_rounds: int = 4
+
+    def __post_init__(self):
+        for key in ("n_examples", "n_topics", "max_rounds"):
+            if getattr(self, key) < 1:
+                raise BadValue(key, f"{getattr(self, key)} must be at least 1")
+        if self.overgenerate < 1:
+            raise BadValue("overgenerate", f"{self.overgenerate} must be at least 1 (candidates per instruction)")
+
+    def calls(self, subset: str, wanted: int) -> int:
+        """Requests that ask for `wanted` instructions of `subset`, overgenerated."""
+        return math.ceil(wanted * self.overgenerate / self.per_call[subset])
 
 
 class Planner:
     """Builds request i of a generated subset from the seed pools and the topic list."""
 
-    def __init__(self, cfg, teacher: Teacher, pools: dict, topics: list[str] | None):
-        self.cfg = cfg
+    def __init__(self, spec: InstructionsSpec, prompts: PromptsSpec, seed: int, teacher: Teacher, pools: dict,
+                 topics: list[str] | None):
+        self.spec = spec
+        self.prompts = prompts
+        self.seed = seed
         self.teacher = teacher
         self.pools = pools
         self.topics = topics
-        n = int(cfg.instructions.n_examples)
-        self.groups = {}
+        n = spec.n_examples
+        self.groups = {}  # P3 and FLAN examples come from one sub-task: the pools' tasks of at least n examples
         for name in ("p3", "flan"):
             if name in pools:
                 g = {t: items for t, items in pools[name].by_task().items() if len(items) >= n}
@@ -43,44 +76,39 @@ class Planner:
                 self.groups[name] = g or {name: pools[name].items}
 
     def request(self, subset: str, index: int) -> tuple[Request, dict]:
-        cfg = self.cfg
-        rng = random.Random(f"{cfg.seed}:{subset}:{index}")
-        n_ex = int(cfg.instructions.n_examples)
-        per_call = int(cfg.instructions.per_call[subset])
-        if subset in ("generated_p3", "generated_flan"):
-            groups = self.groups[subset.split("_")[1]]
+        rng = random.Random(f"{self.seed}:{subset}:{index}")
+        n_ex, per_call = self.spec.n_examples, self.spec.per_call[subset]
+        pool = SUBSETS[subset].pool
+        if pool in self.groups:
+            groups = self.groups[pool]
             task = rng.choice(sorted(groups))
             examples = rng.sample(groups[task], min(n_ex, len(groups[task])))
         else:
-            items = self.pools["self_instruct"].items
+            items = self.pools[pool].items
             examples = rng.sample(items, min(n_ex, len(items)))
         texts = [e["instruction"] for e in examples]
         topics = []
-        if subset == "self_instruct_with_topic":
-            topics = rng.sample(self.topics, min(int(cfg.instructions.n_topics), len(self.topics)))
-            prompt = pb.topic_guided(cfg.prompts, texts, topics, per_call)
+        if SUBSETS[subset].topic_guided:
+            topics = rng.sample(self.topics, min(self.spec.n_topics, len(self.topics)))
+            prompt = pb.topic_guided(self.prompts, texts, topics, per_call)
         else:
-            prompt = pb.example_guided(cfg.prompts, texts, per_call)
+            prompt = pb.example_guided(self.prompts, texts, per_call)
         messages = pb.instruction_messages(prompt)
         req = Request(request_body(self.teacher, messages, self.teacher.max_tokens["instructions"]))
         return req, {"seed_ids": [e["id"] for e in examples], "examples": texts, "topics": topics}
 
 
-def initial_requests(cfg, subset: str) -> int:
-    size = int(cfg.size[subset])
-    return math.ceil(size * float(cfg.instructions.overgenerate) / int(cfg.instructions.per_call[subset])) if size else 0
-
-
-def select(cfg, planner: Planner, planned: dict, store, decon) -> tuple[dict, dict]:
-    """Survivors per generated subset (at most its size) and the drop counts by reason."""
-    filters = Filters(cfg.filters)
-    dedup = Deduper(cfg.dedup)
+def select(planner: Planner, planned: dict, sizes, store, decon, filters: dict, dedup: DedupSpec) -> tuple[dict, dict]:
+    """Survivors per generated subset (at most its size) and the drop counts by reason, replaying every stored reply
+    of the `planned` requests through the `filters`, copies of the examples, `decon` and `dedup`, in order."""
+    screen = Filters(filters)
+    deduper = Deduper(dedup)
     kept: dict[str, list] = {s: [] for s in planned}
     drops: dict[str, Counter] = {s: Counter() for s in planned}
     for s in GENERATED:
         if s not in planned:
             continue
-        size = int(cfg.size[s])
+        size = sizes[s]
         for i in range(planned[s]):
             req, meta = planner.request(s, i)
             reply = store.get(req.id)
@@ -100,13 +128,13 @@ def select(cfg, planner: Planner, planned: dict, store, decon) -> tuple[dict, di
                 if len(kept[s]) >= size:
                     drops[s]["surplus"] += 1
                     continue
-                reason = filters.reason(text)
+                reason = screen.reason(text)
                 if reason is None and normalise(text) in echoes:
                     reason = "copies_example"
                 if reason is None and decon.contaminated(text):
                     reason = "contaminated"
                 if reason is None:
-                    reason = dedup.check(text)
+                    reason = deduper.check(text)
                 if reason:
                     drops[s][reason] += 1
                     continue
@@ -123,18 +151,16 @@ def select(cfg, planner: Planner, planned: dict, store, decon) -> tuple[dict, di
     return kept, drops
 
 
-def originals(cfg, pools: dict, decon) -> tuple[dict, dict]:
+def originals(sizes, seed: int, pools: dict, decon) -> tuple[dict, dict]:
     """The original subsets (X_A, X_P3, X_FLAN): a seeded random sample of each pool."""
-    from lamini_lm.distill.sources import POOL_OF
-
     kept, drops = {}, {}
     for s in ORIGINAL:
-        size = int(cfg.size[s])
+        size = sizes[s]
         if not size:
             continue
-        pool = pools[POOL_OF[s]]
+        pool = pools[SUBSETS[s].pool]
         order = list(range(len(pool.items)))
-        random.Random(f"{cfg.seed}:{s}").shuffle(order)
+        random.Random(f"{seed}:{s}").shuffle(order)
         seen: set[str] = set()
         kept[s], drops[s] = [], Counter(pool.skipped)
         for j in order:
@@ -163,25 +189,15 @@ def originals(cfg, pools: dict, decon) -> tuple[dict, dict]:
 
 
 def write_instructions(path: Path, kept: dict) -> int:
-    from lamini_lm.data.records import SOURCES
-    from lamini_lm.distill.report import write_atomic
-
-    lines = [json.dumps(it, ensure_ascii=False) for s in SOURCES for it in kept.get(s, [])]
+    lines = [json.dumps(it, ensure_ascii=False) for s in SUBSETS for it in kept.get(s, [])]
     write_atomic(path, "".join(line + "\n" for line in lines))
     return len(lines)
 
 
 def read_instructions(path: Path) -> list[dict]:
-    from lamini_lm.errors import UserError
-
     if not path.exists():
         raise UserError(f"{path} does not exist: run `python generate.py stage=instructions` with the same out_dir first")
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise UserError(f"{path}:{lineno}: broken line; rerun stage=instructions to rebuild it") from None
-    return out
+    try:
+        return [item for _, item in iter_jsonl(path)]
+    except UserError as e:  # a broken line names the file and line
+        raise UserError(f"{e}; rerun stage=instructions to rebuild it") from None

@@ -4,42 +4,39 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from lamini_lm.errors import UserError
+from lamini_lm import analysis
+from lamini_lm.config import typed
+from lamini_lm.distill import dryrun
+from lamini_lm.distill.spec import GenerateSpec
+from lamini_lm.distill.stages import Context, assemble, run_instructions, run_responses
 
-STAGES = ("all", "instructions", "responses", "assemble", "topics", "analyze")
+
+def check(cfg: DictConfig) -> GenerateSpec:
+    """The config of every stage but analyze, typed and checked in one step (a UserError naming the key).
+    Hydra's `paths` is left out: the stages read it only through interpolations (out_dir's default, the prompts)."""
+    return typed(cfg, GenerateSpec, keys=[k for k in cfg if k != "paths"])
 
 
 def run(cfg: DictConfig):
-    if cfg.stage == "analyze":
-        from lamini_lm.analysis import run as analyze
-
-        analyze(cfg)
+    if cfg.get("stage") == "analyze":
+        analysis.run(cfg)  # checks its own config
         return None
-    if cfg.stage not in STAGES:
-        raise UserError(f"unknown stage '{cfg.stage}'; choose one of {', '.join(STAGES)}")
-    from lamini_lm.data.records import SOURCES
-    from lamini_lm.distill.stages import Context, assemble, run_instructions, run_responses
-
-    unknown = set(cfg.size) - set(SOURCES)
-    if unknown:
-        raise UserError(f"size.{sorted(unknown)[0]} is not a subset; subsets: {', '.join(SOURCES)}")
-    ctx = Context(cfg)
-    if cfg.stage == "topics":
+    spec = check(cfg)
+    ctx = Context(spec)
+    if spec.stage == "topics":
         found = ctx.topics(always=True)
-        print(f"{len(found)} topics ({cfg.topics._target_}) -> {ctx.out / 'topics.txt'}")
+        print(f"{len(found)} topics ({spec.topics['_target_']}) -> {ctx.out / 'topics.txt'}")
         return found
     teacher = ctx.teacher  # its settings are checked (a misspelt key is one error) even for a dry run
-    if cfg.dry_run:
-        from lamini_lm.distill import dryrun
-
+    if spec.dry_run:
         return dryrun.run(ctx)
-    if cfg.stage != "assemble":
+    if spec.stage != "assemble":
         teacher.check()  # e.g. a missing API key: one clear error before any work
-    if cfg.stage in ("all", "instructions"):
+    if spec.stage in ("all", "instructions"):
         run_instructions(ctx)
-    if cfg.stage in ("all", "responses"):
+    if spec.stage in ("all", "responses"):
         run_responses(ctx)
-    if cfg.stage in ("all", "assemble"):
+    if spec.stage in ("all", "assemble"):
         records = assemble(ctx)
         print(f"D_ALL: {len(records)} records -> {ctx.out / 'd_all.jsonl'}")
         return records

@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a whole file so that a kill leaves either the old or the new version, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+from lamini_lm.files import write_atomic
 
 
 def update(out_dir: Path, section: str, data: dict) -> None:

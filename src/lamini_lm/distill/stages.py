@@ -14,27 +14,45 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
+import shutil
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lamini_lm.distill import instructions as ins
 from lamini_lm.distill import prompt_builders as pb
-from lamini_lm.distill import report
+from lamini_lm.distill import report, topics
+from lamini_lm.distill.decontam import Decontaminator
+from lamini_lm.distill.prompt_builders import PromptsSpec
+from lamini_lm.distill.seed_pools import load_pool, needed_pools
 from lamini_lm.errors import UserError
+from lamini_lm.files import replacing, write_atomic
+from lamini_lm.subsets import GENERATED, SUBSETS
 from lamini_lm.teachers import Teacher, build
 from lamini_lm.teachers.base import request_body
 from lamini_lm.teachers.store import REJECTED, Reply, Request, RequestStore
 
+if TYPE_CHECKING:
+    from lamini_lm.distill.spec import GenerateSpec
+
 log = logging.getLogger(__name__)
 
 
-class Context:
-    """What every stage shares: config, output folder, teacher, pools, topics (loaded lazily)."""
+@dataclass
+class ResponsesSpec:
+    """generate.yaml `responses`."""
 
-    def __init__(self, cfg):
-        self.cfg = cfg
-        self.out = Path(cfg.out_dir)
+    # reconstruction: a response cut off at max_tokens is an unfinished answer: dropped (response_truncated)
+    drop_truncated: bool = True
+
+
+class Context:
+    """What every stage shares: the typed config, output folder, teacher, pools, topics (loaded lazily)."""
+
+    def __init__(self, spec: GenerateSpec):
+        self.spec = spec
+        self.out = Path(spec.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self._teacher = None
         self._pools = None
@@ -43,7 +61,7 @@ class Context:
     @property
     def teacher(self) -> Teacher:
         if self._teacher is None:
-            teacher = build(self.cfg.teacher, self.cfg.prices, bool(self.cfg.progress), self.out)
+            teacher = build(self.spec.teacher, self.spec.prices, self.spec.progress, self.out)
             for stage in ("instructions", "responses"):
                 if stage not in teacher.max_tokens:
                     raise UserError(f"teacher.max_tokens.{stage} is missing: generate.py asks for at most that many "
@@ -54,26 +72,22 @@ class Context:
     @property
     def pools(self) -> dict:
         if self._pools is None:
-            from lamini_lm.distill.sources import load_pool, needed_pools
-
-            self._pools = {n: load_pool(n, self.cfg.source, int(self.cfg.seed)) for n in needed_pools(self.cfg.size)}
+            spec = self.spec
+            self._pools = {n: load_pool(n, spec.seed_pools, spec.seed) for n in needed_pools(spec.size)}
         return self._pools
 
     @property
     def decon(self):
         if self._decon is None:
-            from lamini_lm.distill.decontam import Decontaminator
-
-            self._decon = Decontaminator(self.cfg.decontam)
+            self._decon = Decontaminator(self.spec.decontam)
         return self._decon
 
     def topics(self, always: bool = False) -> list[str] | None:
-        if not (always or int(self.cfg.size.self_instruct_with_topic)):
+        """The topic list (written to topics.txt), when a topic-guided subset is wanted or `always`."""
+        if not (always or any(n and SUBSETS[s].topic_guided for s, n in self.spec.size.items())):
             return None
-        from lamini_lm.distill import topics
-
-        found = topics.load(self.cfg.topics)
-        report.write_atomic(self.out / "topics.txt", "".join(t + "\n" for t in found))
+        found = topics.load(self.spec.topics)
+        write_atomic(self.out / "topics.txt", "".join(t + "\n" for t in found))
         return found
 
     def store(self, stage: str) -> RequestStore:
@@ -102,12 +116,12 @@ class Context:
         drops) unless there are more than max_rejected: then it is the config, not the requests."""
         if not stats.rejected:
             return
-        limit = float(self.cfg.max_rejected)
+        limit = self.spec.max_rejected
         first = stats.rejected[0][1]
         if len(stats.rejected) > (limit if limit >= 1 else limit * total):
             raise UserError(
                 f"the teacher refused {len(stats.rejected)} of {total} {stage} requests ({first}), more than "
-                f"max_rejected={self.cfg.max_rejected}; none of these was stored: check teacher.model, teacher.params "
+                f"max_rejected={limit:g}; none of these was stored: check teacher.model, teacher.params "
                 f"and teacher.max_tokens (or raise max_rejected), then run the same command again"
             )
         for req, why in stats.rejected:
@@ -117,40 +131,20 @@ class Context:
 
 
 def run_instructions(ctx: Context) -> None:
-    cfg = ctx.cfg
-    subsets = [s for s in ins.GENERATED if int(cfg.size[s])]
+    """Generated subsets in rounds until each has its size (or stops growing), then the original subsets."""
+    spec = ctx.spec
     pools = ctx.pools  # every seed file is read (and checked) before anything is sent
-    planner = ins.Planner(cfg, ctx.teacher, pools, ctx.topics())
-    store = ctx.store("instructions")
-    planned = {s: ins.initial_requests(cfg, s) for s in subsets}
-    teacher_stats, kept, drops = [], {s: [] for s in subsets}, {s: Counter() for s in subsets}
-    active = set(subsets)
-    for round_ in range(max(1, int(cfg.instructions.max_rounds))):
-        requests = [planner.request(s, i)[0] for s in subsets for i in range(planned[s])]
-        if requests:
-            teacher_stats.append(ctx.send(requests, store, "instructions"))
-        before = {s: len(kept[s]) for s in subsets}
-        kept, drops = ins.select(cfg, planner, planned, store, ctx.decon)
-        if round_ == int(cfg.instructions.max_rounds) - 1:
-            break
-        for s in list(active):
-            short = int(cfg.size[s]) - len(kept[s])
-            # a round that added nothing means this teacher does not follow the prompt: stop asking
-            if short <= 0 or (round_ > 0 and len(kept[s]) == before[s]):
-                active.discard(s)
-            else:
-                planned[s] += math.ceil(short * float(cfg.instructions.overgenerate) / int(cfg.instructions.per_call[s]))
-        if not active:
-            break
-    orig_kept, orig_drops = ins.originals(cfg, pools, ctx.decon)
+    planner = ins.Planner(spec.instructions, spec.prompts, spec.seed, ctx.teacher, pools, ctx.topics())
+    kept, drops, planned, teacher_stats = _generate(ctx, planner)
+    orig_kept, orig_drops = ins.originals(spec.size, spec.seed, pools, ctx.decon)
     kept.update(orig_kept)
     drops.update(orig_drops)
     n = ins.write_instructions(ctx.out / "instructions.jsonl", kept)
     summary = {
         s: {
-            "size": int(cfg.size[s]),
+            "size": spec.size[s],
             "kept": len(kept[s]),
-            "shortfall": max(0, int(cfg.size[s]) - len(kept[s])),
+            "shortfall": max(0, spec.size[s] - len(kept[s])),
             "requests": planned.get(s),
             "dropped": dict(drops[s]),
         }
@@ -164,15 +158,43 @@ def run_instructions(ctx: Context) -> None:
     log.info("instructions: %d kept in %s", n, ctx.out / "instructions.jsonl")
 
 
-def response_request(ctx: Context, instruction: str) -> Request:
-    return Request(request_body(ctx.teacher, pb.response_messages(ctx.cfg.prompts, instruction),
-                                ctx.teacher.max_tokens["responses"]))
+def _generate(ctx: Context, planner: ins.Planner) -> tuple[dict, dict, dict, list]:
+    """The generated subsets' survivors and drops, the requests planned per subset and each round's teacher stats."""
+    spec, ispec = ctx.spec, ctx.spec.instructions
+    subsets = [s for s in GENERATED if spec.size[s]]
+    store = ctx.store("instructions")
+    planned = {s: ispec.calls(s, spec.size[s]) for s in subsets}
+    teacher_stats, kept, drops = [], {s: [] for s in subsets}, {s: Counter() for s in subsets}
+    active = set(subsets)
+    for round_ in range(ispec.max_rounds):
+        requests = [planner.request(s, i)[0] for s in subsets for i in range(planned[s])]
+        if requests:
+            teacher_stats.append(ctx.send(requests, store, "instructions"))
+        before = {s: len(kept[s]) for s in subsets}
+        kept, drops = ins.select(planner, planned, spec.size, store, ctx.decon, spec.filters, spec.dedup)
+        if round_ == ispec.max_rounds - 1:
+            break
+        for s in list(active):
+            short = spec.size[s] - len(kept[s])
+            # a round that added nothing means this teacher does not follow the prompt: stop asking
+            if short <= 0 or (round_ > 0 and len(kept[s]) == before[s]):
+                active.discard(s)
+            else:
+                planned[s] += ispec.calls(s, short)
+        if not active:
+            break
+    return kept, drops, planned, teacher_stats
+
+
+def response_request(teacher: Teacher, prompts: PromptsSpec, instruction: str) -> Request:
+    return Request(request_body(teacher, pb.response_messages(prompts, instruction), teacher.max_tokens["responses"]))
 
 
 def run_responses(ctx: Context) -> None:
     items = ins.read_instructions(ctx.out / "instructions.jsonl")
     store = ctx.store("responses")
-    stats = ctx.send([response_request(ctx, it["instruction"]) for it in items], store, "responses")
+    stats = ctx.send([response_request(ctx.teacher, ctx.spec.prompts, it["instruction"]) for it in items], store,
+                     "responses")
     report.update(ctx.out, "responses", {"instructions": len(items), "teacher": stats})
 
 
@@ -182,13 +204,13 @@ def record_id(subset: str, instruction: str) -> str:
 
 def assemble(ctx: Context) -> list[dict]:
     """D_ALL: every instruction of the seven subsets with its response, as training records."""
-    cfg = ctx.cfg
+    spec = ctx.spec
     items = ins.read_instructions(ctx.out / "instructions.jsonl")
     store = ctx.store("responses")
     records, drops, missing = [], Counter(), 0
     per_subset = Counter()
     for it in items:
-        req = response_request(ctx, it["instruction"])
+        req = response_request(ctx.teacher, spec.prompts, it["instruction"])
         reply = store.get(req.id)
         if reply is None:
             missing += 1
@@ -200,7 +222,7 @@ def assemble(ctx: Context) -> list[dict]:
         if not response:
             drops["empty_response"] += 1
             continue
-        if reply.finish_reason == "length" and cfg.responses.drop_truncated:
+        if reply.finish_reason == "length" and spec.responses.drop_truncated:
             drops["response_truncated"] += 1
             continue
         per_subset[it["subset"]] += 1
@@ -233,27 +255,24 @@ def assemble(ctx: Context) -> list[dict]:
 
 
 def _write_outputs(ctx: Context, records: list[dict]) -> None:
-    import shutil
+    import datasets  # heavy: imported only where D_ALL is written, so generate.py starts (and fails) fast
 
-    import datasets
-
-    if not ctx.cfg.progress:
+    if not ctx.spec.progress:
         datasets.disable_progress_bars()
     out = ctx.out
-    report.write_atomic(out / "d_all.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    write_atomic(out / "d_all.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     if not records:
         return
     ds = datasets.Dataset.from_list(records)
-    tmp = out / "d_all.parquet.tmp"
-    ds.to_parquet(str(tmp))
-    tmp.replace(out / "d_all.parquet")
+    with replacing(out / "d_all.parquet") as tmp:
+        ds.to_parquet(str(tmp))
     staging = out / "d_all.partial"
     shutil.rmtree(staging, ignore_errors=True)
     ds.save_to_disk(str(staging))
     shutil.rmtree(out / "d_all", ignore_errors=True)
     staging.rename(out / "d_all")
-    if ctx.cfg.push_to_hub:
-        repo = str(ctx.cfg.push_to_hub)
+    if ctx.spec.push_to_hub:
+        repo = ctx.spec.push_to_hub
         try:
             ds.push_to_hub(repo)
         except Exception as e:  # the hub is unreachable, the token missing or refused: all files are written

@@ -51,9 +51,9 @@ def from_wiki_topics(max_words: int = 2) -> list[str]:
     return sorted(t for t in titles if len(t.split()) <= max_words and not t.isdigit())
 
 
-def load(tcfg) -> list[str]:
+def load(tcfg: dict) -> list[str]:
     """The topic list of config group `topics`: its `_target_` called with its settings."""
     topics = targets.build(tcfg, "topics")
     if not topics:
-        raise UserError(f"the topic list ({tcfg._target_}) is empty after filtering: loosen topics.* thresholds")
+        raise UserError(f"the topic list ({tcfg['_target_']}) is empty after filtering: loosen topics.* thresholds")
     return topics
