@@ -91,3 +91,13 @@ def test_hf_local_rerun_after_a_kill_forms_the_same_batches_and_replies(tmp_path
     assert stats.done == 4
     resumed, uninterrupted = RequestStore(killed), RequestStore(whole)
     assert [resumed.get(r.id) for r in reqs] == [uninterrupted.get(r.id) for r in reqs]
+
+    # a prompt longer than the model's context (SmolLM2: 8192) is refused like an API refuses it, not generated
+    from lamini_lm.teachers.store import Request
+
+    long = Request({**reqs[0].body, "messages": [{"role": "user", "content": " ".join(["word"] * 10_000)}]})
+    calls.clear()
+    stats = teacher.run([long, *reqs], RequestStore(tmp_path / "long.jsonl"), "responses")
+    (refused, why), = stats.rejected
+    assert refused.id == long.id and "exceeds the model's context of 8192 tokens" in why
+    assert stats.done == 10 and calls == first_run  # the others batched exactly as before

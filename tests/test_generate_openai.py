@@ -308,3 +308,11 @@ def test_a_refusing_config_stops_without_storing_the_refusals(server, api_key, t
     assert not read_jsonl(out / "requests" / "instructions.jsonl")
     wrong_model["on"] = False  # the server now serves the model: the same command finishes
     assert len(run(tiny(out, server.base_url))) == 18
+
+
+@pytest.mark.parametrize("url,cause", [("http://127.0.0.1:9/v1", "connection refused"),
+                                       ("http://no-such-host.invalid/v1", "host name not resolved")])
+def test_an_unreachable_server_is_named_for_what_it_is(api_key, tmp_path, url, cause):
+    # the aiohttp transport reports both as "timeout"; the message says what httpx would
+    with pytest.raises(UserError, match=rf"last: {cause} .* talking to {url}"):
+        run(tiny(tmp_path, url, "teacher.max_attempts=1"))

@@ -67,3 +67,40 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_dataset(server, tmp_path, mo
     assert len((out / "d_all.jsonl").read_text().splitlines()) == 60
     assert_no_key(out)
     assert_no_key(tmp_path / "h")
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_what_is_stored_and_the_same_command_continues(server, tmp_path):
+    server.latency = 0.05
+    out = tmp_path / "out"
+    overrides = tiny(out, server.base_url, "size.self_instruct_without_topic=40", "size.self_instruct_with_topic=0",
+                     "teacher.concurrency=2", "hydra.run.dir=" + str(tmp_path / "h"))
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, str(ROOT / "generate.py"), *overrides]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    path = out / "requests" / "responses.jsonl"
+    deadline = time.time() + 90
+    while _lines(path) < 5 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    line = err.strip().splitlines()[-1]
+    stored = _lines(out / "requests" / "instructions.jsonl") + _lines(path)
+    assert line == (f"interrupted: {stored} finished requests are stored in {out / 'requests'}; the same command "
+                    "continues from there")
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and len((out / "d_all.jsonl").read_text().splitlines()) == 40, done.stderr[-2000:]
+
+
+def test_a_second_generate_on_the_same_out_dir_is_refused(tmp_path, monkeypatch):
+    from lamini_lm.distill.pipeline import run as pipeline_run
+    from lamini_lm.errors import UserError
+    from lamini_lm.run_lock import RunLock
+    from tests.helpers.generate_kit import compose
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    cfg = compose([f"out_dir={tmp_path}", "size=smoke", "stage=assemble"])
+    with RunLock(tmp_path, "out_dir"):  # another process's hold looks the same (tests/test_train_ownership.py)
+        with pytest.raises(UserError, match=rf"{tmp_path} is in use by PID {os.getpid()} .*\(out_dir=\.\.\.\)"):
+            pipeline_run(cfg)

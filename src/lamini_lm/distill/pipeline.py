@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from omegaconf import DictConfig
 
 from lamini_lm import analysis
@@ -9,6 +12,7 @@ from lamini_lm.config import typed
 from lamini_lm.distill import dryrun
 from lamini_lm.distill.spec import GenerateSpec
 from lamini_lm.distill.stages import Context, assemble, run_instructions, run_responses
+from lamini_lm.run_lock import RunLock
 
 
 def check(cfg: DictConfig) -> GenerateSpec:
@@ -22,6 +26,17 @@ def run(cfg: DictConfig):
         analysis.run(cfg)  # checks its own config
         return None
     spec = check(cfg)
+    with RunLock(spec.out_dir, "out_dir"):  # two runs on one out_dir would pay for every request twice
+        try:
+            return _stages(spec)
+        except KeyboardInterrupt:  # Ctrl-C: every finished request is in the store already
+            stored = sum(p.read_bytes().count(b"\n") for p in (Path(spec.out_dir) / "requests").glob("*.jsonl"))
+            print(f"interrupted: {stored} finished requests are stored in {Path(spec.out_dir) / 'requests'}; the "
+                  "same command continues from there", file=sys.stderr)
+            sys.exit(130)
+
+
+def _stages(spec: GenerateSpec):
     ctx = Context(spec)
     if spec.stage == "topics":
         found = ctx.topics(always=True)

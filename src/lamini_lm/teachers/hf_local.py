@@ -84,7 +84,19 @@ class HFLocalTeacher(Teacher):
         texts = [tok.apply_chat_template(r.body["messages"], tokenize=False, add_generation_prompt=True) for r in unique]
         lengths = [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
         text_of = {r.id: t for r, t in zip(unique, texts)}
-        batches = [b for b in plan_batches(unique, lengths, int(self.batch_size)) if any(r.id not in store for r in b)]
+        # a prompt that leaves no room for its max_tokens in the model's positions is refused, as an API
+        # refuses it (HTTP 400, context length): the caller stores it as rejected (generate) or unrated (judge)
+        context = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+        fits = []
+        for r, n in zip(unique, lengths):
+            if context and n + int(r.body["max_tokens"]) > context:
+                if r.id not in store:
+                    stats.rejected.append((r, f"prompt of {n} tokens + max_tokens {r.body['max_tokens']} exceeds "
+                                              f"the model's context of {context} tokens"))
+            else:
+                fits.append((r, n))
+        batches = [b for b in plan_batches([r for r, _ in fits], [n for _, n in fits], int(self.batch_size))
+                   if any(r.id not in store for r in b)]
         bar = Progress(sum(r.id not in store for b in batches for r in b), desc, stats, self.progress)
         eos_cfg = model.generation_config.eos_token_id
         eos = set(eos_cfg if isinstance(eos_cfg, list) else [eos_cfg]) | {tok.eos_token_id}

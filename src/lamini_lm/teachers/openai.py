@@ -21,7 +21,13 @@ from dataclasses import dataclass
 
 from lamini_lm.errors import UserError
 from lamini_lm.teachers.limits import Limiter, Slots, backoff, retry_after
-from lamini_lm.teachers.openai_api import REJECTING, OpenAICompatible, reply_from_body, server_message
+from lamini_lm.teachers.openai_api import (
+    REJECTING,
+    OpenAICompatible,
+    reply_from_body,
+    server_message,
+    transport_problem,
+)
 from lamini_lm.teachers.progress import Progress, Stats
 from lamini_lm.teachers.store import Request
 from lamini_lm.teachers.tokens import count_messages
@@ -129,7 +135,7 @@ class OpenAITeacher(OpenAICompatible):
                     kind = "timeout" if isinstance(e, openai.APITimeoutError) else "connection"
                     stats.retries[kind] += 1
                     errors += 1
-                    last = f"{kind} error talking to {self.base_url}"
+                    last = f"{transport_problem(e)} talking to {self.base_url}"
                 except Exception as e:  # a reply that is not a valid completion: retried like a 500
                     stats.retries["malformed_reply"] += 1
                     errors += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import socket
 import os
 from dataclasses import dataclass
 from typing import ClassVar
@@ -96,6 +97,19 @@ def _quiet_http_logs() -> None:
     # httpx logs one INFO line per request; keep Hydra's log file about the run, not the transport
     for name in ("httpx", "httpx2", "openai"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def transport_problem(e: BaseException) -> str:
+    """What a timeout or connection error really was. The aiohttp transport reports a refused connection or an
+    unknown host as a timeout; the cause chain holds the truth (as httpx reports it)."""
+    x: BaseException | None = e
+    while x is not None:
+        if isinstance(x, ConnectionRefusedError):
+            return "connection refused (is the server running on that port?)"
+        if isinstance(x, socket.gaierror):
+            return "host name not resolved (a typo in teacher.base_url, or no network?)"
+        x = x.__cause__ or x.__context__
+    return "timeout" if type(e).__name__ == "APITimeoutError" else "connection error"
 
 
 def server_message(e) -> str:

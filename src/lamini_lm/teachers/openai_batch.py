@@ -22,7 +22,13 @@ from typing import ClassVar
 from lamini_lm.errors import UserError
 from lamini_lm.jsonl import cut_torn_tail, iter_jsonl
 from lamini_lm.teachers.limits import backoff
-from lamini_lm.teachers.openai_api import REJECTING, OpenAICompatible, reply_from_body, server_message
+from lamini_lm.teachers.openai_api import (
+    REJECTING,
+    OpenAICompatible,
+    reply_from_body,
+    server_message,
+    transport_problem,
+)
 from lamini_lm.teachers.progress import Progress, Stats
 from lamini_lm.teachers.store import Request
 
@@ -65,6 +71,7 @@ class OpenAIBatchTeacher(OpenAICompatible):
         import openai
 
         rng = random.Random()
+        last = "no attempt"
         for attempt in range(int(self.max_attempts)):
             try:
                 return await fn(*args, **kwargs)
@@ -73,10 +80,11 @@ class OpenAIBatchTeacher(OpenAICompatible):
                     raise UserError(self.key_rejected(e.status_code)) from None
                 if e.status_code < 500 and e.status_code not in (408, 409, 429):
                     raise UserError(f"Batch API call failed: HTTP {e.status_code}: {server_message(e)}") from None
-            except (openai.APITimeoutError, openai.APIConnectionError):
-                pass
+                last = f"HTTP {e.status_code}"
+            except (openai.APITimeoutError, openai.APIConnectionError) as e:
+                last = transport_problem(e)
             await asyncio.sleep(backoff(attempt, self.backoff_base, self.backoff_max, rng))
-        raise UserError(f"the Batch API at {self.base_url} kept failing; run the same command again later")
+        raise UserError(f"the Batch API at {self.base_url} kept failing ({last}); run the same command again later")
 
     # --- run ----------------------------------------------------------------------------------
     async def _send(self, client, requests, store, stats, desc) -> None:
