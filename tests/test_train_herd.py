@@ -67,6 +67,9 @@ def test_an_untied_random_t5_saves_and_reloads_its_own_lm_head(tmp_path):
     assert torch.equal(again.lm_head.weight, model.lm_head.weight)
     assert torch.equal(again.shared.weight, model.shared.weight)
     assert again.num_parameters() == model.num_parameters()
+    x, y = torch.tensor([[5, 6, 7, 1]]), torch.tensor([[0, 8, 9]])  # and it computes the same (no output scaling)
+    assert torch.equal(again.eval()(input_ids=x, decoder_input_ids=y).logits,
+                       model.eval()(input_ids=x, decoder_input_ids=y).logits)
 
 
 def test_the_largest_member_composes_and_builds_offline_with_random_init():
