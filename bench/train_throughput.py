@@ -50,12 +50,11 @@ from lamini_lm.analysis.tables import paper_numbers  # noqa: E402
 SIGMA = 0.8
 MAX_WORDS = 480  # instruction + response; + Alpaca wrapper (~27 GPT-2 tokens) + EOS stays within 512
 
-# Random-init shapes as model-config overrides on the real herd configs (conf/model/gpt2.yaml, t5_small.yaml).
+# The real herd configs (conf/model/gpt2.yaml, t5_small.yaml) built with random weights from the architecture they
+# carry, with the offline tokenizers
 SHAPES = {
-    "gpt2": ["model=gpt2", "model.architecture={model_type: gpt2}", "model.tokenizer=${asset:gpt2_tokenizer}"],
-    "t5_small": ["model=t5_small", "model.architecture={model_type: t5, d_model: 512, d_ff: 2048, num_layers: 6, "
-                 "num_heads: 8, vocab_size: 32128, decoder_start_token_id: 0}",
-                 "model.tokenizer=${asset:t5_tokenizer}"],
+    "gpt2": ["model=gpt2", "model.init=random", "model.tokenizer=${asset:gpt2_tokenizer}"],
+    "t5_small": ["model=t5_small", "model.init=random", "model.tokenizer=${asset:t5_tokenizer}"],
 }
 
 

@@ -44,7 +44,9 @@ def test_every_stage_reads_the_same_wandb_key_and_rule(clean_wandb_env, monkeypa
     (["optim.betas=[0.9]"], ["betas=[0.9]", "two numbers"]),
     (["data=jsonl"], ["data.path: missing a value"]),
     (["data.subsets=[sharegpt]"], ["sharegpt", "self_instruct_without_topic"]),
-    (["model.hub_id=null", "model.architecture=null"], ["neither hub_id nor architecture"]),
+    (["model.architecture=null"], ["model.init=random needs model.architecture"]),
+    (["model.init=pretrained"], ["model.init=pretrained needs model.hub_id"]),
+    (["model=gpt2_xl", "model.init=scratch"], ["model.init=scratch", "pretrained, random"]),
     (["global_batch_size=0"], ["global_batch_size"]),
 ])
 def test_train_config_is_checked_once_with_one_line_naming_the_key(overrides, fragments):

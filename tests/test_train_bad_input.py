@@ -30,7 +30,7 @@ def test_a_missing_data_file_is_named(tmp_path):
 
 def test_an_unreachable_hub_model_names_the_id_and_the_offline_way(tmp_path):
     res = run_entry("train.py", "model=gpt2_xl", f"hydra.run.dir={tmp_path}", "logger=csv")
-    fails_with(res, "'openai-community/gpt2-xl'", "model=tiny_gpt2")
+    fails_with(res, "'openai-community/gpt2-xl'", "model.init=random", "model=tiny_gpt2")
 
 
 def test_a_global_batch_the_devices_cannot_split_is_refused(tmp_path):

@@ -36,11 +36,12 @@ def test_every_model_config_composes(name):
     assert family.style(m.prompt_style).name == ("raw" if seq2seq else "alpaca")  # the LaMini model cards
     get_class(m.fsdp_block)
     if name in HERD:
-        assert m.hub_id and m.lamini_name.startswith("LaMini-") and m.architecture is None
+        assert m.hub_id and m.lamini_name.startswith("LaMini-") and m.init == "pretrained"
+        assert m.architecture.model_type == ("t5" if seq2seq else "gpt_neo" if "neo" in name else "gpt2")
         assert m.lr == (5e-4 if seq2seq else 2e-5)
         assert m.tokenizer == m.hub_id and m.revision == "main"
     else:
-        assert Path(m.tokenizer).is_dir()  # the real tokenizer from the offline assets
+        assert Path(m.tokenizer).is_dir() and m.init == "random"  # the real tokenizer from the offline assets
 
 
 @pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp", "ddp_cpu", "fsdp", "deepspeed"])

@@ -60,7 +60,8 @@ def _module(family):
         model = AutoModelForSeq2SeqLM.from_config(AutoConfig.for_model(**arch))
     f = FAMILIES[family]
     spec = ModelSpec(name="t", family={"_target_": repr(f)[:-2]}, lamini_name="t", params="1M", lr=1e-3,
-                     tokenizer="t", fsdp_block="t", micro_batch_size=4, architecture=arch)  # the family's style
+                     tokenizer="t", fsdp_block="t", micro_batch_size=4, architecture=arch,
+                     init="random")  # prompt_style unset: the family's
     return f.module(model, spec, OptimSpec(lr=1e-3))
 
 

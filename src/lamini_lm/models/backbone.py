@@ -17,8 +17,9 @@ def _hub_error(what: str, ident: str, e: Exception) -> UserError:
     return UserError(
         f"could not load the {what} '{ident}' ({type(e).__name__}): the Hugging Face Hub is unreachable or the "
         "id is wrong. Work offline by downloading it once elsewhere (`hf download <id>`) into HF_HOME, pointing "
-        "model.hub_id / model.tokenizer at a local folder, or using a tiny offline model (model=tiny_gpt2, "
-        "tiny_gpt_neo, tiny_t5)"
+        "model.hub_id / model.tokenizer at a local folder, building the config's architecture with random weights "
+        "(model.init=random model.tokenizer='${asset:gpt2_tokenizer}' or '${asset:t5_tokenizer}'), or using a tiny "
+        "offline model (model=tiny_gpt2, tiny_gpt_neo, tiny_t5)"
     )
 
 
@@ -40,17 +41,36 @@ def load_tokenizer(spec: ModelSpec):
 
 
 def load_model(spec: ModelSpec, family: Family):
-    """A transformers model: randomly initialised from ``architecture``, else pretrained from ``hub_id``;
-    its size checked against ``model.params``."""
-    from transformers import AutoConfig
-
+    """A transformers model: pretrained from ``hub_id`` (``init: pretrained``) or randomly initialised from
+    ``architecture`` (``init: random``; under ``with torch.device("meta")`` it is built without memory); its size
+    checked against ``model.params``."""
     auto = family.auto()
-    if spec.architecture:
-        model = auto.from_config(AutoConfig.for_model(**spec.architecture))
+    if spec.init == "random":
+        model = build_random(auto, spec.architecture)
     else:
         try:
             model = auto.from_pretrained(spec.hub_id, revision=spec.revision)
         except OSError as e:
             raise _hub_error("model", spec.hub_id, e) from None
     check_size(model, spec)
+    return model
+
+
+def build_random(auto, architecture: dict):
+    """``auto.from_config`` of the architecture, with the output embeddings kept apart from the input ones when
+    the architecture says ``tie_word_embeddings: false`` (Flan-T5). transformers 5 ties T5's lm_head to its
+    input embeddings whatever the config says (it reads the flag as "do not scale the decoder output"), so a
+    random Flan-T5 would otherwise lack the separate lm_head its checkpoints have (783M, not 750M)."""
+    import torch
+    from transformers import AutoConfig
+
+    model = auto.from_config(AutoConfig.for_model(**architecture))
+    out, inp = model.get_output_embeddings(), model.get_input_embeddings()
+    if architecture.get("tie_word_embeddings") is False and out is not None and out.weight is inp.weight:
+        # its own matrix, starting from the same random draw as the input embeddings (T5 v1.1 draws both from
+        # one distribution); save_pretrained must then keep it, so it leaves the tied-keys map
+        out.weight = torch.nn.Parameter(inp.weight.detach().clone())
+        tied = getattr(model, "all_tied_weights_keys", None) or {}
+        for key in [k for k in tied if k.startswith("lm_head.")]:
+            tied.pop(key)
     return model

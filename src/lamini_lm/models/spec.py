@@ -8,6 +8,9 @@ from typing import Any, Optional
 from lamini_lm.models.size import parse_size
 
 
+INITS = ("pretrained", "random")
+
+
 @dataclass
 class ModelSpec:
     name: str
@@ -21,13 +24,20 @@ class ModelSpec:
     hub_id: Optional[str] = None
     revision: Optional[str] = None
     prompt_style: Optional[str] = None  # null: the family's default
-    architecture: Optional[dict[str, Any]] = None  # random init from a transformers config instead of hub_id
+    # the hub model's architecture (its config.json's essential values: model_type + fields); built with random
+    # weights when init is random, and the shape the memory planner and the meta-device tests read
+    architecture: Optional[dict[str, Any]] = None
+    init: str = "pretrained"  # pretrained: the weights of hub_id; random: built from architecture
 
     def __post_init__(self):
         parse_size(self.params)
-        if not (self.hub_id or self.architecture):
-            raise ValueError("has neither hub_id nor architecture: set one (a hub id or folder, or a transformers "
-                             "config to build randomly initialised)")
+        if self.init not in INITS:
+            raise ValueError(f"model.init={self.init} is not one of {', '.join(INITS)}")
+        if self.init == "random" and not self.architecture:
+            raise ValueError("model.init=random needs model.architecture (a transformers config: model_type + fields)")
+        if self.init == "pretrained" and not self.hub_id:
+            raise ValueError("model.init=pretrained needs model.hub_id (a hub id or folder); or set model.init=random "
+                             "to build model.architecture with random weights")
         if self.architecture is not None and "model_type" not in self.architecture:
             raise ValueError("architecture needs a model_type (gpt2, t5, llama, ...)")
         if self.lr <= 0 or self.micro_batch_size <= 0:

@@ -102,9 +102,10 @@ def write_export(model, tokenizer, family, style, out_dir: str | Path, *, model_
     usage = family.usage.format(path=shown, instruction=instruction, prompt="f" + repr(style.template))
     (out / "README.md").write_text(CARD.format(
         pipeline_tag=family.pipeline_tag,
-        base_model=model_cfg.hub_id or "none (randomly initialised)",
+        base_model=model_cfg.hub_id if model_cfg.init == "pretrained" else "none (randomly initialised)",
         lamini_name=model_cfg.lamini_name, model_name=model_cfg.name,
-        base=model_cfg.hub_id or f"A randomly initialised {model_cfg.architecture['model_type']}",
+        base=model_cfg.hub_id if model_cfg.init == "pretrained" else
+        f"A randomly initialised {model_cfg.architecture['model_type']}",
         style=style.name, path=shown, usage=usage,
         metrics="\n".join(f"- {k}: {v:.4f}" for k, v in sorted(metrics.items())) or "- none",
         config=config_yaml or "none: not trained by train.py\n",

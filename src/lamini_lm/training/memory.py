@@ -1,0 +1,173 @@
+"""Per-device training memory of a herd member under a strategy and precision: its weights, gradients and AdamW
+state, from the parameter counts of the model built on the meta device (nothing allocated, no Hub).
+
+    python -m lamini_lm.training.memory model=gpt2_xl trainer=fsdp trainer.devices=8
+
+The accounting of the ZeRO paper (Rajbhandari et al., 2020, Section 3.1: Psi parameters, AdamW under mixed
+precision keeps K = 12 bytes of optimizer state each), with what the strategies here really allocate:
+
+- ddp (DDPStrategy): everything replicated; DDP's gradient buckets are a second copy of the gradients
+  (gradient_as_bucket_view is off in conf/trainer/ddp.yaml), counted with the gradients.
+- fsdp (FSDPStrategy, FULL_SHARD): weights, gradients and optimizer state sharded over the devices; at any time
+  the root unit (embeddings, final norm) and up to two blocks (limit_all_gathers) are gathered in the compute
+  dtype, and one block's gradients wait unsharded for their reduce-scatter.
+- deepspeed (DeepSpeedStrategy, ZeRO stage 2): weights whole on every device in the compute dtype; gradients and
+  optimizer state (under mixed precision: the fp32 master weights + AdamW's two moments) sharded.
+
+Not yet here (issue 12, item 2): activations, the largest micro-batch that fits, the derived accumulation and the
+time of experiment=lamini_paper from a tokens/s figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lamini_lm.errors import UserError
+
+GB = 1e9
+# bytes per parameter: (weights as stored, the dtype they compute in, AdamW's two moments). Mixed precision keeps
+# fp32 weights and casts them per op (autocast); gradients take the stored weights' dtype.
+PRECISION = {
+    "32-true": (4, 4, 8),
+    "bf16-mixed": (4, 2, 8),
+    "16-mixed": (4, 2, 8),
+    "bf16-true": (2, 2, 4),
+}
+STRATEGIES = ("single", "ddp", "fsdp", "deepspeed")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A model's parameter counts: in all, in its largest FSDP unit (the config's fsdp_block; T5's decoder
+    blocks are larger than its encoder blocks), how many blocks, and how many parameters they hold together."""
+
+    params: int
+    block_params: int
+    blocks: int
+    in_blocks: int
+
+    @property
+    def root_params(self) -> int:  # what no block holds: embeddings, final norms, an untied output layer
+        return self.params - self.in_blocks
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Bytes per device."""
+
+    weights: float
+    gradients: float
+    optimizer: float
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.gradients + self.optimizer
+
+
+def shape_of(model, block_class: type) -> Shape:
+    """The counts of a built model (on the meta device they cost nothing); parameters shared between modules
+    (tied embeddings) count once, as model.num_parameters() does."""
+    blocks = [m for m in model.modules() if isinstance(m, block_class)]
+    if not blocks:
+        raise UserError(f"model.fsdp_block={block_class.__module__}.{block_class.__qualname__} is not a module of "
+                        f"this model: name its transformer block class")
+    sizes = [sum(p.numel() for p in b.parameters()) for b in blocks]
+    return Shape(params=model.num_parameters(), block_params=max(sizes), blocks=len(blocks), in_blocks=sum(sizes))
+
+
+def per_device(shape: Shape, strategy: str, precision: str, devices: int) -> Memory:
+    """Weights, gradients and optimizer state on each of ``devices`` devices."""
+    if precision not in PRECISION:
+        raise UserError(f"trainer.precision={precision}: the planner knows {', '.join(PRECISION)}")
+    if strategy not in STRATEGIES:
+        raise UserError(f"strategy '{strategy}': the planner knows {', '.join(STRATEGIES)}")
+    if devices < 1:
+        raise UserError(f"devices={devices}: give the number of devices (trainer.devices x trainer.num_nodes)")
+    stored, compute, moments = PRECISION[precision]
+    p, n = shape.params, devices
+    if strategy == "single":
+        return Memory(stored * p, stored * p, moments * p)
+    if strategy == "ddp":
+        return Memory(stored * p, 2 * stored * p, moments * p)  # gradients + their all-reduce buckets
+    if strategy == "fsdp":
+        gathered = compute * (shape.root_params + 2 * shape.block_params)
+        return Memory(stored * p / n + gathered, stored * p / n + compute * shape.block_params, moments * p / n)
+    # ZeRO-2: DeepSpeed holds the module in the compute dtype; under mixed precision its optimizer adds an fp32
+    # master copy of the weights to the moments
+    master = 4 if compute < stored else 0
+    return Memory(compute * p, compute * p / n, (master + moments) * p / n)
+
+
+def strategy_name(trainer_cfg) -> str:
+    """single | ddp | fsdp | deepspeed, from a trainer config (conf/trainer/); other settings are refused."""
+    strategy = trainer_cfg.get("strategy") or {}
+    target = strategy.get("_target_", "") if hasattr(strategy, "get") else str(strategy)
+    kind = target.rsplit(".", 1)[-1]
+    if not target:
+        return "single"
+    if kind == "DDPStrategy":
+        return "ddp"
+    if kind == "FSDPStrategy" and strategy.get("sharding_strategy", "FULL_SHARD") == "FULL_SHARD":
+        return "fsdp"
+    if kind == "DeepSpeedStrategy" and strategy.get("stage") == 2:
+        return "deepspeed"
+    raise UserError(f"trainer.strategy {kind} {dict(strategy)}: the planner knows DDP, FSDP FULL_SHARD and "
+                    "DeepSpeed stage 2")
+
+
+def plan(cfg) -> tuple[Shape, str, int, Memory]:
+    """The memory of a composed train config's model under its trainer, per device."""
+    import torch
+    from hydra.utils import get_class
+
+    from lamini_lm.config import typed
+    from lamini_lm.models.backbone import build_family, build_random
+    from lamini_lm.models.spec import ModelSpec
+
+    spec = typed(cfg.model, ModelSpec, "model")
+    if not spec.architecture:
+        raise UserError(f"model.architecture: model '{spec.name}' carries none, so it cannot be sized offline")
+    devices, nodes = cfg.trainer.devices, cfg.trainer.get("num_nodes", 1)
+    if not isinstance(devices, int) or devices < 1:
+        raise UserError(f"trainer.devices={devices}: give the number of devices per node")
+    with torch.device("meta"):
+        model = build_random(build_family(spec).auto(), spec.architecture)
+    shape = shape_of(model, get_class(spec.fsdp_block))
+    strategy = strategy_name(cfg.trainer)
+    return shape, strategy, devices * nodes, per_device(shape, strategy, cfg.trainer.precision, devices * nodes)
+
+
+def report(cfg) -> str:
+    shape, strategy, world, mem = plan(cfg)
+    lines = [f"{cfg.model.name}: {shape.params / 1e6:,.1f}M parameters ({shape.in_blocks / 1e6:,.1f}M in {shape.blocks} "
+             f"blocks of up to {shape.block_params / 1e6:.1f}M), {strategy} on {world} device(s), "
+             f"{cfg.trainer.precision}; per device:"]
+    for part in ("weights", "gradients", "optimizer"):
+        lines.append(f"  {part:12s} {getattr(mem, part) / GB:8.2f} GB")
+    lines.append(f"  {'total':12s} {mem.total / GB:8.2f} GB  (+ activations, not yet planned)")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    import sys
+
+    from lamini_lm.config import compose
+    from lamini_lm.errors import exit_on_user_error
+
+    from hydra.errors import HydraException
+
+    overrides = list(sys.argv[1:] if argv is None else argv)
+
+    @exit_on_user_error
+    def run():
+        try:
+            cfg = compose("train", ["paths.output_dir=/tmp/unused", *overrides])
+        except HydraException as e:  # an unknown choice or key: Hydra's own message, one line
+            raise UserError(str(e).splitlines()[0]) from None
+        print(report(cfg))
+
+    run()
+
+
+if __name__ == "__main__":
+    main()
