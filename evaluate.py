@@ -11,6 +11,7 @@ import hydra
 
 from lamini_lm import config  # noqa: F401  (registers the config resolvers)
 from lamini_lm.errors import exit_on_user_error
+from lamini_lm.run_lock import check_run_folder
 from lamini_lm.secret_keys import refuse_secret_overrides
 
 
@@ -30,5 +31,6 @@ def _model_alias(argv: list[str]) -> list[str]:
 
 if __name__ == "__main__":
     refuse_secret_overrides()  # before Hydra saves or echoes the command line
+    check_run_folder(("hydra.run.dir",))  # before Hydra writes into it: writable, held by no other run
     sys.argv[1:] = _model_alias(sys.argv[1:])
     main()

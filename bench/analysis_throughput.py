@@ -12,19 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from lamini_lm import assets  # noqa: E402
-from lamini_lm.analysis import tables  # noqa: E402
-from lamini_lm.analysis.mattr import DEFAULT_PATTERN, Tokenizer  # noqa: E402
-from lamini_lm.analysis.stats import DatasetStats, TokenCounter  # noqa: E402
-from lamini_lm.subsets import SUBSETS  # noqa: E402
+from lamini_lm import assets
+from lamini_lm.analysis import tables
+from lamini_lm.analysis.mattr import DEFAULT_PATTERN, Tokenizer
+from lamini_lm.analysis.stats import DatasetStats, TokenCounter
+from lamini_lm.subsets import SUBSETS
 
 
 def generator(rows: int, batch_size: int, seed: int = 0):

@@ -10,7 +10,7 @@ import pytest
 from hydra.utils import instantiate
 
 from lamini_lm import config
-from lamini_lm.training.run import resolve_ckpt_path
+from lamini_lm.training.checkpoints import resolve as resolve_ckpt_path
 
 # python train.py -m hydra/launcher=submitit_slurm trainer=ddp trainer.num_nodes=2 trainer.devices=8 \
 #     model=gpt2_xl experiment=lamini_paper
@@ -79,6 +79,8 @@ def test_a_requeued_job_runs_again_in_its_own_folder_and_resumes_from_last_ckpt(
     assert cfg.ckpt_path == "auto" and resolve_ckpt_path(cfg.ckpt_path, run_dir) is None  # first start: fresh
     last = run_dir / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True)
-    last.write_bytes(b"")  # the last-checkpoint callback's file, written every 100 steps
+    import torch
+
+    torch.save({"state_dict": {}, "global_step": 100}, last)  # the last-checkpoint callback's, every 100 steps
     assert resolve_ckpt_path(cfg.ckpt_path, run_dir) == str(last)
     assert cfg.callbacks.last_checkpoint.every_n_train_steps == 100

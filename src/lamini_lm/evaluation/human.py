@@ -20,6 +20,7 @@ from lamini_lm import rating
 from lamini_lm.errors import UserError
 from lamini_lm.evaluation.figures import figure6
 from lamini_lm.evaluation.spec import HumanSpec
+from lamini_lm.files import replacing
 
 # model loading and lm-eval (inference, harness) are imported by `generate` only: the sheets and the
 # ingestion of ratings start without torch
@@ -57,9 +58,8 @@ def load_instructions(h) -> list[dict]:
             raise UserError(f"cannot download {h.url} ({e}); put a copy of user_oriented_instructions.jsonl "
                             "somewhere and pass human.path=<that file>") from None
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".partial")
-        tmp.write_bytes(data)
-        tmp.rename(cache)
+        with replacing(cache) as tmp:  # a killed download never leaves half a file as the cache
+            tmp.write_bytes(data)
     return _read_instructions(cache)
 
 

@@ -25,6 +25,7 @@ from lamini_lm.errors import UserError
 from lamini_lm.evaluation import human
 from lamini_lm.evaluation.figures import figure6
 from lamini_lm.evaluation.spec import HumanSpec, JudgeSpec
+from lamini_lm.run_lock import RunLock
 from lamini_lm.teachers import Teacher, build
 from lamini_lm.teachers.base import request_body
 from lamini_lm.teachers.store import Request, RequestStore
@@ -64,7 +65,11 @@ def judge(j: JudgeSpec, h: HumanSpec, teacher_cfg, prices) -> dict[str, dict[str
     """Rate every response of ``h.responses`` with the teacher that ``teacher_cfg`` names (generate.py's teacher
     group), and compare with the human ratings in ``h.sheets`` when they are complete."""
     out = out_dir(j, h)
-    teacher = build(teacher_cfg, prices, j.progress, out)
+    with RunLock(out, "judge.out_dir"):  # two judges on one store would pay for every request twice
+        return _judge(j, h, build(teacher_cfg, prices, j.progress, out), out)
+
+
+def _judge(j: JudgeSpec, h: HumanSpec, teacher: Teacher, out: Path) -> dict[str, dict[str, int]]:
     teacher.check()  # e.g. a missing API key, before any work
     responses = human.read_responses(Path(h.responses))
     todo = requests(j, teacher, responses)

@@ -13,10 +13,16 @@ from omegaconf import DictConfig
 from lamini_lm.config import typed
 from lamini_lm.errors import UserError
 from lamini_lm.evaluation.spec import EvaluateSpec
+from lamini_lm.run_lock import RunLock
 
 
 def run(cfg: DictConfig):
     spec = typed(cfg, EvaluateSpec)
+    with RunLock(Path(spec.paths["output_dir"]), "hydra.run.dir"):  # one evaluation writes a run folder at a time
+        return _mode(spec)
+
+
+def _mode(spec: EvaluateSpec):
     out = Path(spec.paths["output_dir"])
     if spec.mode == "lm_eval":
         return run_lm_eval(spec)

@@ -32,7 +32,9 @@ def load_tokenizer(spec: ModelSpec):
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(spec.tokenizer, revision=spec.revision)
+        # a GGUF file carries its tokenizer too: read it from there when the tokenizer is the model's folder
+        gguf = {"gguf_file": spec.gguf_file} if spec.gguf_file and spec.tokenizer == spec.hub_id else {}
+        tok = AutoTokenizer.from_pretrained(spec.tokenizer, revision=spec.revision, **gguf)
     except OSError as e:
         raise _hub_error("tokenizer", spec.tokenizer, e) from None
     if tok.pad_token is None:  # GPT-2 family: pad with EOS; padding is masked from attention and loss
@@ -49,11 +51,26 @@ def load_model(spec: ModelSpec, family: Family):
         model = build_random(auto, spec.architecture)
     else:
         try:
-            model = auto.from_pretrained(spec.hub_id, revision=spec.revision)
+            model = auto.from_pretrained(spec.hub_id, revision=spec.revision,
+                                         **({"gguf_file": spec.gguf_file} if spec.gguf_file else {}))
         except OSError as e:
             raise _hub_error("model", spec.hub_id, e) from None
+        if spec.gguf_file:
+            model = _plain(auto, model)
     check_size(model, spec)
     return model
+
+
+def _plain(auto, model):
+    """A GGUF-loaded model as a plain one with the same (dequantized) weights: transformers refuses to
+    save_pretrained a model it loaded from GGUF, and the export must be an ordinary safetensors folder."""
+    import copy
+
+    config = copy.deepcopy(model.config)
+    del config.quantization_config  # the weights are plain fp32 now
+    plain = auto.from_config(config)
+    plain.load_state_dict(model.state_dict())
+    return plain
 
 
 def build_random(auto, architecture: dict):

@@ -28,6 +28,7 @@ class ModelSpec:
     # weights when init is random, and the shape the memory planner and the meta-device tests read
     architecture: Optional[dict[str, Any]] = None
     init: str = "pretrained"  # pretrained: the weights of hub_id; random: built from architecture
+    gguf_file: Optional[str] = None  # a GGUF file inside hub_id (a folder): transformers dequantizes it to fp32
 
     def __post_init__(self):
         parse_size(self.params)
