@@ -13,7 +13,7 @@ accumulation k and number of optimizer steps, so each timed run sees exactly the
   random-order batches (train_sampling_strategy="random", transformers 5's name for group_by_length=False),
   DataCollatorForSeq2Seq (pads input_ids to the longest in the batch and labels with -100).
 - "ours": the real path of src/lamini_lm/training/run.py: GlobalBatchSampler + TokenizedSet + Collate
-  (make_loader), build_module, conf/trainer/cpu.yaml + conf/optim/adamw.yaml (Hydra compose) with
+  (make_loader), Family.module, conf/trainer/cpu.yaml + conf/optim/adamw.yaml (Hydra compose) with
   accumulate_grad_batches=k, global batch m x k.
 
 Data: records of words that are one token in both tokenizers, so a text of n words is ~n tokens in both.
