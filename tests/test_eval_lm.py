@@ -100,3 +100,27 @@ def test_the_scores_land_in_the_exports_model_card(runs):
     assert len(results) == 8  # 4 available tasks x 2 settings; RACE (unavailable) is not claimed
     card = ModelCard.load(hf / "README.md")
     assert "## Use" in card.text and card.data.pipeline_tag == "text-generation"  # the rest of the card kept
+
+
+SUITE = """# a suite of one's own is one config file: two of the paper's tasks on the offline data
+name: two_tasks
+local: true
+tasks:
+  - {paper: PIQA, task: piqa_local, metric: acc_norm, include: piqa/piqa.yaml,
+     data: {format: arrow, split: validation, path: hf_datasets/piqa/plain_text/validation}}
+  - {paper: SST, task: sst2_local, metric: acc, include: glue/sst2/default.yaml,
+     data: {format: arrow, split: validation, path: hf_datasets/glue/sst2/validation}}
+"""
+
+
+def test_an_eval_suite_of_ones_own_is_one_config(runs, tmp_path):  # no module, no edit elsewhere
+    from lamini_lm.evaluation.run import run_lm_eval
+
+    (tmp_path / "conf" / "eval").mkdir(parents=True)
+    (tmp_path / "conf" / "eval" / "two_tasks.yaml").write_text(SUITE)
+    (summary,) = run_lm_eval(compose(tmp_path / "out", f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+                                     "eval=two_tasks", f"models={runs['root']}/gpt2/hf", "lm_eval.limit=4",
+                                     "wrapper=none"))
+    assert summary["suite"] == "two_tasks" and [r["paper"] for r in summary["tasks"]] == ["PIQA", "SST"]
+    assert all(r["status"] == "ok" and 0 <= r["value"] <= 1 for r in summary["tasks"])
+    assert {r["paper"]: (r["n"], r["n_total"]) for r in summary["tasks"]} == {"PIQA": (4, 1838), "SST": (4, 872)}
