@@ -15,6 +15,7 @@ HERD = ["t5_small", "t5_base", "t5_large", "flan_t5_small", "flan_t5_base", "fla
         "gpt2_large", "gpt2_xl"]
 TINY = ["tiny_t5", "tiny_gpt2", "tiny_gpt_neo", "tiny_llama"]
 REAL_OFFLINE = ["smollm2_135m"]  # a real pretrained student from the offline assets, not a paper model
+GENERIC = ["hf_causal_lm", "hf_seq2seq_lm"]  # any hub LM: model.hub_id and model.params given on the command line
 
 
 def _compose(*overrides, return_hydra_config=False):
@@ -22,7 +23,7 @@ def _compose(*overrides, return_hydra_config=False):
 
 
 def test_the_herd_is_table_3():
-    assert sorted(p.stem for p in Path(CONF, "model").glob("*.yaml")) == sorted(HERD + TINY + REAL_OFFLINE)
+    assert sorted(p.stem for p in Path(CONF, "model").glob("*.yaml")) == sorted(HERD + TINY + REAL_OFFLINE + GENERIC)
 
 
 @pytest.mark.parametrize("name", HERD + TINY)
@@ -43,6 +44,20 @@ def test_every_model_config_composes(name):
         assert m.tokenizer == m.hub_id and m.revision == "main"
     else:
         assert Path(m.tokenizer).is_dir() and m.init == "random"  # the real tokenizer from the offline assets
+
+
+@pytest.mark.parametrize("name", GENERIC)
+def test_the_generic_members_take_a_hub_id_and_name_themselves_after_it(name):
+    from lamini_lm.errors import UserError
+    from lamini_lm.models.spec import ModelSpec
+
+    with pytest.raises(UserError, match=r"model.hub_id: missing a value.*\(model.hub_id=\.\.\.\)"):
+        config.typed(_compose(f"model={name}", "model.params=1B").model, ModelSpec, "model")
+    m = config.typed(_compose(f"model={name}", "model.hub_id=org/Some-Model-1B", "model.params=1B").model, ModelSpec,
+                     "model")
+    assert (m.name, m.lamini_name, m.tokenizer, m.fsdp_block) == ("Some-Model-1B", "LaMini-Some-Model-1B",
+                                                                  "org/Some-Model-1B", "auto")
+    assert m.prompt_style == ("chat" if name == "hf_causal_lm" else None)
 
 
 @pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp", "ddp_cpu", "fsdp", "deepspeed"])

@@ -130,6 +130,7 @@ for _name, _fn in {
     "package_dir": lambda: str(PACKAGE_DIR),
     "asset": _asset,
     "wandb_mode": wandb_mode,
+    "basename": lambda path: Path(str(path)).name,  # a hub id's or folder's last part: Qwen/Qwen2.5-0.5B -> Qwen2.5-0.5B
 }.items():
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)

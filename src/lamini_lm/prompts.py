@@ -6,7 +6,8 @@ instruction exactly the way training did.
 
 LaMini-LM (like Stanford Alpaca) wraps decoder-only inputs in Alpaca's *no-input* prompt, with no
 newline after ``### Response:`` (LitGPT's Alpaca style adds one, which changes the tokens), and gives
-encoder-decoder models the raw instruction.
+encoder-decoder models the raw instruction. A chat model distilled today (Qwen, Llama, SmolLM instruct) keeps
+the turn format it was tuned on: ``chat`` renders its tokenizer's chat template once into a template.
 """
 
 from __future__ import annotations
@@ -48,10 +49,35 @@ STYLES: dict[str, PromptStyle] = {
 }
 
 
-def get(name: str) -> PromptStyle:
+CHAT = "chat"  # the tokenizer's own chat template (see chat)
+
+
+def get(name: str, tokenizer=None) -> PromptStyle:
+    """A style by name; ``chat`` needs the tokenizer whose template it renders."""
+    if name == CHAT:
+        if tokenizer is None:
+            raise UserError("prompt style 'chat' renders a tokenizer's chat template: it needs the model's tokenizer")
+        return chat(tokenizer)
     if name not in STYLES:
-        raise UserError(f"unknown prompt style '{name}'; known: {', '.join(STYLES)}")
+        raise UserError(f"unknown prompt style '{name}'; known: {', '.join([*STYLES, CHAT])}")
     return STYLES[name]
+
+
+def chat(tokenizer) -> PromptStyle:
+    """One user turn of the tokenizer's chat template, up to the assistant's reply, as a fixed template. The
+    rendered text (with its default system message, if the template adds one) is saved like any style, so
+    inference and evaluation wrap exactly as training did, without the template engine."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError(f"model.prompt_style=chat: the tokenizer {tokenizer.name_or_path} has no chat template; "
+                        f"choose one of {', '.join(STYLES)}")
+    mark = "\x00instruction\x00"
+    text = tokenizer.apply_chat_template([{"role": "user", "content": mark}], tokenize=False,
+                                         add_generation_prompt=True)
+    if text.count(mark) != 1:
+        raise UserError(f"model.prompt_style=chat: the chat template of {tokenizer.name_or_path} does not place the "
+                        f"user message once; choose one of {', '.join(STYLES)}")
+    before, after = (part.replace("{", "{{").replace("}", "}}") for part in text.split(mark))
+    return PromptStyle(CHAT, before + "{instruction}" + after)
 
 
 def load(folder: str | Path) -> PromptStyle:

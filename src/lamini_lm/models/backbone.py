@@ -61,6 +61,35 @@ def load_model(spec: ModelSpec, family: Family):
     return model
 
 
+def find_fsdp_block(spec: ModelSpec, family: Family) -> str:
+    """``model.fsdp_block`` as a dotted class name; ``auto`` finds it in the model class: the first of its own
+    ``_no_split_modules`` (the blocks transformers keeps whole on one device), looked up on the model built on the
+    meta device from its config (no weights read)."""
+    if spec.fsdp_block != "auto":
+        return spec.fsdp_block
+    import torch
+    from transformers import AutoConfig
+
+    if spec.architecture:  # the hub model's own shape, carried in the config: no file read
+        config = AutoConfig.for_model(**spec.architecture)
+    else:
+        try:
+            config = AutoConfig.from_pretrained(spec.hub_id, revision=spec.revision,
+                                                **({"gguf_file": spec.gguf_file} if spec.gguf_file else {}))
+        except OSError as e:
+            raise _hub_error("model config", spec.hub_id, e) from None
+    with torch.device("meta"):
+        model = family.auto().from_config(config)
+    names = list(getattr(model, "_no_split_modules", None) or [])
+    found = {type(m).__name__: type(m) for m in model.modules() if type(m).__name__ in names}
+    if not found:
+        raise UserError(f"model.fsdp_block=auto: {type(model).__name__} names no block class (_no_split_modules); "
+                        "set model.fsdp_block to its transformer block class, e.g. "
+                        "transformers.models.llama.modeling_llama.LlamaDecoderLayer")
+    cls = found[next(n for n in names if n in found)]
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _plain(auto, model):
     """A GGUF-loaded model as a plain one with the same (dequantized) weights: transformers refuses to
     save_pretrained a model it loaded from GGUF, and the export must be an ordinary safetensors folder."""

@@ -56,9 +56,10 @@ class Family:
 
         return getattr(transformers, self.auto_class)
 
-    def style(self, name: str | None = None) -> PromptStyle:
-        """The prompt style ``name`` (a model config's prompt_style), or this family's default."""
-        return prompts.get(name or self.default_prompt_style)
+    def style(self, name: str | None = None, tokenizer=None) -> PromptStyle:
+        """The prompt style ``name`` (a model config's prompt_style), or this family's default; ``chat`` renders
+        the tokenizer's chat template."""
+        return prompts.get(name or self.default_prompt_style, tokenizer)
 
     @staticmethod
     def context(model_config) -> int | None:
@@ -83,12 +84,13 @@ class Family:
         """Summed NLL over the micro-batch's target tokens (labels == IGNORE_INDEX are ignored)."""
         raise NotImplementedError
 
-    def module(self, backbone, model, optim):
+    def module(self, backbone, model, optim, tokenizer=None):
         """The LightningModule that trains this family (the shared one, which asks ``token_nll``), from the
-        backbone and the typed model and optimizer configs (ModelSpec, OptimSpec)."""
+        backbone and the typed model and optimizer configs (ModelSpec, OptimSpec); the tokenizer renders a
+        ``chat`` prompt style."""
         from lamini_lm.models.tuner import InstructionTuner
 
-        return InstructionTuner(backbone, self, model, optim)
+        return InstructionTuner(backbone, self, model, optim, tokenizer)
 
     # -- inference --------------------------------------------------------------------------------
     def generate(self, model, tokenizer, prompts: list[str], max_new_tokens: int = 128, **generate_kwargs) -> list[str]:

@@ -24,12 +24,12 @@ from lamini_lm.training.spec import OptimSpec
 
 
 class InstructionTuner(pl.LightningModule):
-    def __init__(self, backbone, family: Family, model: ModelSpec, optim: OptimSpec):
+    def __init__(self, backbone, family: Family, model: ModelSpec, optim: OptimSpec, tokenizer=None):
         super().__init__()
         self.model = backbone
         self.family = family
         self.optim = optim
-        self.style = family.style(model.prompt_style)
+        self.style = family.style(model.prompt_style, tokenizer)
         self.save_hyperparameters({"model": asdict(model), "optim": asdict(optim)})
 
     # -- loss ---------------------------------------------------------------------------------------

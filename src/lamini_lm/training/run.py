@@ -31,6 +31,11 @@ def _write_rank_record(output_dir: Path, rank: int, world_size: int, record: dic
 def train(cfg: DictConfig) -> dict:
     """Validate the config once, build model, data and trainer from it, fit, export, report."""
     spec = typed(cfg, TrainSpec)  # before the heavy imports: a wrong key fails in a second
+    if spec.model.fsdp_block == "auto":  # found once in the model class, and recorded as found
+        from lamini_lm.models.backbone import build_family, find_fsdp_block
+
+        cfg.model.fsdp_block = find_fsdp_block(spec.model, build_family(spec.model))
+        spec = typed(cfg, TrainSpec)
     record = redacted(cfg)  # what W&B, the rank records and the export keep of the config
 
     from lamini_lm.training import ddp_hydra
@@ -71,7 +76,7 @@ def _build(spec: TrainSpec):
     family = build_family(spec.model)
     tokenizer = load_tokenizer(spec.model)
     backbone = load_model(spec.model, family)
-    module = family.module(backbone, spec.model, spec.optim)
+    module = family.module(backbone, spec.model, spec.optim, tokenizer)
     data = spec.data
     datamodule = InstructionDataModule(
         instantiate(data.reader), tokenizer, module.style, family,
