@@ -50,12 +50,13 @@ def test_download_falls_back_to_a_clear_error(tmp_path):
         human.load_instructions(cfg.human)
 
 
-def _responses(folder: Path, models, ids):
+def _responses(folder: Path, models, ids, exports=None):
     folder.mkdir(parents=True)
     for m in models:
         with open(folder / f"{m}.jsonl", "w") as f:
             for i in ids:
-                f.write(json.dumps({"id": i, "model": m, "instruction": f"do {i}", "input": "", "response": f"reply {len(m)}-{i}"}) + "\n")
+                f.write(json.dumps({"id": i, "model": m, "instruction": f"do {i}", "input": "", "response": f"reply {len(m)}-{i}",
+                                    "export": (exports or {}).get(m)}) + "\n")
 
 
 def test_sheets_are_blinded_balanced_and_one_rater_per_instruction(tmp_path):
@@ -91,7 +92,10 @@ def test_ratings_are_ingested_per_model_with_figure6(tmp_path):
     from lamini_lm.evaluation import human
 
     models, ids = ["m1", "m2"], [f"t{i}" for i in range(10)]
-    _responses(tmp_path / "responses", models, ids)
+    export = tmp_path / "m1_export"  # m1 is a local export with a model card; m2 a hub id
+    export.mkdir()
+    (export / "README.md").write_text("---\nlicense: apache-2.0\n---\n# m1\n\nTrained by train.py.\n")
+    _responses(tmp_path / "responses", models, ids, {"m1": str(export)})
     cfg = compose(tmp_path / "out", f"human.responses={tmp_path / 'responses'}", f"human.sheets={tmp_path / 'sheets'}",
                   "human.raters=3")
     human.sheets(cfg.human, cfg.seed)
@@ -108,6 +112,15 @@ def test_ratings_are_ingested_per_model_with_figure6(tmp_path):
     assert counts == {"m1": {"A": 10, "B": 0, "C": 0, "D": 0}, "m2": {"A": 0, "B": 0, "C": 10, "D": 0}} or \
         counts == {"m2": {"A": 0, "B": 0, "C": 10, "D": 0}, "m1": {"A": 10, "B": 0, "C": 0, "D": 0}}
     assert (tmp_path / "out" / "figure6.png").exists() and (tmp_path / "out" / "human_eval.csv").exists()
+    # the summary reaches m1's card as model-index metadata, read back with huggingface_hub's own parser
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(export / "README.md")
+    shares = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert shares == {"rate-a": 100.0, "rate-b": 0.0, "rate-c": 0.0, "rate-d": 0.0}
+    assert card.data.license == "apache-2.0" and "Trained by train.py." in card.text
+    human.ingest(cfg.human, tmp_path / "out")  # again: replaced, not appended
+    assert len(ModelCard.load(export / "README.md").data.eval_results) == 4
     sheet = next((tmp_path / "sheets").glob("rater_*.csv"))
     sheet.write_text(sheet.read_text().replace(",A,", ",E,", 1).replace(",rate-c,", ",E,", 1))
     with pytest.raises(UserError, match=r"rater_\d\.csv:\d+: rating 'E'"):

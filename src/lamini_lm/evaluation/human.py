@@ -26,6 +26,7 @@ from lamini_lm.files import replacing
 # ingestion of ratings start without torch
 from lamini_lm.jsonl import iter_jsonl
 
+EXPORTS_FILE = "exports.json"  # in the sheets folder: model -> export folder
 SHEET_FIELDS = ("item_id", "instruction_id", "instruction", "input", "response", "rating", "comment")
 KEY_FIELDS = ("item_id", "instruction_id", "rater", "model")
 
@@ -128,8 +129,8 @@ def generate(h: HumanSpec, refs: list) -> Path:
         with open(path, "w", encoding="utf-8") as f:
             for r, (_, inp), resp in zip(rows, texts, responses):
                 f.write(json.dumps({"id": r["id"], "motivation_app": r["motivation_app"], "instruction": r["instruction"],
-                                    "input": inp, "model": ref.name, "prompt_style": style.name, "response": resp},
-                                   ensure_ascii=False) + "\n")
+                                    "input": inp, "model": ref.name, "prompt_style": style.name, "response": resp,
+                                    "export": ref.source if ref.local else None}, ensure_ascii=False) + "\n")
         print(f"{ref.name}: {len(responses)} responses -> {path}")
     return out
 
@@ -199,6 +200,8 @@ def sheets(h: HumanSpec, seed: int) -> Path:
         w = csv.DictWriter(f, fieldnames=KEY_FIELDS)
         w.writeheader()
         w.writerows(items)
+    # which export each model is, so the ratings can reach its model card (human_ingest)
+    (out / EXPORTS_FILE).write_text(json.dumps(exports(responses), indent=2) + "\n")
     (out / "GUIDE.txt").write_text(rating.RUBRIC + "\n\nFill the 'rating' column of your rater_<k>.csv with A, B, C or D.\n"
                                    "key.csv maps items to models: keep it away from the raters.\n")
     n = len(any_model)
@@ -206,6 +209,21 @@ def sheets(h: HumanSpec, seed: int) -> Path:
           f"({min(len(v) for v in by_rater.values()) // len(models)}-{max(len(v) for v in by_rater.values()) // len(models)} "
           "instructions each); key.csv is the unblinding key")
     return out
+
+
+def exports(responses: dict[str, dict[str, dict]]) -> dict[str, str]:
+    """model -> its export folder, for the models of ``responses`` (read_responses) that are local exports."""
+    return {m: next(iter(rs.values()))["export"] for m, rs in responses.items() if next(iter(rs.values())).get("export")}
+
+
+def to_cards(counts: dict[str, dict[str, int]], folders: dict[str, str], rater: str) -> None:
+    """Each model's Rate-A..D shares into its export's model card (model-index), where the export is at hand."""
+    from lamini_lm.evaluation import card
+
+    for model, c in counts.items():
+        folder = folders.get(model)
+        if folder and Path(folder).is_dir() and card.add_ratings(Path(folder), model, c, rater):
+            print(f"{model}: ratings by {rater} -> {Path(folder) / 'README.md'} (model-index)")
 
 
 def read_ratings(folder: Path) -> dict[str, str]:
@@ -264,5 +282,7 @@ def ingest(h: HumanSpec, out: Path) -> dict[str, dict[str, int]]:
     counts = count(rated_items(Path(h.sheets)))
     write_counts(counts, out / "human_eval.csv")
     figure6(counts, out / "figure6.png")
+    folders = Path(h.sheets) / EXPORTS_FILE
+    to_cards(counts, json.loads(folders.read_text()) if folders.exists() else {}, "human raters")
     print(f"{out / 'human_eval.csv'}\n{out / 'figure6.png'}")
     return counts

@@ -97,6 +97,7 @@ def _judge(j: JudgeSpec, h: HumanSpec, teacher: Teacher, out: Path) -> dict[str,
     counts = human.count(rated)
     human.write_counts(counts, out / "judge_eval.csv")
     figure6(counts, out / "figure6_judge.png", rater=f"LLM judge ({teacher.model})")
+    human.to_cards(counts, human.exports(responses), f"LLM judge {teacher.model}")
     print(f"{len(rated)} of {len(rows)} responses rated by {teacher.model} -> {out / 'judge_eval.csv'}, "
           f"{out / 'figure6_judge.png'}")
     sheets = Path(h.sheets)
