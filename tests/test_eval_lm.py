@@ -125,3 +125,23 @@ def test_an_eval_suite_of_ones_own_is_one_config(runs, tmp_path):  # no module, 
     assert summary["suite"] == "two_tasks" and [r["paper"] for r in summary["tasks"]] == ["PIQA", "SST"]
     assert all(r["status"] == "ok" and 0 <= r["value"] <= 1 for r in summary["tasks"])
     assert {r["paper"]: (r["n"], r["n_total"]) for r in summary["tasks"]} == {"PIQA": (4, 1838), "SST": (4, 872)}
+
+
+def test_a_rerun_into_the_same_folder_answers_from_lm_evals_cache(runs, tmp_path, monkeypatch):
+    """A killed evaluation resumes: lm-eval's request cache in the run folder answers what was answered."""
+    from lm_eval.models.huggingface import HFLM
+
+    from lamini_lm.evaluation.run import run_lm_eval
+
+    args = (f"models={runs['root']}/gpt2/hf", "eval=lamini15_local", "tasks=[RTE]", "lm_eval.limit=3")
+    (first,) = run_lm_eval(compose(tmp_path, *args))
+    assert len(list((tmp_path / "gpt2").glob("lm_cache_*"))) == 1
+
+    def asked(*args, **kwargs):
+        raise AssertionError("the model was asked again")
+
+    monkeypatch.setattr(HFLM, "_loglikelihood_tokens", asked)
+    (again,) = run_lm_eval(compose(tmp_path, *args))
+    assert again["tasks"] == first["tasks"]
+    with pytest.raises(AssertionError, match="asked again"):  # a request the cache does not hold reaches the model
+        run_lm_eval(compose(tmp_path, *args[:-1], "lm_eval.limit=4"))

@@ -9,6 +9,7 @@ metric, the task version and the status (``ok`` or ``unavailable``).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import re
@@ -80,6 +81,10 @@ def evaluate(ref: ModelRef, specs: list[TaskSpec], tm, settings: LmEvalSpec, wra
     out = out_dir / safe_name(ref.name)
     out.mkdir(parents=True, exist_ok=True)
     tracker = EvaluationTracker(output_path=str(out / "results.json"))
+    # lm-eval's request cache (sqlite, a row per answered request): a killed evaluation rerun into the same run
+    # folder answers only what is missing. Keyed by the exact weights, since lm-eval keys by request alone.
+    weights = ref.info.get("weights_sha256") or f"{ref.revision}"
+    cache = str(out / f"lm_cache_{hashlib.sha256(weights.encode()).hexdigest()[:12]}") if settings.cache else None
     names = [s.task for s in specs if s.available]
     log.info("evaluating %s on %d task(s), wrapper=%s", ref.name, len(names), style.name if style else "none")
     try:
@@ -87,7 +92,8 @@ def evaluate(ref: ModelRef, specs: list[TaskSpec], tm, settings: LmEvalSpec, wra
             model=lm, tasks=names, num_fewshot=settings.num_fewshot, limit=settings.limit,
             bootstrap_iters=settings.bootstrap_iters, log_samples=settings.log_samples,
             apply_chat_template=style is not None, task_manager=tm, evaluation_tracker=tracker,
-            random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed)
+            random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+            use_cache=cache)
     except ConnectionError as e:  # datasets' "Couldn't reach '<dataset>' on the Hub"
         raise UserError(f"{e}: the {suite_name} suite downloads its data from the Hugging Face Hub; "
                         "offline, use eval=lamini15_local") from None

@@ -23,6 +23,7 @@ class LmEvalSpec:
     limit: Optional[int] = None  # documents per task (smoke tests only)
     bootstrap_iters: int = 1000
     log_samples: bool = True
+    cache: bool = True  # lm-eval's request cache in the run folder: a rerun into it resumes
 
     def __post_init__(self):
         b = self.batch_size
