@@ -1,6 +1,6 @@
 """Stage 2: instruction-tune a student of the LaMini herd.
 
-    python train.py                                        # tiny GPT-2, bundled sample data, CPU, offline
+    python train.py                                        # SmolLM2-135M-Instruct, bundled sample data, CPU, offline
     python train.py model=tiny_t5 trainer=ddp_cpu          # encoder-decoder, 2 gloo processes
     python train.py -m model=t5_small,gpt2_xl trainer=ddp experiment=lamini_paper
 """

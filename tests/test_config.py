@@ -44,8 +44,8 @@ def test_every_stage_reads_the_same_wandb_key_and_rule(clean_wandb_env, monkeypa
     (["optim.betas=[0.9]"], ["betas=[0.9]", "two numbers"]),
     (["data=jsonl"], ["data.path: missing a value"]),
     (["data.subsets=[sharegpt]"], ["sharegpt", "self_instruct_without_topic"]),
-    (["model.architecture=null"], ["model.init=random needs model.architecture"]),
-    (["model.init=pretrained"], ["model.init=pretrained needs model.hub_id"]),
+    (["model=tiny_gpt2", "model.architecture=null"], ["model.init=random needs model.architecture"]),
+    (["model=tiny_gpt2", "model.init=pretrained"], ["model.init=pretrained needs model.hub_id"]),
     (["model=gpt2_xl", "model.init=scratch"], ["model.init=scratch", "pretrained, random"]),
     (["global_batch_size=0"], ["global_batch_size"]),
 ])
@@ -63,7 +63,7 @@ def test_the_typed_train_config_holds_plain_values():
 
     spec = config.typed(config.compose("train", ["paths.output_dir=/tmp/unused", "model=tiny_t5"]), TrainSpec)
     assert spec.optim.lr == spec.model.lr == 2e-3  # interpolations resolved
-    assert spec.data.val_size == 32 and isinstance(spec.data.val_size, int)  # a count stays a count
+    assert spec.data.val_size == 16 and isinstance(spec.data.val_size, int)  # a count stays a count
     assert spec.model.architecture["model_type"] == "t5" and spec.model.family["_target_"].endswith("EncoderDecoder")
 
 
@@ -71,7 +71,7 @@ def test_a_model_of_another_size_than_its_config_says_is_refused():
     from lamini_lm.models.backbone import build_family, load_model
     from lamini_lm.models.spec import ModelSpec
 
-    model = config.typed(config.compose("train", ["model.params=1B"]).model, ModelSpec, "model")
+    model = config.typed(config.compose("train", ["model=tiny_gpt2", "model.params=1B"]).model, ModelSpec, "model")
     with pytest.raises(UserError, match=r"model.params=1B but model 'tiny_gpt2' has 3.3M parameters"):
         load_model(model, build_family(model))
 

@@ -13,7 +13,7 @@ def test_generated_d_all_trains_directly(server, api_key, tmp_path):
     out = tmp_path / "gen"
     records = run(tiny(out, server.base_url))
     assert len(records) == 18
-    res = run_entry("train.py", "data=jsonl", f"data.path={out / 'd_all.jsonl'}", "data.val_size=2",
+    res = run_entry("train.py", "model=tiny_gpt2", "data=jsonl", f"data.path={out / 'd_all.jsonl'}", "data.val_size=2",
                     "global_batch_size=16", "micro_batch_size=8", "trainer.max_epochs=1", "logger=csv",
                     "callbacks.sample_generations.num_samples=1", "callbacks.sample_generations.max_new_tokens=4",
                     f"hydra.run.dir={tmp_path / 'train'}")

@@ -17,37 +17,37 @@ GOOD = {"instruction": "Say hi.", "response": "Hi!", "instruction_source": "alpa
 def test_a_broken_data_line_is_named_by_file_and_line(tmp_path, bad_line, message):
     data = tmp_path / "d_all.jsonl"
     data.write_text("\n".join([json.dumps(GOOD)] * 4 + [bad_line] + [json.dumps(GOOD)] * 3) + "\n")
-    res = run_entry("train.py", "data=jsonl", f"data.path={data}", f"hydra.run.dir={tmp_path / 'run'}",
+    res = run_entry("train.py", "model=tiny_gpt2", "data=jsonl", f"data.path={data}", f"hydra.run.dir={tmp_path / 'run'}",
                     "logger=csv")
     fails_with(res, f"{data}:5", message)
 
 
 def test_a_missing_data_file_is_named(tmp_path):
-    res = run_entry("train.py", "data=jsonl", f"data.path={tmp_path / 'nope.jsonl'}", f"hydra.run.dir={tmp_path}",
+    res = run_entry("train.py", "model=tiny_gpt2", "data=jsonl", f"data.path={tmp_path / 'nope.jsonl'}", f"hydra.run.dir={tmp_path}",
                     "logger=csv")
     fails_with(res, "nope.jsonl", "does not exist")
 
 
 def test_an_unreachable_hub_model_names_the_id_and_the_offline_way(tmp_path):
-    res = run_entry("train.py", "model=gpt2_xl", f"hydra.run.dir={tmp_path}", "logger=csv")
+    res = run_entry("train.py", "model=tiny_gpt2", "model=gpt2_xl", f"hydra.run.dir={tmp_path}", "logger=csv")
     fails_with(res, "'openai-community/gpt2-xl'", "model.init=random", "model=tiny_gpt2")
 
 
 def test_a_global_batch_the_devices_cannot_split_is_refused(tmp_path):
-    res = run_entry("train.py", "global_batch_size=30", "micro_batch_size=8", f"hydra.run.dir={tmp_path}",
+    res = run_entry("train.py", "model=tiny_gpt2", "global_batch_size=30", "micro_batch_size=8", f"hydra.run.dir={tmp_path}",
                     "logger=csv")
     fails_with(res, "global_batch_size=30", "micro_batch_size=8")
 
 
 def test_an_unreachable_hub_dataset_names_the_id_and_the_local_file_way(tmp_path):
-    res = run_entry("train.py", "data=lamini", f"hydra.run.dir={tmp_path}", "logger=csv")
+    res = run_entry("train.py", "model=tiny_gpt2", "data=lamini", f"hydra.run.dir={tmp_path}", "logger=csv")
     fails_with(res, "'MBZUAI/LaMini-instruction'", "data=jsonl")
 
 
 
 def test_a_wrong_config_value_is_one_line_naming_the_key(tmp_path):
     # the in-process cases are in test_config.py; this is the entry point's path to exit 2
-    res = run_entry("train.py", "model.lr=fast", f"hydra.run.dir={tmp_path}", "logger=csv")
+    res = run_entry("train.py", "model=tiny_gpt2", "model.lr=fast", f"hydra.run.dir={tmp_path}", "logger=csv")
     fails_with(res, "model.lr", "could not be converted to Float")
 
 

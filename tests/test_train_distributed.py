@@ -45,7 +45,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
     import torch
 
     # 2 epochs x 5 steps; dropout on (tiny_gpt2 keeps GPT-2's 0.1), so RNG state matters too
-    common = [*SMALL, "trainer.max_epochs=2", "callbacks.last_checkpoint.every_n_train_steps=1",
+    common = ["model=tiny_gpt2", *SMALL, "trainer.max_epochs=2", "callbacks.last_checkpoint.every_n_train_steps=1",
               "callbacks.sample_generations.num_samples=0", "+trainer.deterministic=true"]
     # Bit-identical weights are a property of one machine and one setting: the three runs share this process's
     # kernels (ATEN_CPU_CAPABILITY, MKL_ENABLE_INSTRUCTIONS are inherited), its thread count, set explicitly, and

@@ -56,6 +56,6 @@ def test_a_family_outside_the_package_trains_exports_and_generates(tmp_path):
 
 
 def test_a_family_that_is_not_a_family_class_is_one_line(tmp_path):
-    res = run_entry("train.py", "model.family._target_=collections.OrderedDict", f"hydra.run.dir={tmp_path}")
+    res = run_entry("train.py", "model=tiny_gpt2", "model.family._target_=collections.OrderedDict", f"hydra.run.dir={tmp_path}")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines()[-1].startswith("error: model.family._target_=collections.OrderedDict")

@@ -41,7 +41,7 @@ def test_a_second_owner_is_refused_and_a_killed_owner_blocks_nothing(tmp_path):
 def test_train_py_on_a_held_folder_stops_before_writing(tmp_path):
     proc = _hold(tmp_path)
     try:
-        res = run_entry("train.py", f"hydra.run.dir={tmp_path}", "logger=csv", timeout=120)
+        res = run_entry("train.py", "model=tiny_gpt2", f"hydra.run.dir={tmp_path}", "logger=csv", timeout=120)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -73,7 +73,7 @@ def test_a_resume_with_a_changed_recipe_is_refused_unless_allowed(tmp_path):
 
 @pytest.mark.slow
 def test_resuming_a_run_with_another_seed_stops_naming_the_keys(tmp_path):
-    small = ["data.limit=48", "data.val_size=8", "global_batch_size=8", "micro_batch_size=4", "trainer.max_epochs=1",
+    small = ["model=tiny_gpt2", "data.limit=48", "data.val_size=8", "global_batch_size=8", "micro_batch_size=4", "trainer.max_epochs=1",
              "logger=csv", "callbacks.sample_generations.num_samples=0", "export.enabled=false", f"hydra.run.dir={tmp_path}"]
     assert run_entry("train.py", *small).returncode == 0
     res = run_entry("train.py", *small, "seed=7", "trainer.max_epochs=2")
@@ -120,8 +120,8 @@ def test_a_run_folder_that_cannot_be_made_is_one_line_before_hydra(tmp_path, cap
 
 @pytest.mark.slow
 def test_a_failed_push_keeps_the_export_and_names_the_command(tmp_path):
-    res = run_entry("train.py", "data.limit=48", "data.val_size=8", "global_batch_size=8", "micro_batch_size=4",
-                    "trainer.max_epochs=1", "logger=csv", "callbacks.sample_generations.num_samples=0",
+    res = run_entry("train.py", "model=tiny_gpt2", "data.limit=48", "data.val_size=8", "global_batch_size=8",
+                    "micro_batch_size=4", "trainer.max_epochs=1", "logger=csv", "callbacks.sample_generations.num_samples=0",
                     "export.push_to_hub=someone/lamini-tiny", f"hydra.run.dir={tmp_path}")  # the Hub is offline here
     assert res.returncode == 2 and "Traceback" not in res.stderr
     line = res.stderr.strip().splitlines()[-1]
