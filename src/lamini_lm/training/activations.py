@@ -173,10 +173,11 @@ def _layers(d: dict, t: Dtypes, kern: str, device: str, b: int, s: int, s_src: i
 def estimate(d: dict, t: Dtypes, kern: str, device: str, micro_batch: int, length: int, target_length: int,
              checkpointing: bool) -> Activations:
     """The peak for ``micro_batch`` sequences of ``length`` tokens (T5: the encoder's input) with
-    ``target_length`` tokens in the loss (decoder-only: at most length; T5: the decoder's length)."""
+    ``target_length`` tokens in the loss (decoder-only: at most length - 1; T5: the decoder's length)."""
     b, h, enc_dec = micro_batch, d["h"], d["kind"] == "t5"
     s = target_length if enc_dec else length
-    targets = b * (target_length if enc_dec else min(target_length, length))
+    # decoder-only: position t predicts token t+1, so the last position is never a target
+    targets = b * (target_length if enc_dec else min(target_length, length - 1))
     layers = _layers(d, t, kern, device, b, s, length)
     if checkpointing:  # every block keeps its input; one block (the largest) is recomputed at a time
         layer_bytes = sum(n * kept for n, _, kept in layers) + max(full for _, full, _ in layers)

@@ -36,12 +36,14 @@ STRATEGIES = ("single", "ddp", "fsdp", "deepspeed")
 @dataclass(frozen=True)
 class Shape:
     """A model's parameter counts: in all, in its largest FSDP unit (the config's fsdp_block; T5's decoder
-    blocks are larger than its encoder blocks), how many blocks, and how many parameters they hold together."""
+    blocks are larger than its encoder blocks), how many blocks, and how many parameters they hold together; and the
+    bytes of its buffers (GPT-Neo's causal masks: 4 MB a layer), which every device holds whole."""
 
     params: int
     block_params: int
     blocks: int
     in_blocks: int
+    buffer_bytes: int = 0
 
     @property
     def root_params(self) -> int:  # what no block holds: embeddings, final norms, an untied output layer
@@ -69,7 +71,9 @@ def shape_of(model, block_class: type) -> Shape:
         raise UserError(f"model.fsdp_block={block_class.__module__}.{block_class.__qualname__} is not a module of "
                         f"this model: name its transformer block class")
     sizes = [sum(p.numel() for p in b.parameters()) for b in blocks]
-    return Shape(params=model.num_parameters(), block_params=max(sizes), blocks=len(blocks), in_blocks=sum(sizes))
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    return Shape(params=model.num_parameters(), block_params=max(sizes), blocks=len(blocks), in_blocks=sum(sizes),
+                 buffer_bytes=buffers)
 
 
 def per_device(shape: Shape, strategy: str, precision: str, devices: int) -> Memory:
@@ -81,18 +85,19 @@ def per_device(shape: Shape, strategy: str, precision: str, devices: int) -> Mem
     if devices < 1:
         raise UserError(f"devices={devices}: give the number of devices (trainer.devices x trainer.num_nodes)")
     stored, compute, moments = PRECISION[precision]
-    p, n = shape.params, devices
+    p, n, buf = shape.params, devices, shape.buffer_bytes
     if strategy == "single":
-        return Memory(stored * p, stored * p, moments * p)
+        return Memory(stored * p + buf, stored * p, moments * p)
     if strategy == "ddp":
-        return Memory(stored * p, 2 * stored * p, moments * p)  # gradients + their all-reduce buckets
+        return Memory(stored * p + buf, 2 * stored * p, moments * p)  # gradients + their all-reduce buckets
     if strategy == "fsdp":
         gathered = compute * (shape.root_params + 2 * shape.block_params)
-        return Memory(stored * p / n + gathered, stored * p / n + compute * shape.block_params, moments * p / n)
+        return Memory(stored * p / n + gathered + buf, stored * p / n + compute * shape.block_params,
+                      moments * p / n)
     # ZeRO-2: DeepSpeed holds the module in the compute dtype; under mixed precision its optimizer adds an fp32
     # master copy of the weights to the moments
     master = 4 if compute < stored else 0
-    return Memory(compute * p, compute * p / n, (master + moments) * p / n)
+    return Memory(compute * p + buf, compute * p / n, (master + moments) * p / n)
 
 
 def strategy_name(trainer_cfg) -> str:
