@@ -111,27 +111,38 @@ def child(member: str, b: int, length: int, target: int, ckpt: bool) -> None:
 
 
 def _measure(job):
-    member, (b, length, target, ckpt) = job
+    member, (b, length, target, ckpt), cache = job
+    key = [member, b, length, target, ckpt]
+    if cache and os.path.exists(cache):  # a measurement does not depend on the planner: reuse it
+        with open(cache) as f:
+            for line in f:
+                entry = json.loads(line)
+                if entry["point"] == key:
+                    return entry["result"], entry["secs"]
     t0 = time.time()
     res = subprocess.run([sys.executable, __file__, "--child", member, str(b), str(length), str(target),
                           str(int(ckpt))], capture_output=True, text=True, env={**os.environ, **CHILD_ENV})
     if res.returncode:
         raise SystemExit(f"{member} {b}x{length}: the child failed\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1]), time.time() - t0
+    result, secs = json.loads(res.stdout.strip().splitlines()[-1]), time.time() - t0
+    if cache:
+        with open(cache, "a") as f:
+            f.write(json.dumps({"point": key, "result": result, "secs": secs}) + "\n")
+    return result, secs
 
 
-def peak_table(members, points_per: int, jobs: int) -> None:
+def peak_table(members, points_per: int, jobs: int, cache: str | None) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from lamini_lm.training import plan
 
-    todo = [(m, p) for m in members for p in POINTS[plan.setup(_cfg(m)).family][:points_per]]
+    todo = [(m, p, cache) for m in members for p in POINTS[plan.setup(_cfg(m)).family][:points_per]]
     print("| member | micro-batch | length | target | ckpt | states GB | activations GB | predicted GB | "
           "measured GB | predicted / measured | activations measured / predicted | s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     worst = 0.0
     with ThreadPoolExecutor(jobs) as pool:  # memory is per process: concurrent children change time only
-        for (member, (b, length, target, ckpt)), (m, secs) in zip(todo, pool.map(_measure, todo)):
+        for (member, (b, length, target, ckpt), _), (m, secs) in zip(todo, pool.map(_measure, todo)):
             _, pt = predicted(member, b, length, target, ckpt)
             measured = m["peak"] - m["baseline"]
             ratio = pt.total / measured
@@ -154,7 +165,8 @@ def saved_table(members) -> None:
             s, pt = predicted(member, b, length, target, False)
             family, model = _model(member, False)
             kept = kept_bytes(family, model, batch(family, model.config.vocab_size, b, length, target))
-            planned = pt.acts.layers + pt.acts.other + pt.acts.loss / 3  # the loss keeps one fp32 V x targets
+            rows = b * (target if s.family == "encoder-decoder" else min(target, length - 1))
+            planned = pt.acts.layers + pt.acts.other + 4 * s.dims["vocab"] * rows  # the loss keeps one fp32 row
             print(f"{member:18s} {b:3d} {length:4d} {target:4d} {kept / 1e6:9.1f} {planned / 1e6:10.1f} "
                   f"{planned / kept:6.3f}", flush=True)
 
@@ -165,6 +177,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=MEMBERS, help="members to run")
     ap.add_argument("--points", type=int, default=len(POINTS["decoder-only"]), help="points per member")
     ap.add_argument("--jobs", type=int, default=2, help="children at a time")
+    ap.add_argument("--cache", help="a JSONL file of measurements: points found there are not measured again")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -172,7 +185,7 @@ def main() -> None:
         child(member, int(b), int(length), int(target), ckpt == "1")
         return
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
-    saved_table(a.only) if a.saved else peak_table(a.only, a.points, a.jobs)
+    saved_table(a.only) if a.saved else peak_table(a.only, a.points, a.jobs, a.cache)
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 

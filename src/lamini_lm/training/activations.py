@@ -29,7 +29,9 @@ r the residual stream's dtype (fp32 unless bf16-true), c the compute dtype, m a 
   intermediates.
 - The loss (models/families.py projects only the target positions onto the vocabulary): log_softmax keeps
   fp32 logits (4V per target token); at the start of backward nll_loss's and log_softmax's gradients join them,
-  3 x 4V per target token, while every layer's activations are still alive. That is the peak we plan.
+  3 x 4V per target token, while every layer's activations are still alive; then the output layer's weight
+  gradient (V h, new beside the accumulated one) joins the logits' gradient, which matters for few targets.
+  That is the peak we plan.
 
 Activation checkpointing (checkpoint_wrapper on every block, as conf/trainer/fsdp.yaml's
 activation_checkpointing_policy does): each block keeps only its input (r h per token); in backward one block
@@ -190,4 +192,7 @@ def estimate(d: dict, t: Dtypes, kern: str, device: str, micro_batch: int, lengt
         other += b * length * t.residual * h
         if kern == "fused" and device == "cuda":  # the position bias + mask, one (b, heads, s, s) per stack
             other += b * d["heads"] * t.compute * (length * length + s * s)
-    return Activations(layers=layer_bytes, other=other, loss=3 * 4 * d["vocab"] * targets)
+    # backward of the loss: its fp32 log-probabilities + nll_loss's and log_softmax's gradients; then the output
+    # layer's weight gradient, new beside the one accumulation holds, next to the logits' gradient
+    loss = max(3 * 4 * d["vocab"] * targets, 4 * d["vocab"] * targets + t.residual * d["vocab"] * h)
+    return Activations(layers=layer_bytes, other=other, loss=loss)
