@@ -1,7 +1,7 @@
 """Benchmark: the memory planner's prediction against the peak memory of real fp32 training steps on this CPU.
 
-    PYTHONPATH=$PWD/src:$PWD python bench/memory_planner.py            # every point, a fresh process each (~10 min)
-    PYTHONPATH=$PWD/src:$PWD python bench/memory_planner.py --saved    # in-process: kept bytes only (~1 min)
+    PYTHONPATH=$PWD/src:$PWD python bench/memory_planner.py --jobs 3   # 24 points, a fresh process each
+    PYTHONPATH=$PWD/src:$PWD python bench/memory_planner.py --saved    # in process: kept bytes only
     PYTHONPATH=$PWD/src:$PWD python bench/memory_planner.py --only gpt2 --points 1
 
 The small herd members at their true shapes (conf/model/*.yaml `architecture`, random init): gpt2 (124M),
@@ -9,20 +9,21 @@ t5_small, flan_t5_small, gpt_neo_125m, cerebras_gpt_111m, smollm2_135m; at sever
 without and with activation checkpointing (torch's checkpoint_wrapper on every `model.fsdp_block`, which is what
 conf/trainer/fsdp.yaml's activation_checkpointing_policy applies).
 
-Peak (default): one child process per point (two at a time, --jobs), with glibc told to give every block of
-64 KiB or more back when freed (MALLOC_MMAP_THRESHOLD_, see CHILD_ENV), so that RSS follows the tensors. It imports
-everything, records its peak RSS (ru_maxrss) as the baseline, builds the model, runs one small step (1 sequence of 8 tokens: forward, backward, fused AdamW step) so
-that the optimizer state and every gradient exist, as they do in a step under gradient accumulation, then the
-measured micro-batch: forward, backward (accumulating into the gradients), AdamW step. Measured = ru_maxrss at
-the end - baseline. Predicted = lamini_lm.training.plan's peak for trainer=cpu (single device, 32-true, the kernel
-the CPU picks): weights + gradients + AdamW state + activations at the start of backward. Error sources: RSS
-counts pages, not tensors (blocks under 64 KiB still share heap pages, oneDNN/MKL scratch buffers, thread
-stacks), and the baseline's import-time peak may hide a little of the run's. ru_maxrss is a high-water mark, so it cannot miss a
-short-lived peak.
+Peak (default): one child process per point (--jobs at a time), with glibc told to give every block of 64 KiB or
+more back when freed (MALLOC_MMAP_THRESHOLD_, see CHILD_ENV), so that RSS follows the tensors. It imports
+everything, records its peak RSS (ru_maxrss) as the baseline, builds the model, runs one small step (1 sequence
+of 8 tokens: forward, backward, fused AdamW step) so that the optimizer state and every gradient exist, as they
+do in a step under gradient accumulation, then the measured micro-batch: forward, backward (accumulating into the
+gradients), AdamW step. Measured = ru_maxrss at the end - baseline. Predicted = lamini_lm.training.plan's peak for
+trainer=cpu (single device, 32-true, the kernel the CPU picks): weights + gradients + AdamW state + activations at
+the start of backward. Error sources: RSS counts pages, not tensors (blocks under 64 KiB still share heap pages,
+oneDNN/MKL scratch buffers, thread stacks), and the baseline's import-time peak may hide a little of the run's.
+ru_maxrss is a high-water mark, so it cannot miss a short-lived peak.
 
 --saved: in this process, the bytes autograd keeps after the forward (saved_tensors_hooks, each storage once,
 parameters and buffers excluded: the planner counts buffers with the weights) against the planner's activations
-without the loss's backward transient (layers + other + the fp32 log-probabilities). The arithmetic check of training/activations.py, tensor class by tensor class.
+without the loss's backward transient (layers + other + the fp32 log-probabilities): the arithmetic check of
+training/activations.py.
 """
 
 from __future__ import annotations

@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from lamini_lm.errors import UserError
 
 ATTENTION = ("auto", "fused", "math")
-DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ def _mlp(d: dict, t: Dtypes) -> float:
     f, c, act = d["f"], t.compute, d["act"]
     if act == "silu":  # Llama: silu's input and output, up's output, their product (down's input)
         return 4 * c * f
-    if act.startswith("gated-"):  # T5 v1.1: wi_0 -> gelu_new (4 kept), wi_1, the product's two inputs, dropout, wo's input
+    if act.startswith("gated-"):  # T5 v1.1: gelu_new(wi_0) keeps 4, wi_1, the product, dropout, wo's input
         return (4 + 1 + 1 + 1) * c * f + t.mask * f
     if act == "relu":  # relu's output is wo's input; T5 drops out in between
         return c * f + (t.mask + c if t.mask else 0) * f
@@ -133,17 +132,16 @@ def _attention(d: dict, t: Dtypes, kern: str, device: str) -> tuple[float, float
     """Bytes one attention keeps (its output projection's input included): per query token, per key token, and
     per query x key pair."""
     c, heads, i, kv = t.compute, d["heads"], d["i"], d["kv"]
-    casts = 2 * t.cast * d["h"] if d["kind"] != "gpt2" else 0  # k and v projections cast their input apart
     if kern == "fused":
         extra = 2 * c * i if device == "cpu" and d["kind"] == "gpt2" else 0  # CPU: contiguous copies of q and v
-        return c * 2 * i + extra + 4 * heads, c * 2 * kv + casts, 0.0  # q and output (+ logsumexp); k and v
+        return c * 2 * i + extra + 4 * heads, c * 2 * kv, 0.0  # q and output (+ logsumexp); k and v
     if d["kind"] == "gpt_neo":  # eager: fp32 q and k, softmax in fp32 (+ its cast), v, merged heads
         pair = 4 + t.cast + ((t.mask + c) if d["attn_dropout"] > 0 else 0)
-        return 4 * i + c * i, 4 * i + c * i + casts, heads * pair
+        return 4 * i + c * i, 4 * i + c * i, heads * pair
     # SDPA's math fallback (or eager): scaled copies of q and k, v, the output projection's input
     drop = d["attn_dropout"] > 0
     pair = c + ((2 * c if device == "cpu" else 1 + c) if drop else 0)
-    return 2 * c * i, 2 * c * i + casts, heads * pair
+    return 2 * c * i, 2 * c * i, heads * pair
 
 
 def _norm(d: dict, t: Dtypes, readers: int = 1) -> float:
@@ -166,9 +164,10 @@ def _layers(d: dict, t: Dtypes, kern: str, device: str, b: int, s: int, s_src: i
         return [(d["layers"], b * (self_attn + mlp), b * s * t.residual * h)]
     enc = (_norm(d, t, qkv_readers) * h + q + k + m * h) * s_src + pair * s_src * s_src \
         + (_norm(d, t, ffn_readers) * h + _mlp(d, t) + m * h) * s_src
-    # cross-attention: queries from the decoder, keys and values from the encoder output
-    cross = (_norm(d, t, 1) * h + q + m * h) * s + k * s_src + pair * s * s_src
-    dec = self_attn - m * h * s + cross + mlp + m * h * s
+    # cross-attention: queries from the decoder, keys and values from the encoder output (which the k and v
+    # projections each cast apart under autocast)
+    cross = (_norm(d, t, 1) * h + q + m * h) * s + (k + 2 * t.cast * h) * s_src + pair * s * s_src
+    dec = self_attn + cross + mlp  # three dropouts: after self-attention and the MLP (in self_attn), cross
     return [(d["layers"], b * enc, b * s_src * t.residual * h), (d["decoder_layers"], b * dec, b * s * t.residual * h)]
 
 

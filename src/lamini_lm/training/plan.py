@@ -52,8 +52,6 @@ class Point:
 
 
 def setup(cfg) -> Setup:
-    from hydra.utils import get_class
-
     from lamini_lm.models.backbone import build_family
 
     spec, model = memory.meta_model(cfg)
@@ -63,7 +61,6 @@ def setup(cfg) -> Setup:
     if cfg.trainer.precision not in memory.PRECISION:
         raise UserError(f"trainer.precision={cfg.trainer.precision}: the planner knows {', '.join(memory.PRECISION)}")
     kern = activations.kernel(d, cfg.plan.attention, device, model.config._attn_implementation)
-    get_class(spec.fsdp_block)  # checked by memory.plan; named here for the reader
     return Setup(spec.name, build_family(spec).architecture, shape, d, strategy, world, cfg.trainer.precision,
                  device, kern)
 
