@@ -95,6 +95,10 @@ def child(member: str, b: int, length: int, target: int, ckpt: bool) -> None:
     rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # noqa: E731  (KiB on Linux)
     baseline = rss()
     family, model = _model(member, ckpt)
+    # T5's decoder fills its key/value cache inside each block, which a checkpointed block's recompute does not
+    # repeat the same way (torch's CheckpointError); training does not need the cache (transformers' own
+    # gradient_checkpointing_enable turns it off too)
+    model.config.use_cache = not ckpt
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)  # as models/tuner.py
     vocab = model.config.vocab_size
 
@@ -132,12 +136,24 @@ def _measure(job):
     return result, secs
 
 
-def peak_table(members, points_per: int, jobs: int, cache: str | None) -> None:
+def _cached(cache: str | None) -> list:
+    if not cache or not os.path.exists(cache):
+        return []
+    with open(cache) as f:
+        return [json.loads(line)["point"] for line in f]
+
+
+def peak_table(members, points_per: int, jobs: int, cache: str | None, cached_only: bool = False) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from lamini_lm.training import plan
 
-    todo = [(m, p, cache) for m in members for p in POINTS[plan.setup(_cfg(m)).family][:points_per]]
+    families = {m: plan.setup(_cfg(m)).family for m in members}
+    # point-major: every member's first point before anyone's second, so a cut-short run still covers all members
+    todo = [(m, POINTS[families[m]][i], cache) for i in range(points_per) for m in members]
+    if cached_only:  # print what the cache holds, member by member, measuring nothing
+        done = _cached(cache)
+        todo = sorted((t for t in todo if [t[0], *t[1]] in done), key=lambda t: members.index(t[0]))
     print("| member | micro-batch | length | target | ckpt | states GB | activations GB | predicted GB | "
           "measured GB | predicted / measured | activations measured / predicted | s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
@@ -179,6 +195,7 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=len(POINTS["decoder-only"]), help="points per member")
     ap.add_argument("--jobs", type=int, default=2, help="children at a time")
     ap.add_argument("--cache", help="a JSONL file of measurements: points found there are not measured again")
+    ap.add_argument("--cached", action="store_true", help="only the points --cache holds (measure nothing)")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -186,7 +203,7 @@ def main() -> None:
         child(member, int(b), int(length), int(target), ckpt == "1")
         return
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
-    saved_table(a.only) if a.saved else peak_table(a.only, a.points, a.jobs, a.cache)
+    saved_table(a.only) if a.saved else peak_table(a.only, a.points, a.jobs, a.cache, a.cached)
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 
