@@ -148,7 +148,8 @@ def peak_table(members, points_per: int, jobs: int, cache: str | None, cached_on
 
     families = {m: plan.setup(_cfg(m)).family for m in members}
     # point-major: every member's first point before anyone's second, so a cut-short run still covers all members
-    todo = [(m, POINTS[families[m]][i], cache) for i in range(points_per) for m in members]
+    todo = [(m, POINTS[families[m]][i], cache) for i in range(points_per) for m in members
+            if i < len(POINTS[families[m]])]
     if cached_only:  # print what the cache holds, member by member, measuring nothing
         done = _cached(cache)
         todo = sorted((t for t in todo if [t[0], *t[1]] in done), key=lambda t: members.index(t[0]))
