@@ -1,4 +1,4 @@
-"""The memory planner's first slice: weights, gradients and optimizer state per device under DDP, FSDP
+"""The memory planner's states: weights, gradients and optimizer state per device under DDP, FSDP
 full-shard and DeepSpeed ZeRO-2, from the herd's meta-device parameter counts."""
 
 import pytest
@@ -49,19 +49,30 @@ def test_sharding_is_what_lets_the_big_members_fit_40_gb():
 def test_a_device_count_the_planner_cannot_use_is_one_line():
     with pytest.raises(UserError, match="trainer.devices=-1"):
         _plan("trainer=ddp")  # all GPUs of a node: the planner needs the number
-    res = run_entry("-m", "lamini_lm.training.memory", "model=gpt2_xl", "trainer=ddp")
+    res = run_entry("-m", "lamini_lm.training.plan", "model=gpt2_xl", "trainer=ddp")
     assert res.returncode == 2 and res.stderr.strip().startswith("error: trainer.devices=-1"), res.stderr
     assert "Traceback" not in res.stderr
 
 
 def test_the_command_prints_the_split():
-    res = run_entry("-m", "lamini_lm.training.memory", "model=flan_t5_large", "trainer=fsdp", "trainer.devices=8")
+    res = run_entry("-m", "lamini_lm.training.plan", "model=flan_t5_large", "trainer=fsdp", "trainer.devices=8")
     assert res.returncode == 0, res.stderr[-2000:]
     out = res.stdout
-    assert "flan_t5_large: 783.2M parameters" in out and "in 48 blocks" in out  # 24 encoder + 24 decoder
-    assert "fsdp on 8 device(s), bf16-mixed" in out
-    for part in ("weights", "gradients", "optimizer", "total"):
-        assert f"  {part}" in out
+    assert "flan_t5_large: 783.2M parameters, bf16-mixed on 8 cuda device(s) (trainer: fsdp)" in out
+    assert "| weights | gradients | optimizer | activations (of which loss) | total |" in out
+    assert out.count("| fsdp | ") >= 4  # micro-batches 1 and 8, without and with checkpointing
+
+
+def test_buffers_are_held_whole_on_every_device():
+    # GPT-Neo keeps a causal-mask buffer in every attention layer (bool, max_positions^2): not a parameter, not sharded
+    shape = _plan("model=gpt_neo_125m", "trainer=fsdp", "trainer.devices=8")[0]
+    arch = config.compose("train", ["model=gpt_neo_125m"]).model.architecture
+    assert shape.buffer_bytes >= arch.num_layers * arch.max_position_embeddings ** 2
+    assert _plan("model=gpt2", "trainer=fsdp", "trainer.devices=8")[0].buffer_bytes < 1e6
+    for strategy in ("single", "ddp", "fsdp", "deepspeed"):
+        with_buf = per_device(Shape(1000, 10, 10, 100, buffer_bytes=123), strategy, "bf16-mixed", 4)
+        without = per_device(Shape(1000, 10, 10, 100), strategy, "bf16-mixed", 4)
+        assert with_buf.weights - without.weights == 123
 
 
 def test_t5s_root_is_what_its_blocks_leave():

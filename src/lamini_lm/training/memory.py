@@ -1,7 +1,7 @@
 """Per-device training memory of a herd member under a strategy and precision: its weights, gradients and AdamW
 state, from the parameter counts of the model built on the meta device (nothing allocated, no Hub).
 
-    python -m lamini_lm.training.memory model=gpt2_xl trainer=fsdp trainer.devices=8
+The planner's command (activations, the largest micro-batch, accumulation, run time) is lamini_lm.training.plan.
 
 The accounting of the ZeRO paper (Rajbhandari et al., 2020, Section 3.1: Psi parameters, AdamW under mixed
 precision keeps K = 12 bytes of optimizer state each), with what the strategies here really allocate:
@@ -13,9 +13,6 @@ precision keeps K = 12 bytes of optimizer state each), with what the strategies 
   dtype, and one block's gradients wait unsharded for their reduce-scatter.
 - deepspeed (DeepSpeedStrategy, ZeRO stage 2): weights whole on every device in the compute dtype; gradients and
   optimizer state (under mixed precision: the fp32 master weights + AdamW's two moments) sharded.
-
-Not yet here (issue 12, item 2): activations, the largest micro-batch that fits, the derived accumulation and the
-time of experiment=lamini_paper from a tokens/s figure.
 """
 
 from __future__ import annotations
@@ -39,12 +36,14 @@ STRATEGIES = ("single", "ddp", "fsdp", "deepspeed")
 @dataclass(frozen=True)
 class Shape:
     """A model's parameter counts: in all, in its largest FSDP unit (the config's fsdp_block; T5's decoder
-    blocks are larger than its encoder blocks), how many blocks, and how many parameters they hold together."""
+    blocks are larger than its encoder blocks), how many blocks, and how many parameters they hold together; and the
+    bytes of its buffers (GPT-Neo's causal masks: 4 MB a layer), which every device holds whole."""
 
     params: int
     block_params: int
     blocks: int
     in_blocks: int
+    buffer_bytes: int = 0
 
     @property
     def root_params(self) -> int:  # what no block holds: embeddings, final norms, an untied output layer
@@ -72,7 +71,9 @@ def shape_of(model, block_class: type) -> Shape:
         raise UserError(f"model.fsdp_block={block_class.__module__}.{block_class.__qualname__} is not a module of "
                         f"this model: name its transformer block class")
     sizes = [sum(p.numel() for p in b.parameters()) for b in blocks]
-    return Shape(params=model.num_parameters(), block_params=max(sizes), blocks=len(blocks), in_blocks=sum(sizes))
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    return Shape(params=model.num_parameters(), block_params=max(sizes), blocks=len(blocks), in_blocks=sum(sizes),
+                 buffer_bytes=buffers)
 
 
 def per_device(shape: Shape, strategy: str, precision: str, devices: int) -> Memory:
@@ -84,18 +85,19 @@ def per_device(shape: Shape, strategy: str, precision: str, devices: int) -> Mem
     if devices < 1:
         raise UserError(f"devices={devices}: give the number of devices (trainer.devices x trainer.num_nodes)")
     stored, compute, moments = PRECISION[precision]
-    p, n = shape.params, devices
+    p, n, buf = shape.params, devices, shape.buffer_bytes
     if strategy == "single":
-        return Memory(stored * p, stored * p, moments * p)
+        return Memory(stored * p + buf, stored * p, moments * p)
     if strategy == "ddp":
-        return Memory(stored * p, 2 * stored * p, moments * p)  # gradients + their all-reduce buckets
+        return Memory(stored * p + buf, 2 * stored * p, moments * p)  # gradients + their all-reduce buckets
     if strategy == "fsdp":
         gathered = compute * (shape.root_params + 2 * shape.block_params)
-        return Memory(stored * p / n + gathered, stored * p / n + compute * shape.block_params, moments * p / n)
+        return Memory(stored * p / n + gathered + buf, stored * p / n + compute * shape.block_params,
+                      moments * p / n)
     # ZeRO-2: DeepSpeed holds the module in the compute dtype; under mixed precision its optimizer adds an fp32
     # master copy of the weights to the moments
     master = 4 if compute < stored else 0
-    return Memory(compute * p, compute * p / n, (master + moments) * p / n)
+    return Memory(compute * p + buf, compute * p / n, (master + moments) * p / n)
 
 
 def strategy_name(trainer_cfg) -> str:
@@ -115,10 +117,9 @@ def strategy_name(trainer_cfg) -> str:
                     "DeepSpeed stage 2")
 
 
-def plan(cfg) -> tuple[Shape, str, int, Memory]:
-    """The memory of a composed train config's model under its trainer, per device."""
+def meta_model(cfg):
+    """The typed model config of a composed train config and its model built on the meta device."""
     import torch
-    from hydra.utils import get_class
 
     from lamini_lm.config import typed
     from lamini_lm.models.backbone import build_family, build_random
@@ -127,47 +128,24 @@ def plan(cfg) -> tuple[Shape, str, int, Memory]:
     spec = typed(cfg.model, ModelSpec, "model")
     if not spec.architecture:
         raise UserError(f"model.architecture: model '{spec.name}' carries none, so it cannot be sized offline")
-    devices, nodes = cfg.trainer.devices, cfg.trainer.get("num_nodes", 1)
+    with torch.device("meta"):
+        return spec, build_random(build_family(spec).auto(), spec.architecture)
+
+
+def world_size(trainer_cfg) -> int:
+    devices, nodes = trainer_cfg.devices, trainer_cfg.get("num_nodes", 1)
     if not isinstance(devices, int) or devices < 1:
         raise UserError(f"trainer.devices={devices}: give the number of devices per node")
-    with torch.device("meta"):
-        model = build_random(build_family(spec).auto(), spec.architecture)
-    shape = shape_of(model, get_class(spec.fsdp_block))
+    return devices * nodes
+
+
+def plan(cfg, model=None) -> tuple[Shape, str, int, Memory]:
+    """The memory of a composed train config's model under its trainer, per device (``model``: its meta model,
+    when the caller has built it)."""
+    from hydra.utils import get_class
+
+    world = world_size(cfg.trainer)
+    model = meta_model(cfg)[1] if model is None else model
+    shape = shape_of(model, get_class(cfg.model.fsdp_block))
     strategy = strategy_name(cfg.trainer)
-    return shape, strategy, devices * nodes, per_device(shape, strategy, cfg.trainer.precision, devices * nodes)
-
-
-def report(cfg) -> str:
-    shape, strategy, world, mem = plan(cfg)
-    lines = [f"{cfg.model.name}: {shape.params / 1e6:,.1f}M parameters ({shape.in_blocks / 1e6:,.1f}M in {shape.blocks} "
-             f"blocks of up to {shape.block_params / 1e6:.1f}M), {strategy} on {world} device(s), "
-             f"{cfg.trainer.precision}; per device:"]
-    for part in ("weights", "gradients", "optimizer"):
-        lines.append(f"  {part:12s} {getattr(mem, part) / GB:8.2f} GB")
-    lines.append(f"  {'total':12s} {mem.total / GB:8.2f} GB  (+ activations, not yet planned)")
-    return "\n".join(lines)
-
-
-def main(argv=None) -> None:
-    import sys
-
-    from lamini_lm.config import compose
-    from lamini_lm.errors import exit_on_user_error
-
-    from hydra.errors import HydraException
-
-    overrides = list(sys.argv[1:] if argv is None else argv)
-
-    @exit_on_user_error
-    def run():
-        try:
-            cfg = compose("train", ["paths.output_dir=/tmp/unused", *overrides])
-        except HydraException as e:  # an unknown choice or key: Hydra's own message, one line
-            raise UserError(str(e).splitlines()[0]) from None
-        print(report(cfg))
-
-    run()
-
-
-if __name__ == "__main__":
-    main()
+    return shape, strategy, world, per_device(shape, strategy, cfg.trainer.precision, world)

@@ -1,0 +1,234 @@
+"""The planner: per-device memory of a training micro-batch (weights, gradients, optimizer state, activations with
+and without activation checkpointing) under DDP, FSDP full-shard and ZeRO-2, the largest micro-batch that fits a
+device, the accumulation that makes the global batch, and the time of the run on D_ALL.
+
+    python -m lamini_lm.training.plan model=gpt2 experiment=lamini_paper trainer.devices=8 plan.tokens_per_s=30000
+    python -m lamini_lm.training.plan model=gpt2_xl trainer=fsdp trainer.devices=8 plan.measure=true
+
+It composes conf/plan.yaml: the train config (every group) plus the `plan` keys. The peak planned is that of a
+step under gradient accumulation (gradients already held while a micro-batch runs forward and backward):
+weights + gradients + optimizer state (training/memory.py) + activations at the start of backward
+(training/activations.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from lamini_lm.errors import UserError
+from lamini_lm.training import activations, memory
+
+GB = memory.GB
+STRATEGIES = ("ddp", "fsdp", "deepspeed")  # what the table compares (one device: single)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a plan depends on, from the composed config."""
+
+    name: str
+    family: str  # decoder-only | encoder-decoder
+    shape: memory.Shape
+    dims: dict
+    strategy: str  # the trainer's
+    world: int
+    precision: str
+    device: str  # cpu | cuda: the trainer's accelerator
+    kernel: str  # fused | math (training/activations.py)
+
+
+@dataclass(frozen=True)
+class Point:
+    strategy: str
+    checkpointing: bool
+    micro_batch: int
+    states: memory.Memory
+    acts: activations.Activations
+
+    @property
+    def total(self) -> float:
+        return self.states.total + self.acts.total
+
+
+def setup(cfg) -> Setup:
+    from lamini_lm.models.backbone import build_family
+
+    spec, model = memory.meta_model(cfg)
+    shape, strategy, world, _ = memory.plan(cfg, model)
+    d = activations.dims(spec.architecture)
+    device = "cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu"
+    if cfg.trainer.precision not in memory.PRECISION:
+        raise UserError(f"trainer.precision={cfg.trainer.precision}: the planner knows {', '.join(memory.PRECISION)}")
+    kern = activations.kernel(d, cfg.plan.attention, device, model.config._attn_implementation)
+    return Setup(spec.name, build_family(spec).architecture, shape, d, strategy, world, cfg.trainer.precision,
+                 device, kern)
+
+
+def dtypes(s: Setup) -> activations.Dtypes:
+    stored, compute, _ = memory.PRECISION[s.precision]
+    mask = 0 if s.dims["dropout"] == 0 else compute if s.device == "cpu" else 1  # CPU keeps a float mask
+    return activations.Dtypes(residual=stored, compute=compute, mask=mask)
+
+
+def point(s: Setup, strategy: str, micro_batch: int, length: int, target_length: int,
+          checkpointing: bool) -> Point:
+    world = 1 if strategy == "single" else s.world
+    states = memory.per_device(s.shape, strategy, s.precision, world)
+    acts = activations.estimate(s.dims, dtypes(s), s.kernel, s.device, micro_batch, length, target_length,
+                                checkpointing)
+    return Point(strategy, checkpointing, micro_batch, states, acts)
+
+
+def largest_micro_batch(s: Setup, strategy: str, capacity: float, length: int, target_length: int,
+                        checkpointing: bool) -> int:
+    """The largest micro-batch whose peak is within ``capacity`` bytes (0: not even one sequence)."""
+    fits = lambda b: point(s, strategy, b, length, target_length, checkpointing).total <= capacity  # noqa: E731
+    if not fits(1):
+        return 0
+    lo, hi = 1, 2
+    while fits(hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:  # fits(lo), not fits(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def dividing(largest: int, global_batch: int, world: int) -> tuple[int, int] | None:
+    """(micro-batch, accumulation): the largest micro-batch up to ``largest`` that cuts the global batch into
+    whole passes over ``world`` devices (data/batching.py accumulation_steps), or None."""
+    from lamini_lm.data.batching import accumulation_steps
+
+    for b in range(min(largest, global_batch // world), 0, -1):
+        if global_batch % (b * world) == 0:
+            return b, accumulation_steps(global_batch, b, world)
+    return None
+
+
+def run_time(cfg, s: Setup, tokens_per_s: float) -> dict:
+    """Hours of trainer.max_epochs over D_ALL (Table 1's tokens) at ``tokens_per_s`` real tokens/s per device."""
+    from lamini_lm.analysis.tables import paper_numbers
+
+    all_ = paper_numbers()["all"]
+    per_example = cfg.plan.prompt_tokens[s.family]
+    tokens = (all_["ins_tokens_M"] + all_["res_tokens_M"] + all_["samples_M"] * per_example) * 1e6
+    epochs = cfg.trainer.max_epochs
+    seconds = epochs * tokens / (tokens_per_s * s.world)
+    return {"epochs": epochs, "tokens_per_epoch": tokens, "devices": s.world, "tokens_per_s_per_device": tokens_per_s,
+            "hours": seconds / 3600}
+
+
+def plan(cfg) -> dict:
+    """Everything the command prints, as plain data."""
+    p = cfg.plan
+    for key in ("length", "target_length", "memory_gb"):
+        if not isinstance(p[key], (int, float)) or p[key] <= 0:
+            raise UserError(f"plan.{key}={p[key]}: give a positive number")
+    if not 0 <= p.reserve_gb < p.memory_gb:
+        raise UserError(f"plan.reserve_gb={p.reserve_gb}: must be at least 0 and below plan.memory_gb={p.memory_gb}")
+    if any(not isinstance(b, int) or b < 1 for b in p.micro_batches):
+        raise UserError(f"plan.micro_batches={list(p.micro_batches)}: give positive whole numbers")
+    s = setup(cfg)
+    length, target = int(p.length), int(p.target_length)
+    capacity = (p.memory_gb - p.reserve_gb) * GB
+    strategies = STRATEGIES if s.world > 1 or s.strategy != "single" else ("single",)
+    out = {"model": s.name, "params": s.shape.params, "trainer_strategy": s.strategy, "devices": s.world,
+           "precision": s.precision, "device": s.device, "attention": s.kernel, "length": length,
+           "target_length": target, "memory_gb": p.memory_gb, "reserve_gb": p.reserve_gb,
+           "global_batch_size": cfg.global_batch_size, "micro_batch_size": cfg.micro_batch_size, "rows": [],
+           "largest": []}
+    sizes = sorted({*p.micro_batches, cfg.micro_batch_size})
+    for strategy in strategies:
+        for ckpt in (False, True):
+            big = largest_micro_batch(s, strategy, capacity, length, target, ckpt)
+            div = dividing(big, cfg.global_batch_size, 1 if strategy == "single" else s.world)
+            out["largest"].append({"strategy": strategy, "checkpointing": ckpt, "fits": big,
+                                   "micro_batch": div[0] if div else None, "accumulation": div[1] if div else None})
+            for b in sorted({*sizes, big} - {0}):
+                pt = point(s, strategy, b, length, target, ckpt)
+                out["rows"].append({"strategy": strategy, "checkpointing": ckpt, "micro_batch": b,
+                                    **{k: v / GB for k, v in asdict(pt.states).items()},
+                                    **{f"activations_{k}": v / GB for k, v in asdict(pt.acts).items()},
+                                    "activations": pt.acts.total / GB, "total": pt.total / GB,
+                                    "fits": pt.total <= capacity})
+    out["time"] = _time(cfg, s)
+    return out
+
+
+def _time(cfg, s: Setup) -> dict | None:
+    p = cfg.plan
+    if p.tokens_per_s is not None:
+        if not isinstance(p.tokens_per_s, (int, float)) or p.tokens_per_s <= 0:
+            raise UserError(f"plan.tokens_per_s={p.tokens_per_s}: give a positive number of tokens/s per device")
+        return {**run_time(cfg, s, float(p.tokens_per_s)), "source": "given"}
+    if not p.measure:
+        return None
+    from lamini_lm.config import typed
+    from lamini_lm.models.backbone import build_family
+    from lamini_lm.models.spec import ModelSpec
+    from lamini_lm.training import throughput
+
+    spec = typed(cfg.model, ModelSpec, "model")
+    n = int(p.measure_length)
+    rate, where = throughput.measure(spec, build_family(spec), int(p.measure_micro_batch), n, n,
+                                     int(p.measure_steps), s.precision)
+    # full-length random sequences hold no padding; training's length-grouped batches waste plan.padding of it
+    real = rate * (1 - p.padding)
+    return {**run_time(cfg, s, real), "source": f"measured on {where}: {rate:,.0f} tokens/s at micro-batch "
+            f"{p.measure_micro_batch} x {n} tokens, x (1 - padding {p.padding})"}
+
+
+def render(out: dict) -> str:
+    ckpt = {False: "no", True: "yes"}
+    lines = [f"{out['model']}: {out['params'] / 1e6:,.1f}M parameters, {out['precision']} on {out['devices']} "
+             f"{out['device']} device(s) (trainer: {out['trainer_strategy']}), attention kept as '{out['attention']}', "
+             f"{out['length']} tokens per sequence, {out['target_length']} in the loss",
+             "", "Per device, GB (activations at the start of backward; peak = states + activations):", "",
+             "| strategy | ckpt | micro-batch | weights | gradients | optimizer | activations (of which loss) | total |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in out["rows"]:
+        mark = "" if r["fits"] else " (over)"
+        lines.append(f"| {r['strategy']} | {ckpt[r['checkpointing']]} | {r['micro_batch']} | {r['weights']:.2f} | "
+                     f"{r['gradients']:.2f} | {r['optimizer']:.2f} | {r['activations']:.2f} "
+                     f"({r['activations_loss']:.2f}) | {r['total']:.2f}{mark} |")
+    lines += ["", f"Largest micro-batch within {out['memory_gb']} GB - {out['reserve_gb']} GB reserve, and the one "
+              f"that divides global_batch_size={out['global_batch_size']} over {out['devices']} device(s):", "",
+              "| strategy | ckpt | fits | micro-batch | accumulation |", "|---|---|---|---|---|"]
+    for r in out["largest"]:
+        lines.append(f"| {r['strategy']} | {ckpt[r['checkpointing']]} | {r['fits']} | {r['micro_batch'] or '-'} | "
+                     f"{r['accumulation'] or '-'} |")
+    t = out["time"]
+    if t is None:
+        lines += ["", "Run time: give plan.tokens_per_s=<real tokens/s per device> or plan.measure=true"]
+    else:
+        lines += ["", f"Run time of {t['epochs']} epoch(s) over D_ALL ({t['tokens_per_epoch'] / 1e6:,.1f}M tokens per "
+                  f"epoch, Table 1 + prompt tokens) at {t['tokens_per_s_per_device']:,.0f} real tokens/s per device "
+                  f"x {t['devices']}: {t['hours']:,.1f} h ({t['source']})"]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    import sys
+
+    from hydra.errors import HydraException
+
+    from lamini_lm.config import compose
+    from lamini_lm.errors import exit_on_user_error
+
+    overrides = list(sys.argv[1:] if argv is None else argv)
+
+    @exit_on_user_error
+    def run():
+        try:
+            cfg = compose("plan", ["paths.output_dir=/tmp/unused", *overrides])
+        except HydraException as e:  # an unknown choice or key: Hydra's own message, one line
+            raise UserError(str(e).splitlines()[0]) from None
+        out = plan(cfg)
+        print(json.dumps(out, indent=1) if cfg.plan.json else render(out))
+
+    run()
+
+
+if __name__ == "__main__":
+    main()
