@@ -70,6 +70,24 @@ def test_figure3_tsne_with_the_offline_model(tmp_path):
         assert z["vectors"].shape == (len({r["instruction"] for r in rows}), 384)
 
 
+def test_figure3_is_deterministic_for_a_seed(tmp_path):
+    data = write_records(tmp_path / "d.jsonl", [("self_instruct_without_topic", SI, 40), ("alpaca", ALPACA, 40)])
+    base = [f"analysis.input={data}", "analysis.outputs=[figure3]", f"analysis.figure3.cache_dir={tmp_path / 'emb'}"]
+
+    def points(where, *overrides):
+        run(cfg_for(where, *base, *overrides))
+        with open(where / "out" / "analysis" / "figure3a_self_instruct_without_topic_vs_alpaca.csv", newline="") as f:
+            return [(r["instruction"], r["x"], r["y"]) for r in csv.DictReader(f)]
+
+    first = points(tmp_path / "a")
+    assert len(first) == 80 and points(tmp_path / "b") == first  # same seed: the same figure, to the digit
+    other = points(tmp_path / "c", "seed=7")
+    assert sorted(t for t, _, _ in other) == sorted(t for t, _, _ in first)  # all 40 + 40 rows, another layout
+    assert {t: xy for t, *xy in other} != {t: xy for t, *xy in first}
+    with pytest.raises(UserError, match="gradient"):
+        run(cfg_for(tmp_path / "d", *base, "analysis.figure3.gradient=exact"))
+
+
 def test_embedding_cache_only_encodes_new_texts(tmp_path):
     calls = []
 

@@ -14,6 +14,7 @@ from lamini_lm.config import BadValue
 from lamini_lm.subsets import ordered, resolve
 
 OUTPUTS = ("table1", "table2", "figure3", "rating_sheet", "figure4")
+GRADIENTS = ("auto", "fft", "bh")  # openTSNE's negative_gradient_method
 READS_RECORDS = ("table1", "table2", "figure3", "rating_sheet")  # the outputs of the one pass over the input
 
 
@@ -52,11 +53,14 @@ class Figure3Spec:
     pairs: Optional[list[list[str]]] = None  # null: the paper's pairs the input has; names come out released
     batch_size: int = 64
     perplexity: float = 30.0
-    metric: str = "cosine"
+    metric: str = "cosine"  # openTSNE's neighbour metric
+    gradient: str = "auto"  # openTSNE's negative_gradient_method: fft, bh, or auto (fft from 10K points)
     threads: Optional[int] = 1  # OpenMP/BLAS threads for t-SNE; null: all cores
 
     def __post_init__(self):
         _at_least_1(self, "sample_size", "batch_size", "threads")
+        if self.gradient not in GRADIENTS:
+            raise BadValue("gradient", f"{self.gradient!r} is not one of {', '.join(GRADIENTS)}")
         if self.pairs is not None:
             for p in self.pairs:
                 if len(p) != 2:

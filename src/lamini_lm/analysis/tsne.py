@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,6 @@ def figure3(samples: dict[str, list[str]], pairs: list[tuple[str, str]], spec: F
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.manifold import TSNE
-    from threadpoolctl import threadpool_limits
 
     model_name, model = load_model(list(spec.models))
     shown_name = "all-MiniLM-L6-v2 (offline package)" if model_name == OFFLINE_PACKAGE else model_name
@@ -45,12 +44,12 @@ def figure3(samples: dict[str, list[str]], pairs: list[tuple[str, str]], spec: F
         ta, tb = samples[a], samples[b]
         if len(ta) + len(tb) < 5:
             raise UserError(f"figure 3 ({a} vs {b}): {len(ta) + len(tb)} instructions, t-SNE needs at least 5")
+        t0 = time.perf_counter()
         x = cache.embed(ta + tb, encode)
-        # sklearn needs perplexity < number of points
-        perplexity = min(spec.perplexity, (len(x) - 1) / 3)
-        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", metric=spec.metric, random_state=seed)
-        with threadpool_limits(spec.threads):
-            y = tsne.fit_transform(x)
+        t1 = time.perf_counter()
+        y, perplexity = embed_2d(x, spec, seed)
+        log.info("figure 3%s: %d points, embeddings %.0f s, t-SNE %.0f s (KL %.3f)", chr(97 + k), len(x), t1 - t0,
+                 time.perf_counter() - t1, y.kl_divergence)
         sa, sb = SUBSETS[a], SUBSETS[b]
         fig, ax = plt.subplots(figsize=(6.4, 6.4))
         size = float(np.clip(20000 / len(x), 1, 12))
@@ -73,3 +72,18 @@ def figure3(samples: dict[str, list[str]], pairs: list[tuple[str, str]], spec: F
         written.append(stem.with_suffix(".png"))
         log.info("figure 3%s: %s", chr(97 + k), stem.with_suffix(".png"))
     return written
+
+
+def embed_2d(x: np.ndarray, spec: Figure3Spec, seed: int):
+    """(2-D openTSNE embedding of the rows of ``x``, the perplexity used). Its FFT-interpolated gradients
+    (Linderman et al., 2019) cost O(n) per iteration against Barnes-Hut's O(n log n): the paper's 100K
+    points take minutes (bench/figure3_tsne.py)."""
+    from openTSNE import TSNE
+    from threadpoolctl import threadpool_limits
+
+    # each point's 3 x perplexity nearest neighbours must exist
+    perplexity = min(spec.perplexity, (len(x) - 1) / 3)
+    tsne = TSNE(n_components=2, perplexity=perplexity, initialization="pca", metric=spec.metric,
+                negative_gradient_method=spec.gradient, n_jobs=spec.threads or -1, random_state=seed)
+    with threadpool_limits(spec.threads):  # the BLAS of the PCA initialisation too
+        return tsne.fit(x), perplexity
