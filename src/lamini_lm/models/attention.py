@@ -30,11 +30,11 @@ def sdpa_varlen(module, query, key, value, attention_mask, dropout: float = 0.0,
     if cu_seq_lens_q is None or query.shape[0] != 1 or query.shape[2] != key.shape[2]:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
-    bounds = cu_seq_lens_q.tolist()
-    out = torch.cat([F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e],
-                                                    dropout_p=dropout, scale=scaling, is_causal=True,
+    # split, not slices: its backward is one concatenation, not a zero-filled full-size gradient per example
+    lengths = cu_seq_lens_q.diff().tolist()
+    out = torch.cat([F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scaling, is_causal=True,
                                                     enable_gqa=query.shape[1] != key.shape[1])
-                     for s, e in zip(bounds[:-1], bounds[1:])], dim=2)
+                     for q, k, v in zip(*(t.split(lengths, dim=2) for t in (query, key, value)))], dim=2)
     return out.transpose(1, 2).contiguous(), None
 
 
