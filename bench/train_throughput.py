@@ -1,20 +1,28 @@
-"""Benchmark: our training path against the Stanford Alpaca recipe on the HF Trainer, in one run.
+"""Benchmark: our training path against the Stanford Alpaca recipe and TRL's SFTTrainer, in one run.
 
-    python bench/train_throughput.py            # gpt2 (124M) and t5-small (61M), random init, full run
-    python bench/train_throughput.py --quick    # smoke run: 2 x 2 short examples per shape
+    python bench/train_throughput.py            # gpt2 (124M) and t5-small (61M), random init
+    python bench/train_throughput.py --quick    # smoke run: tiny plans, 2 micro-batches of 2 short examples
 
-Both recipes train the same randomly initialised model (GPT-2 = GPT2Config() defaults; t5-small =
-T5Config(d_model=512, d_ff=2048, num_layers=6, num_heads=8)) with the real GPT-2 / T5 tokenizers, on the
-same token ids (one `datasets.Dataset` tokenised by lamini_lm.data.tokenization.Tokenize: Alpaca-wrapped
-prompt masked for decoder-only, instruction in / response as labels for T5), with the same micro-batch m,
-accumulation k and number of optimizer steps, so each timed run sees exactly the same examples (checked).
+Every recipe trains the same randomly initialised model (the herd configs conf/model/gpt2.yaml and t5_small.yaml,
+init=random) with the real GPT-2 / T5 tokenizers, on one pool of token ids (tokenised once by
+lamini_lm.data.tokenization.Tokenize: Alpaca-wrapped prompt masked from the loss for decoder-only, instruction in /
+response as labels for T5), micro-batches of m examples:
 
-- "alpaca": transformers.Trainer, per_device_train_batch_size=m, gradient_accumulation_steps=k,
-  random-order batches (train_sampling_strategy="random", transformers 5's name for group_by_length=False),
-  DataCollatorForSeq2Seq (pads input_ids to the longest in the batch and labels with -100).
-- "ours": the real path of src/lamini_lm/training/run.py: GlobalBatchSampler + TokenizedSet + Collate
-  (make_loader), Family.module, conf/trainer/cpu.yaml + conf/optim/adamw.yaml (Hydra compose) with
-  accumulate_grad_batches=k, global batch m x k.
+- "alpaca": transformers.Trainer, random micro-batches padded to their longest (DataCollatorForSeq2Seq, labels
+  padded with -100): Stanford Alpaca's train.py.
+- "trl_grouped": TRL's SFTTrainer, train_sampling_strategy="group_by_length" (mega-batches of 50 x m x k sorted by
+  length), padded; "trl_padding_free": SFTTrainer with padding_free=True, random micro-batches flattened into one
+  row with restarting position ids (transformers' sdpa masks the examples apart). Both with the completion-only
+  loss (the prompt is -100 in the labels) and no packing across examples. TRL trains no encoder-decoder models.
+- "ours" at each global batch: the first global batch of our GlobalBatchSampler (random, sorted by length within
+  it), collated by our Collate as data.packing says (padding_free for decoder-only: one row per micro-batch,
+  sdpa_varlen), the family's LightningModule under conf/trainer/cpu.yaml.
+
+Timing a whole global batch of 1024 would take ~15 min per recipe here, so each recipe trains one optimizer step
+of --micro-batches micro-batches spread evenly over its own plan (a sorted plan's short, middle and long
+micro-batches alike), after one untimed warm-up step; the padding of each whole plan is also computed from the
+lengths alone. The plans of alpaca and trl_padding_free do not depend on the global batch; trl_grouped's mega-batch
+does (its timed micro-batches come from the smallest global batch's plan).
 
 Data: records of words that are one token in both tokenizers, so a text of n words is ~n tokens in both.
 Lengths follow the paper's Table 1: each of the seven subsets with its share of D_ALL and its mean
@@ -23,20 +31,16 @@ clipped so that instruction + response <= 480 words (wrapped GPT-2 sequences <= 
 reconstruction: sigma 0.8 is our choice: with it, random batches of 8 waste 48% (gpt2) / 65% (t5) of
 their tokens on padding over a long plan, close to the 48% / 60% issue 2 reports for LaMini-shaped data.
 
-On a shared machine the wall-clock numbers move with the other jobs' load (the "cores" and "matmul
-GFLOP/s" columns show it); the padding shares are exact and do not.
-
-Each recipe first trains one untimed warm-up step (one micro-batch of other examples) on its model,
-then a fresh Trainer runs the timed steps; the clock runs from the start of the timed epoch (data
-loading included) to the end of the last optimizer step.
+On a shared machine the wall-clock numbers move with the other jobs' load (the "cores" and "matmul" columns show
+it); the padding shares are exact and do not.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from types import SimpleNamespace
@@ -46,6 +50,7 @@ import numpy as np
 
 from lamini_lm import assets
 from lamini_lm.analysis.tables import paper_numbers  # noqa: E402
+from lamini_lm.training.flops import matmul_roof
 
 SIGMA = 0.8
 MAX_WORDS = 480  # instruction + response; + Alpaca wrapper (~27 GPT-2 tokens) + EOS stays within 512
@@ -59,20 +64,6 @@ SHAPES = {
 
 
 # -- machine ----------------------------------------------------------------------------------------
-def matmul_flops(n: int = 2048, reps: int = 6) -> float:
-    """This CPU's fp32 matmul speed (FLOP/s): the best of a few timed n x n products."""
-    import torch
-
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best
-
-
 def load_average() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
@@ -123,44 +114,42 @@ def records(n: int, words: np.ndarray, seed: int, max_words: int = MAX_WORDS):
 
 
 # -- shared measurement -----------------------------------------------------------------------------
-def example_key(input_ids) -> str:
-    return hashlib.sha1(np.asarray(input_ids, dtype=np.int64).tobytes()).hexdigest()
-
-
 class Meter:
-    """Counts what the collator hands to the model (real/padded tokens, per side) and which examples."""
+    """What the collator hands to the model: real and computed tokens, executed FLOPs; the clock; peak memory."""
 
-    def __init__(self, encoder_decoder: bool):
-        self.encoder_decoder = encoder_decoder
+    def __init__(self, coefficients, head_rows_all: bool):
+        self.coefficients = coefficients  # lamini_lm.training.flops.FlopCoefficients of the model
+        self.head_rows_all = head_rows_all  # transformers' own loss projects every row onto the vocabulary
         self.reset()
 
     def reset(self):
-        self.enc_real = self.dec_real = self.padded = 0
-        self.examples: list[str] = []
+        self.real = self.padded = 0
+        self.flops = 0.0
         self.t0 = self.t1 = None
         self.c0 = self.c1 = None  # process CPU time (all threads): how much of the cores this run really got
+        self.rss0 = self.rss_peak = 0
+        self._sampler = None
 
     def start(self) -> None:
         if self.t0 is None:
             self.t0, self.c0 = time.perf_counter(), time.process_time()
+            self._sampler = RssPeak()
 
     def stop(self) -> None:
+        """Before the optimizer step: timed are the micro-batches' data, forward and backward (a step of 1024
+        examples spends ~1/128 of its time in AdamW, a step of a few timed micro-batches far more)."""
         self.t1, self.c1 = time.perf_counter(), time.process_time()
+        self.rss0, self.rss_peak = self._sampler.close()
 
-    def count(self, input_ids_rows, batch) -> None:
-        enc, dec = int(batch["attention_mask"].sum()), int((batch["labels"] != -100).sum())
-        padded = batch["input_ids"].numel()
-        if self.encoder_decoder:  # the labels are a second, decoder-side sequence
-            self.enc_real, self.dec_real = self.enc_real + enc, self.dec_real + dec
-            padded += batch["labels"].numel()
-        else:
-            self.dec_real += enc
-        self.padded += padded
-        self.examples += [example_key(x) for x in input_ids_rows]
-
-    @property
-    def real(self) -> int:
-        return self.enc_real + self.dec_real
+    def count(self, batch) -> None:
+        ids, labels = batch["input_ids"], batch["labels"]
+        if self.coefficients.encoder_layers:  # the labels are a second, decoder-side sequence
+            self.real += int(batch["attention_mask"].sum()) + int((labels != -100).sum())
+            self.padded += ids.numel() + labels.numel()
+        else:  # a packed row (ours, TRL padding_free) has no attention mask: every token is real
+            self.real += int(batch["attention_mask"].sum()) if "attention_mask" in batch else ids.numel()
+            self.padded += ids.numel()
+        self.flops += self.coefficients.of_batch(batch, head_rows=labels.numel() if self.head_rows_all else None)
 
     @property
     def seconds(self) -> float:
@@ -171,141 +160,196 @@ class Meter:
         return self.c1 - self.c0
 
 
-def real_tokens(batch, enc_dec: bool) -> int:
-    real = int(batch["attention_mask"].sum())
-    return real + int((batch["labels"] != -100).sum()) if enc_dec else real
+class RssPeak:
+    """The process's resident memory, sampled every 5 ms on a thread: (at start, peak). main() makes glibc return
+    every freed block over 64 KiB to the system (MALLOC_MMAP_THRESHOLD_), so this follows live tensors."""
+
+    def __init__(self):
+        import threading
+
+        import psutil
+
+        self._proc = psutil.Process()
+        self.start = self.peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    def close(self) -> tuple[int, int]:
+        self._stop.set()
+        self._thread.join()
+        return self.start, self.peak
 
 
-def flops_per_step(model, meter: Meter) -> float:
-    """Model FLOPs of the real tokens, 6 x params x tokens (forward + backward, attention scores ignored).
-
-    Decoder-only: every parameter (the tied embedding is the LM head's matmul) once per real token.
-    Encoder-decoder: encoder tokens pass the encoder's layers; decoder tokens the decoder's layers and
-    the LM head (vocab x d_model); the shared embedding lookup costs nothing."""
-    if not meter.encoder_decoder:
-        return 6 * sum(p.numel() for p in model.parameters()) * meter.real
-    n_enc = sum(p.numel() for n, p in model.encoder.named_parameters() if "embed_tokens" not in n)
-    n_dec = sum(p.numel() for n, p in model.decoder.named_parameters() if "embed_tokens" not in n)
-    n_head = model.config.vocab_size * model.config.d_model
-    return 6 * (n_enc * meter.enc_real + (n_dec + n_head) * meter.dec_real)
+# -- micro-batch plans: which examples each recipe puts together ------------------------------------------
+def spaced(plan: list, n: int) -> list:
+    """n micro-batches evenly spread over ``plan`` (a sorted plan: short, middle and long ones alike)."""
+    return [plan[(2 * j + 1) * len(plan) // (2 * n)] for j in range(n)]
 
 
-# -- the two recipes --------------------------------------------------------------------------------
-def run_alpaca(cfg, model, tokenizer, train_set, warm_set, m: int, k: int, steps: int, meter: Meter, tmp: str):
+def random_plan(n_examples: int, m: int, seed: int) -> list[list[int]]:
+    order = np.random.default_rng(seed).permutation(n_examples).tolist()
+    return [order[i:i + m] for i in range(0, n_examples - m + 1, m)]
+
+
+def grouped_plan(lengths, m: int, k: int, seed: int) -> list[list[int]]:
+    """transformers' train_sampling_strategy="group_by_length" (the sampler TRL's SFTTrainer uses): random
+    mega-batches of up to 50 x m x k examples, each sorted by length, cut into micro-batches of m."""
+    import torch
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    order = get_length_grouped_indices(list(lengths), m * k, generator=torch.Generator().manual_seed(seed))
+    return [order[i:i + m] for i in range(0, len(order) - m + 1, m)]
+
+
+def ours_plan(dataset, m: int, global_batch: int, seed: int, family):
+    """The first global batch of our GlobalBatchSampler: its micro-batches, each carrying the step normaliser."""
+    from lamini_lm.data.batching import GlobalBatchSampler
+
+    sampler = GlobalBatchSampler(dataset["source_length"], dataset["target_length"], global_batch_size=global_batch,
+                                 micro_batch_size=m, seed=seed, order=family.order)
+    return sampler.plan(0)
+
+
+def plan_padding(dataset, plan, enc_dec: bool) -> float:
+    """Padding share of a padded plan, from the lengths alone."""
+    src = np.array(dataset["source_length"])
+    tgt = np.array(dataset["target_length"]) if enc_dec else np.zeros_like(src)
+    real = sum(src[b].sum() + tgt[b].sum() for b in map(np.array, plan))
+    return 1 - real / sum(len(b) * (src[b].max() + tgt[b].max()) for b in map(np.array, plan))
+
+
+# -- the recipes ------------------------------------------------------------------------------------
+def _hf_args(cfg, tmp, m, accum, **extra):
+    o = cfg.optim
+    return dict(output_dir=tmp, per_device_train_batch_size=m, gradient_accumulation_steps=accum, max_steps=1,
+                train_sampling_strategy="sequential", learning_rate=o.lr, weight_decay=o.weight_decay,
+                adam_beta1=o.betas[0], adam_beta2=o.betas[1], adam_epsilon=o.eps, lr_scheduler_type=o.scheduler,
+                max_grad_norm=cfg.trainer.gradient_clip_val, seed=cfg.seed, use_cpu=True, dataloader_num_workers=0,
+                report_to="none", save_strategy="no", eval_strategy="no", logging_strategy="no", disable_tqdm=True,
+                **extra)
+
+
+def run_hf(kind, cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter, tmp: str):
+    """The HF Trainer (Alpaca's recipe) or TRL's SFTTrainer on exactly ``micro_batches`` (sampling sequential:
+    the plan of the sampler each recipe uses was drawn beforehand, see grouped_plan / random_plan)."""
     from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
-
-    pad = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
-
-    def collate(features):
-        batch = pad(features)
-        meter.count([f["input_ids"] for f in features], batch)
-        return batch
 
     class Clock(TrainerCallback):
         def on_epoch_begin(self, args, state, control, **kw):
             meter.start()
 
-        def on_step_end(self, args, state, control, **kw):
+        def on_pre_optimizer_step(self, args, state, control, **kw):
             meter.stop()
 
-    o = cfg.optim
+    m = len(micro_batches[0])
 
-    def trainer(dataset, accum, max_steps):
-        args = TrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=m, gradient_accumulation_steps=accum, max_steps=max_steps,
-            train_sampling_strategy="random", learning_rate=o.lr, weight_decay=o.weight_decay,
-            adam_beta1=o.betas[0], adam_beta2=o.betas[1], adam_epsilon=o.eps, lr_scheduler_type=o.scheduler,
-            warmup_steps=o.warmup_ratio, max_grad_norm=cfg.trainer.gradient_clip_val, seed=cfg.seed,
-            use_cpu=True, dataloader_num_workers=0, report_to="none", save_strategy="no", eval_strategy="no",
-            logging_strategy="no", disable_tqdm=True)
-        trainer = Trainer(model=model, args=args, train_dataset=dataset.select_columns(["input_ids", "labels"]),
-                          data_collator=collate, callbacks=[Clock()])
-        trainer.remove_callback(PrinterCallback)  # no per-run log dicts in the benchmark's output
-        return trainer
+    def counting(pad):
+        def collate(features):
+            batch = pad(features)
+            meter.count(batch)
+            return batch
+        return collate
 
-    trainer(warm_set, 1, 1).train()
+    def trainer(dataset, accum):
+        if kind == "alpaca":
+            pad = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
+            return Trainer(model=model, args=TrainingArguments(**_hf_args(cfg, tmp, m, accum)), train_dataset=dataset,
+                           data_collator=counting(pad), callbacks=[Clock()])
+        from trl import SFTConfig, SFTTrainer
+
+        # the prompt is already -100 in the labels (completion-only loss); no packing across examples
+        args = SFTConfig(**_hf_args(cfg, tmp, m, accum), padding_free=kind == "trl_padding_free", max_length=None)
+        t = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=[Clock()])
+        t.data_collator = counting(t.data_collator)  # TRL's own collator (it refuses another one when padding-free)
+        return t
+
+    columns = ["input_ids", "labels"]
+    t = trainer(warm.select_columns(columns), 1)
+    t.remove_callback(PrinterCallback)
+    t.train()
     meter.reset()
-    trainer(train_set, k, steps).train()
+    t = trainer(pool.select([i for mb in micro_batches for i in mb]).select_columns(columns), len(micro_batches))
+    t.remove_callback(PrinterCallback)
+    t.train()
 
 
-def run_ours(cfg, model, tokenizer, train_set, warm_set, m: int, k: int, steps: int, meter: Meter, tmp: str):
+def run_ours(cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter, tmp: str, family, packing: str):
+    """Our path (src/lamini_lm/training/run.py): TokenizedSet + Collate (data.packing as configured) + the family's
+    LightningModule under the Trainer of conf/trainer/cpu.yaml, on exactly ``micro_batches``."""
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 
-    from lamini_lm.data.batching import GlobalBatchSampler, make_loader
+    from lamini_lm.data.batching import MicroBatch, make_loader
     from lamini_lm.data.collate import Collate, TokenizedSet
-    from lamini_lm.models.backbone import build_family
+    from lamini_lm.models.attention import packs
 
-    family = build_family(cfg.model)
-    enc_dec = family.separate_labels
-    real_collate = Collate(tokenizer.pad_token_id, separate_labels=enc_dec)
+    real_collate = Collate(tokenizer.pad_token_id, separate_labels=family.separate_labels,
+                           packed=packing == "padding_free" and family.can_pack and packs(model))
 
     def collate(item):
         batch = real_collate(item)
-        meter.count(item[0]["input_ids"], batch)
-        assert batch["real_tokens"] == real_tokens(batch, enc_dec)  # our Collate's own count agrees
+        meter.count(batch)
         return batch
 
     class Clock(pl.Callback):
         def on_train_epoch_start(self, trainer, pl_module):
             meter.start()
 
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
             meter.stop()
+
+    class Plan:  # a fixed list of micro-batches in place of the GlobalBatchSampler
+        def __init__(self, batches):
+            self.batches, self.skip = batches, 0
+
+        def __iter__(self):
+            return iter(self.batches)
+
+        def __len__(self):
+            return len(self.batches)
 
     module = family.module(model, cfg.model, cfg.optim)
 
-    def fit(dataset, accum, max_steps):
-        sampler = GlobalBatchSampler(dataset["source_length"], dataset["target_length"], global_batch_size=m * accum,
-                                     micro_batch_size=m, seed=cfg.seed, order=family.order)
-        loader = make_loader(TokenizedSet(dataset), sampler, collate)
-        trainer = instantiate(cfg.trainer, logger=False, callbacks=[Clock()], max_steps=max_steps,
-                              accumulate_grad_batches=accum, enable_checkpointing=False, enable_progress_bar=False,
-                              enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp)
-        trainer.fit(module, train_dataloaders=loader)
+    def fit(dataset, batches):
+        trainer = instantiate(cfg.trainer, logger=False, callbacks=[Clock()], max_steps=1,
+                              accumulate_grad_batches=len(batches), enable_checkpointing=False,
+                              enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                              default_root_dir=tmp)
+        trainer.fit(module, train_dataloaders=make_loader(TokenizedSet(dataset), Plan(batches), collate))
 
-    fit(warm_set, 1, 1)
+    warm_tokens = sum(warm["target_length"])
+    fit(warm, [MicroBatch(range(len(warm)), warm_tokens)])
     meter.reset()
-    fit(train_set, k, steps)
-
-
-# -- plan-level padding (no model): the same two batchings over many steps ------------------------------
-def plan_padding(dataset, m: int, global_batch: int, seed: int, family) -> tuple[float, float]:
-    """Padding share of random batches of m vs our GlobalBatchSampler's plan, from the lengths alone."""
-    from lamini_lm.data.batching import GlobalBatchSampler
-
-    src = np.array(dataset["source_length"])
-    tgt = np.array(dataset["target_length"]) if family.separate_labels else np.zeros_like(src)
-    n = len(src) - len(src) % global_batch
-
-    def share(batches):
-        real = sum(src[b].sum() + tgt[b].sum() for b in batches)
-        return 1 - real / sum(len(b) * (src[b].max() + tgt[b].max()) for b in batches)
-
-    order = np.random.default_rng(seed).permutation(n)
-    sampler = GlobalBatchSampler(src[:n].tolist(), tgt[:n].tolist(), global_batch_size=global_batch,
-                                 micro_batch_size=m, seed=seed, order=family.order)
-    return (share([order[i:i + m] for i in range(0, n, m)]),
-            share([np.array(mb) for step in sampler.plan(0) for mb in step]))
+    fit(pool, micro_batches)
 
 
 # -- main -------------------------------------------------------------------------------------------
 def compose(shape: str, *extra: str):
     """The train config of ``shape``, its model and optim nodes typed (ModelSpec, OptimSpec) as train.py types them."""
     from lamini_lm import config
+    from lamini_lm.data.spec import DataSpec
     from lamini_lm.models.spec import ModelSpec
     from lamini_lm.training.spec import OptimSpec
 
     cfg = config.compose("train", SHAPES[shape] + list(extra))
-    return SimpleNamespace(**{k: cfg[k] for k in cfg if k not in ("model", "optim")}, model=config.typed(cfg.model, ModelSpec, "model"),
-                           optim=config.typed(cfg.optim, OptimSpec, "optim"))
+    typed = {"model": ModelSpec, "optim": OptimSpec, "data": DataSpec}
+    return SimpleNamespace(**{k: cfg[k] for k in cfg if k not in typed},
+                           **{k: config.typed(cfg[k], t, k) for k, t in typed.items()})
 
 
 def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
+    import dataclasses
+
     import torch
 
     from lamini_lm.data.tokenization import Tokenize
-    from lamini_lm.models.backbone import build_family, load_model, load_tokenizer
+    from lamini_lm.models.backbone import build_family, compile_blocks, load_model, load_tokenizer
+    from lamini_lm.training.flops import FlopCoefficients
 
     cfg = compose(shape)
     family = build_family(cfg.model)
@@ -313,63 +357,95 @@ def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
     tokenizer = load_tokenizer(cfg.model)
     tokenize = Tokenize(tokenizer, family.style(cfg.model.prompt_style), family,
                         cfg.data.max_source_length, cfg.data.max_target_length)
-    m, k, steps = args.micro_batch, args.accum, args.steps
-    n = m * k * steps
-    train_set = records(n, words, args.seed, args.max_words).map(tokenize, batched=True)
+    m, n_micro = args.micro_batch, args.micro_batches
+    pool = records(args.pool, words, args.seed, args.max_words).map(tokenize, batched=True)
     # the warm-up only has to pay the first-call costs: short examples keep it cheap
-    warm_set = records(m, words, args.seed + 2, args.max_words // 8).map(tokenize, batched=True)
-    src = np.array(train_set["source_length"])
-    tgt = np.array(train_set["target_length"])
+    warm = records(m, words, args.seed + 2, args.max_words // 8).map(tokenize, batched=True)
+    src, tgt = np.array(pool["source_length"]), np.array(pool["target_length"])
     side = "input" if enc_dec else "sequence"
-    print(f"\n[{shape}] {n} timed examples: {side} tokens mean {src.mean():.1f} max {src.max()}, "
+    print(f"\n[{shape}] pool of {len(pool)} examples: {side} tokens mean {src.mean():.1f} max {src.max()}, "
           f"{'label' if enc_dec else 'target'} tokens mean {tgt.mean():.1f} max {tgt.max()}", flush=True)
 
+    small = min(args.global_batches)
+    lengths = src + tgt if enc_dec else src
+    runs = [("alpaca", None, random_plan(len(pool), m, args.seed))]
+    if not enc_dec:  # TRL trains decoder-only models only
+        runs += [("trl_grouped", small, grouped_plan(lengths, m, small // m, args.seed)),
+                 ("trl_padding_free", None, random_plan(len(pool), m, args.seed))]
+    runs += [("ours", g, ours_plan(pool, m, g, args.seed, family)[0]) for g in args.global_batches]
+    if not enc_dec:  # data.packing=padded: the alternative, sorted micro-batches padded to their longest
+        runs.append(("ours_padded", small, ours_plan(pool, m, small, args.seed, family)[0]))
+    if args.compile:  # compile=true: the warm-up step pays the compilation
+        runs.append(("ours_compiled", small, ours_plan(pool, m, small, args.seed, family)[0]))
+    if args.recipes:
+        runs = [r for r in runs if r[0] in args.recipes]
     rows = []
-    for recipe, run in (("alpaca", run_alpaca), ("ours", run_ours)):
-        torch.manual_seed(cfg.seed)  # both recipes start from the same random weights
-        model = load_model(cfg.model, family)
-        meter = Meter(enc_dec)
-        cpu = matmul_flops(reps=4)  # the shared machine's speed just before this run
+    for recipe, g, plan in runs:
+        micro = spaced(plan, n_micro)
+        torch.manual_seed(cfg.seed)  # every recipe starts from the same random weights
+        # HF and TRL: transformers' default attention (sdpa); ours: the model config's (sdpa_varlen)
+        ours = recipe.startswith("ours")
+        spec = cfg.model if ours else dataclasses.replace(cfg.model, attn_implementation=None)
+        model = load_model(spec, family)
+        if recipe == "ours_compiled":
+            compile_blocks(model, cfg.model.fsdp_block)
+        meter = Meter(FlopCoefficients(model), head_rows_all=not ours)
+        cpu = matmul_roof(reps=4)  # the shared machine's speed just before this run
         t = time.perf_counter()
-        run(cfg, model, tokenizer, train_set, warm_set, m, k, steps, meter, tmp)
-        print(f"  {recipe:6s} done in {time.perf_counter() - t:.0f} s (threads {torch.get_num_threads()}); "
+        if ours:
+            packing = "padded" if recipe == "ours_padded" else cfg.data.packing
+            run_ours(cfg, model, tokenizer, pool, micro, warm, meter, tmp, family, packing)
+            packed = packing == "padding_free" and family.can_pack
+        else:
+            run_hf(recipe, cfg, model, tokenizer, pool, micro, warm, meter, tmp)
+            packed = recipe == "trl_padding_free"
+        print(f"  {recipe:16s} done in {time.perf_counter() - t:.0f} s, timed step {meter.seconds:.0f} s; "
               f"{load_average()}", flush=True)
-        rows.append({"shape": shape, "recipe": recipe, "examples": sorted(meter.examples), "real": meter.real,
-                     "padded": meter.padded, "seconds": meter.seconds, "cpu_seconds": meter.cpu_seconds, "flops": flops_per_step(model, meter),
-                     "cpu": cpu})
+        # padding over the whole plan, from the lengths: exact, unlike a sample of micro-batches
+        if packed:
+            plan_pad = {gb: 0.0 for gb in args.global_batches}
+        elif recipe == "trl_grouped":
+            plan_pad = {gb: plan_padding(pool, grouped_plan(lengths, m, gb // m, args.seed), enc_dec)
+                        for gb in args.global_batches}
+        elif ours:
+            plan_pad = {g: plan_padding(pool, [b for step in ours_plan(pool, m, g, args.seed, family) for b in step],
+                                        enc_dec)}
+        else:
+            plan_pad = {gb: plan_padding(pool, plan, enc_dec) for gb in args.global_batches}
+        rows.append({"shape": shape, "recipe": recipe, "global": g, "real": meter.real, "padded": meter.padded,
+                     "seconds": meter.seconds, "cpu_seconds": meter.cpu_seconds, "flops": meter.flops, "cpu": cpu,
+                     "peak_mb": (meter.rss_peak - meter.rss0) / 2 ** 20, "plan_padding": plan_pad})
         del model
-    if rows[0]["examples"] != rows[1]["examples"] or len(rows[0]["examples"]) != n:
-        raise SystemExit(f"{shape}: the two recipes did not train on the same {n} examples")
-    if args.plan_steps:
-        big = records(args.plan_steps * m * k, words, args.seed + 1, args.max_words).map(tokenize, batched=True)
-        rows[0]["plan"], rows[1]["plan"] = plan_padding(big, m, m * k, args.seed, family)
-        paper = compose(shape, "experiment=lamini_paper")
-        pm, pg = paper.micro_batch_size, paper.global_batch_size
-        big = records(args.plan_steps * pg // 20, words, args.seed + 3, args.max_words).map(tokenize, batched=True)
-        rows[0]["paper_plan"], rows[1]["paper_plan"] = plan_padding(big, pm, pg, args.seed, family)
-        rows[0]["paper_mb"] = (pm, pg, len(big) // pg)
     for r in rows:
         r["tok_s"] = r["real"] / r["seconds"]
-        r["tok_cpu_s"] = r["real"] / r["cpu_seconds"]
         r["padding"] = 1 - r["real"] / r["padded"]
     return rows
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="smoke run: m=2, k=2, 1 step, texts 1/4 as long")
+    p.add_argument("--quick", action="store_true", help="smoke run: m=2, 2 micro-batches, texts 1/4 as long")
     p.add_argument("--shapes", default="gpt2,t5_small", help=f"comma-separated, of {', '.join(SHAPES)}")
     p.add_argument("--micro-batch", type=int, default=8, help="m: examples per forward/backward")
-    p.add_argument("--accum", type=int, default=8, help="k: micro-batches per optimizer step")
-    p.add_argument("--steps", type=int, default=1, help="timed optimizer steps per recipe (after a warm-up step)")
-    p.add_argument("--plan-steps", type=int, default=200,
-                   help="global batches of m x k in the lengths-only padding estimate (0: skip it)")
+    p.add_argument("--micro-batches", type=int, default=8,
+                   help="micro-batches timed per recipe (one optimizer step), evenly spread over its plan")
+    p.add_argument("--global-batches", default="1024,64", help="ours: global batch sizes (examples per step)")
+    p.add_argument("--pool", type=int, default=12800,
+                   help="examples the plans are drawn from (TRL's group_by_length sorts mega-batches of 50 x m x k)")
+    p.add_argument("--compile", action="store_true",
+                   help="also ours with compile=true (torch.compile of each block) at the smallest global batch")
+    p.add_argument("--recipes", default="", help="comma-separated: run only these (e.g. ours,ours_compiled)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_") != "65536":  # see RssPeak; glibc reads it at process start
+        os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
     args.max_words = MAX_WORDS
+    args.global_batches = [int(g) for g in args.global_batches.split(",")]
+    args.recipes = [r for r in args.recipes.split(",") if r]
     if args.quick:
-        args.micro_batch, args.accum, args.steps, args.plan_steps, args.max_words = 2, 2, 1, 20, MAX_WORDS // 4
+        args.micro_batch, args.micro_batches, args.max_words, args.pool = 2, 2, MAX_WORDS // 4, 256
+        args.global_batches = [32, 8]
 
     import logging
 
@@ -384,7 +460,8 @@ def main() -> None:
     datasets.disable_progress_bars()
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    for message in (".*does not have many workers.*", ".*no `val_dataloader`.*", ".*LeafSpec.*"):
+    for message in (".*does not have many workers.*", ".*no `val_dataloader`.*", ".*LeafSpec.*", ".*padding_free.*",
+                    ".*max_length.*"):
         warnings.filterwarnings("ignore", message)
 
     from lamini_lm.models.backbone import load_tokenizer
@@ -396,42 +473,42 @@ def main() -> None:
     print(f"start: {load_average()}")
     t_start = time.perf_counter()
     words = word_pool([load_tokenizer(compose(s).model) for s in SHAPES])
-    print(f"m={args.micro_batch} k={args.accum} (global batch {args.micro_batch * args.accum}), "
-          f"{args.steps} timed step(s) per recipe; word pool {len(words)} one-token words", flush=True)
+    print(f"m={args.micro_batch}, {args.micro_batches} timed micro-batches per recipe (one optimizer step), plans "
+          f"over {args.pool} examples; ours at global batch {args.global_batches}; word pool {len(words)}", flush=True)
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for shape in shapes:
             rows += bench_shape(shape, args, words, tmp)
-    # This machine's peak: the best fp32 matmul speed seen (the machine is shared, so the best is the
-    # least disturbed); "CPU" shows what the matmul reached just before each recipe ran.
-    peak = max([matmul_flops(reps=6)] + [r["cpu"] for r in rows])
+    # This machine's roof: the best fp32 matmul speed seen (the machine is shared, so the best is the least
+    # disturbed); "matmul" shows what it reached just before each recipe ran.
+    peak = max([matmul_roof(reps=6)] + [r["cpu"] for r in rows])
 
-    print(f"\nfp32 matmul peak (2048^3, best seen, {args.threads} threads): {peak / 1e9:.1f} GFLOP/s")
-    print("MFU = 6 x params x real tokens / time / peak; t5: 6 x (encoder params x encoder tokens + "
-          "(decoder params + vocab x d_model) x decoder tokens)")
-    print("cores = process CPU seconds / wall seconds of the timed run (< threads: other jobs took the CPU); "
-          "tok/CPU-s = real tokens per CPU second, less sensitive to a shared machine's load")
-    print(f"\n{'shape':9s} {'recipe':7s} {'real tokens':>11s} {'time s':>7s} {'real tok/s':>10s} "
-          f"{'padding':>8s} {'MFU':>6s} {'matmul GFLOP/s':>14s} {'cores':>5s} {'tok/CPU-s':>9s}")
+    print(f"\nfp32 matmul roof (2048^3, best seen, {args.threads} threads): {peak / 1e9:.1f} GFLOP/s")
+    print("util = executed FLOPs / time / roof (lamini_lm.training.flops: padding, attention squares and every "
+          "projected output row included); time = data + forward + backward of the timed micro-batches (not the "
+          "optimizer step); peak MB = resident memory over the timed step's start; cores = process CPU s / "
+          "wall s (< threads: other jobs took the CPU); plan padding = over the recipe's whole plan (exact)")
+    gb = args.global_batches
+    print(f"\n{'shape':9s} {'recipe':16s} {'global':>6s} {'real tok':>8s} {'time s':>7s} {'real tok/s':>10s} "
+          f"{'padding':>8s} {'util':>5s} {'peak MB':>7s} {'matmul GF/s':>11s} {'cores':>5s}  plan padding at "
+          + ", ".join(map(str, gb)))
     for r in rows:
-        print(f"{r['shape']:9s} {r['recipe']:7s} {r['real']:>11,d} {r['seconds']:>7.1f} {r['tok_s']:>10.1f} "
-              f"{r['padding']:>8.1%} {r['flops'] / r['seconds'] / peak:>6.1%} {r['cpu'] / 1e9:>14.1f} "
-              f"{r['cpu_seconds'] / r['seconds']:>5.2f} {r['tok_cpu_s']:>9.1f}")
+        pads = ", ".join(f"{r['plan_padding'][g]:.1%}" if g in r["plan_padding"] else "-" for g in gb)
+        print(f"{r['shape']:9s} {r['recipe']:16s} {r['global'] or 'any':>6} {r['real']:>8,d} {r['seconds']:>7.1f} "
+              f"{r['tok_s']:>10.1f} {r['padding']:>8.1%} {r['flops'] / r['seconds'] / peak:>5.2f} "
+              f"{r['peak_mb']:>7.0f} {r['cpu'] / 1e9:>11.1f} {r['cpu_seconds'] / r['seconds']:>5.2f}  {pads}")
     print()
     for shape in shapes:
-        a, o = [r for r in rows if r["shape"] == shape]
-        ratio = o["tok_s"] / a["tok_s"]
-        print(f"{shape:9s} ours/alpaca real tok/s = {ratio:.2f}x  (target >= 1.7x: {'ok' if ratio >= 1.7 else 'MISSED'}); "
-              f"per CPU second {o['tok_cpu_s'] / a['tok_cpu_s']:.2f}x")
-    if args.plan_steps:
-        print("\npadding share of the plans alone (lengths only, no model), alpaca -> ours:")
-        for shape in shapes:
-            a, o = [r for r in rows if r["shape"] == shape]
-            pm, pg, ps = a["paper_mb"]
-            print(f"  {shape:9s} m={args.micro_batch} global {args.micro_batch * args.accum}, {args.plan_steps} steps: "
-                  f"{a['plan']:.1%} -> {o['plan']:.1%};  experiment=lamini_paper (m={pm}, global {pg}), "
-                  f"{ps} steps: {a['paper_plan']:.1%} -> {o['paper_plan']:.1%}")
+        mine = {r["global"]: r for r in rows if r["shape"] == shape and r["recipe"] == "ours"}
+        others = [r for r in rows if r["shape"] == shape and not r["recipe"].startswith("ours")]
+        if not others:
+            continue
+        best = max(others, key=lambda r: r["tok_s"])
+        for g, o in mine.items():
+            print(f"{shape:9s} ours at global {g}: " + ", ".join(f"{o['tok_s'] / r['tok_s']:.2f}x {r['recipe']}"
+                                                               for r in others)
+                  + f"; peak memory {o['peak_mb'] / best['peak_mb']:.2f}x {best['recipe']} (the fastest other)")
     print(f"\nend: {load_average()}; total {time.perf_counter() - t_start:.0f} s")
 
 

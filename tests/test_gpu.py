@@ -179,7 +179,8 @@ def test_training_attention_runs_a_fused_sdpa_kernel(monkeypatch):
     spec = _spec("model=tiny_gpt2")
     family = build_family(spec)
     model = load_model(spec, family).cuda().eval()
-    assert model.config._attn_implementation == "sdpa"  # what load_model gives the decoder-only herd
+    # what load_model gives the decoder-only herd: sdpa_varlen, transformers' sdpa for a padded batch like this one
+    assert model.config._attn_implementation == "sdpa_varlen"
     calls = []
     sdpa = torch.nn.functional.scaled_dot_product_attention
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",

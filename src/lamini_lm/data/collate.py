@@ -1,4 +1,5 @@
-"""Padding micro-batches to their own longest example (dynamic padding)."""
+"""Micro-batches as the model takes them: padded to their own longest example (dynamic padding), or packed
+into one row with no padding at all (data.packing=padding_free, decoder-only)."""
 
 from __future__ import annotations
 
@@ -23,12 +24,20 @@ class TokenizedSet:
 
 
 class Collate:
-    def __init__(self, pad_token_id: int, separate_labels: bool):
+    def __init__(self, pad_token_id: int, separate_labels: bool, packed: bool = False):
         self.pad_token_id = pad_token_id
         self.separate_labels = separate_labels  # the labels are a second (decoder) sequence: Family.separate_labels
+        self.packed = packed  # one row of concatenated examples (Family.can_pack and data.packing=padding_free)
 
     def __call__(self, item) -> dict:
         rows, step_target_tokens = item
+        batch = self._packed(rows) if self.packed else self._padded(rows)
+        # counted on the rows, not the batch: a packed row unmarks first tokens, which no mode predicts
+        target_tokens = sum(v != IGNORE_INDEX for y in rows["labels"] for v in y)
+        batch["step_target_tokens"] = torch.tensor(step_target_tokens or target_tokens, dtype=torch.float)
+        return batch
+
+    def _padded(self, rows) -> dict:
         ids, labels = rows["input_ids"], rows["labels"]
         n, width, label_width = len(ids), max(map(len, ids)), max(map(len, labels))
         input_ids = torch.full((n, width), self.pad_token_id, dtype=torch.long)
@@ -38,15 +47,27 @@ class Collate:
             input_ids[i, : len(x)] = torch.tensor(x)
             attention_mask[i, : len(x)] = 1
             label_t[i, : len(y)] = torch.tensor(y)
-        target_tokens = int((label_t != IGNORE_INDEX).sum())
         real, padded = int(attention_mask.sum()), n * width
         if self.separate_labels:
             real, padded = real + sum(map(len, labels)), padded + n * label_width
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": label_t, "real_tokens": real,
+                "padded_tokens": padded}
+
+    def _packed(self, rows) -> dict:
+        """One row: the examples end to end, each with positions from 0 and its varlen bounds (the names
+        transformers' flash-attention and our sdpa_varlen read). An example's first token is no target: in the row
+        it would be predicted from the previous example's last token (alone, nothing predicts it)."""
+        ids = rows["input_ids"]
+        labels = [[IGNORE_INDEX] + list(y[1:]) for y in rows["labels"]]
+        lengths = torch.tensor([len(x) for x in ids])
+        bounds = torch.zeros(len(ids) + 1, dtype=torch.int32)
+        bounds[1:] = lengths.cumsum(0)
+        total = int(bounds[-1])
+        longest = int(lengths.max())
         return {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "labels": label_t,
-            "step_target_tokens": torch.tensor(step_target_tokens or target_tokens, dtype=torch.float),
-            "real_tokens": real,
-            "padded_tokens": padded,
+            "input_ids": torch.tensor([t for x in ids for t in x]).unsqueeze(0),
+            "labels": torch.tensor([t for y in labels for t in y]).unsqueeze(0),
+            "position_ids": torch.cat([torch.arange(n) for n in lengths.tolist()]).unsqueeze(0),
+            "cu_seq_lens_q": bounds, "cu_seq_lens_k": bounds, "max_length_q": longest, "max_length_k": longest,
+            "real_tokens": total, "padded_tokens": total,
         }

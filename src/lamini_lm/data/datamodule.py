@@ -16,13 +16,15 @@ from lamini_lm.prompts import PromptStyle
 class InstructionDataModule(pl.LightningDataModule):
     def __init__(self, source, tokenizer, style: PromptStyle, family: Family, *, global_batch_size: int,
                  micro_batch_size: int, val_size: float | int, max_source_length: int, max_target_length: int,
-                 mask_prompt: bool = True, seed: int = 42, num_workers: int = 0, context: int | None = None):
+                 mask_prompt: bool = True, seed: int = 42, num_workers: int = 0, context: int | None = None,
+                 packing: str = "padded"):
         super().__init__()
         self.source, self.tokenizer, self.style, self.family = source, tokenizer, style, family
         self.global_batch_size, self.micro_batch_size = global_batch_size, micro_batch_size
         self.val_size, self.seed, self.num_workers = val_size, seed, num_workers
         self.tokenize = Tokenize(tokenizer, style, family, max_source_length, max_target_length, mask_prompt, context)
-        self.collate = Collate(tokenizer.pad_token_id, separate_labels=family.separate_labels)
+        self.collate = Collate(tokenizer.pad_token_id, separate_labels=family.separate_labels,
+                               packed=packing == "padding_free" and family.can_pack)
         self.train_set = self.val_set = None
         self.dropped_empty = 0
 

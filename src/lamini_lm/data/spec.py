@@ -7,6 +7,8 @@ from typing import Any, Optional
 
 from lamini_lm.subsets import SUBSETS
 
+PACKINGS = ("padding_free", "padded")
+
 
 @dataclass
 class DataSpec:
@@ -19,6 +21,7 @@ class DataSpec:
     path: Optional[str] = None
     subsets: Optional[list[str]] = None
     limit: Optional[int] = None
+    packing: str = "padded"  # padded | padding_free (decoder-only; encoder-decoder is always padded)
 
     def __post_init__(self):
         v = self.val_size
@@ -31,5 +34,7 @@ class DataSpec:
         unknown = [s for s in self.subsets or () if s not in SUBSETS]
         if unknown:
             raise ValueError(f"subsets has unknown value(s) {unknown}; known: {', '.join(SUBSETS)}")
+        if self.packing not in PACKINGS:
+            raise ValueError(f"packing={self.packing} is not one of {', '.join(PACKINGS)}")
         if self.num_workers < 0:
             raise ValueError("num_workers must be >= 0")

@@ -46,17 +46,21 @@ def load_model(spec: ModelSpec, family: Family):
     """A transformers model: pretrained from ``hub_id`` (``init: pretrained``) or randomly initialised from
     ``architecture`` (``init: random``; under ``with torch.device("meta")`` it is built without memory); its size
     checked against ``model.params``."""
+    from lamini_lm.models import attention
+
+    attention.register()
     auto = family.auto()
+    attn = {"attn_implementation": spec.attn_implementation} if spec.attn_implementation else {}
     if spec.init == "random":
-        model = build_random(auto, spec.architecture)
+        model = build_random(auto, spec.architecture, **attn)
     else:
         try:
             model = auto.from_pretrained(spec.hub_id, revision=spec.revision,
-                                         **({"gguf_file": spec.gguf_file} if spec.gguf_file else {}))
+                                         **({"gguf_file": spec.gguf_file} if spec.gguf_file else {}), **attn)
         except OSError as e:
             raise _hub_error("model", spec.hub_id, e) from None
         if spec.gguf_file:
-            model = _plain(auto, model)
+            model = _plain(auto, model, **attn)
     check_size(model, spec)
     return model
 
@@ -90,19 +94,32 @@ def find_fsdp_block(spec: ModelSpec, family: Family) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _plain(auto, model):
+def compile_blocks(model, block: str) -> int:
+    """torch.compile every transformer block (the ``block`` class, model.fsdp_block) in place, dynamic shapes:
+    one compiled code shared by all layers, micro-batch lengths without a recompile each; the output layer, whose
+    rows change with the targets, stays eager. Returns how many blocks were compiled."""
+    from hydra.utils import get_class
+
+    cls = get_class(block)
+    blocks = [m for m in model.modules() if isinstance(m, cls)]
+    for m in blocks:
+        m.compile(dynamic=True)
+    return len(blocks)
+
+
+def _plain(auto, model, **kwargs):
     """A GGUF-loaded model as a plain one with the same (dequantized) weights: transformers refuses to
     save_pretrained a model it loaded from GGUF, and the export must be an ordinary safetensors folder."""
     import copy
 
     config = copy.deepcopy(model.config)
     del config.quantization_config  # the weights are plain fp32 now
-    plain = auto.from_config(config)
+    plain = auto.from_config(config, **kwargs)
     plain.load_state_dict(model.state_dict())
     return plain
 
 
-def build_random(auto, architecture: dict):
+def build_random(auto, architecture: dict, **kwargs):
     """``auto.from_config`` of the architecture, with the output embeddings kept apart from the input ones when
     the architecture says ``tie_word_embeddings: false`` (Flan-T5). transformers 5 ties T5's lm_head to its
     input embeddings whatever the config says (it reads the flag as "do not scale the decoder output"), so a
@@ -110,7 +127,7 @@ def build_random(auto, architecture: dict):
     import torch
     from transformers import AutoConfig
 
-    model = auto.from_config(AutoConfig.for_model(**architecture))
+    model = auto.from_config(AutoConfig.for_model(**architecture), **kwargs)
     out, inp = model.get_output_embeddings(), model.get_input_embeddings()
     if architecture.get("tie_word_embeddings") is False and out is not None and out.weight is inp.weight:
         # its own matrix, starting from the same random draw as the input embeddings (T5 v1.1 draws both from

@@ -28,6 +28,8 @@ from lamini_lm.prompts import PromptStyle
 # data code ask a family questions without paying for them
 
 IGNORE_INDEX = -100  # label of a token that is not a target (transformers' and torch's convention)
+# what a packed row hands the model besides its ids: transformers' names (FlashAttentionKwargs)
+PACKED_INPUTS = ("position_ids", "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
 
 
 class Family:
@@ -42,6 +44,9 @@ class Family:
     # the labels are a sequence of their own (a decoder's), not positions of the input: they count
     # towards the tokens computed, and length grouping has two widths to keep tight
     separate_labels: ClassVar[bool]
+    # a micro-batch can be one row of concatenated examples (data.packing=padding_free): the model attends within
+    # each example given per-example position ids
+    can_pack: ClassVar[bool] = False
     usage: ClassVar[str]  # the model card's code snippet; {path}, {instruction}, {prompt}
 
     @property
@@ -143,6 +148,7 @@ class DecoderOnly(Family):
     lm_eval_backend = "causal"
     padding_side = "left"  # generation continues from the right edge
     separate_labels = False
+    can_pack = True
     usage = """from transformers import pipeline
 
 generator = pipeline("text-generation", model="{path}")
@@ -174,8 +180,9 @@ print(generator(prompt, max_new_tokens=256, do_sample=False)[0]["generated_text"
         # hidden state t predicts token t+1
         targets = batch["labels"][:, 1:]
         keep = F.pad(targets != IGNORE_INDEX, (0, 1), value=False)
-        return _nll_at(model, keep, targets[targets != IGNORE_INDEX], input_ids=batch["input_ids"],
-                       attention_mask=batch["attention_mask"])
+        # a packed row (Collate packed=True) has position ids and varlen boundaries instead of an attention mask
+        inputs = {k: batch[k] for k in PACKED_INPUTS + ("attention_mask",) if k in batch}
+        return _nll_at(model, keep, targets[targets != IGNORE_INDEX], input_ids=batch["input_ids"], **inputs)
 
     def prompt_limit(self, context, max_new_tokens):
         # prompt and completion share the positions: a prompt longer than this loses its start
@@ -193,6 +200,7 @@ class EncoderDecoder(Family):
     lm_eval_backend = "seq2seq"
     padding_side = "right"
     separate_labels = True
+    can_pack = False  # T5's encoder, decoder and cross-attention would each need a block mask
     # transformers 5 removed the text2text-generation pipeline that the LaMini-T5 cards use
     usage = """from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 

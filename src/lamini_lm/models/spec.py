@@ -29,6 +29,7 @@ class ModelSpec:
     architecture: Optional[dict[str, Any]] = None
     init: str = "pretrained"  # pretrained: the weights of hub_id; random: built from architecture
     gguf_file: Optional[str] = None  # a GGUF file inside hub_id (a folder): transformers dequantizes it to fp32
+    attn_implementation: Optional[str] = None  # transformers' attn_implementation; null: its default
 
     def __post_init__(self):
         parse_size(self.params)

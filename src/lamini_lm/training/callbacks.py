@@ -14,13 +14,21 @@ from lamini_lm.inference import generate
 
 
 class TokenThroughput(pl.Callback):
-    """Logs real (non-pad) tokens/s over all ranks and the share of computed tokens that were padding,
-    on every step, so the cost of a batching choice shows on the dashboard, not only in a benchmark."""
+    """Logs real (non-pad) tokens/s over all ranks, the share of computed tokens that were padding and the
+    executed-FLOP utilisation (training/flops.py: executed FLOP/s per device over the device's roof), on every
+    step, so the cost of a batching choice shows on the dashboard, not only in a benchmark."""
 
-    def __init__(self):
+    def __init__(self, peak_flops: float | None = None):
+        self.peak_flops = peak_flops  # per device; null: lightning's table on a GPU, a measured matmul on a CPU
         self.real = self.padded = 0
-        self.seconds = 0.0
-        self._t = None
+        self.flops = self.seconds = 0.0
+        self._t = self._coefficients = self._roof = None
+
+    def on_fit_start(self, trainer, pl_module):
+        from lamini_lm.training.flops import FlopCoefficients, roof
+
+        self._coefficients = FlopCoefficients(pl_module.model)
+        self._roof = roof(pl_module.device, next(pl_module.model.parameters()).dtype, self.peak_flops)
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._t = time.perf_counter()
@@ -32,17 +40,24 @@ class TokenThroughput(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         now = time.perf_counter()
         dt, self._t = now - self._t, now
+        flops = self._coefficients.of_batch(batch) if self._coefficients else 0.0
         self.real += batch["real_tokens"]
         self.padded += batch["padded_tokens"]
+        self.flops += flops
         self.seconds += dt
-        pl_module.log_dict({
-            "perf/real_tokens_per_s": batch["real_tokens"] * trainer.world_size / max(dt, 1e-9),
-            "perf/padding_share": 1 - self.real / max(self.padded, 1),
-        }, on_step=True, on_epoch=False, batch_size=1)
+        metrics = {"perf/real_tokens_per_s": batch["real_tokens"] * trainer.world_size / max(dt, 1e-9),
+                   "perf/padding_share": 1 - self.real / max(self.padded, 1)}
+        if self._roof:
+            metrics["perf/flop_utilisation"] = flops / max(dt, 1e-9) / self._roof
+        pl_module.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1)
 
     def summary(self, world_size: int) -> dict:
-        return {"perf/mean_real_tokens_per_s": self.real * world_size / max(self.seconds, 1e-9),
-                "perf/padding_share": 1 - self.real / max(self.padded, 1)}
+        out = {"perf/mean_real_tokens_per_s": self.real * world_size / max(self.seconds, 1e-9),
+               "perf/padding_share": 1 - self.real / max(self.padded, 1)}
+        if self._roof:
+            out["perf/flop_utilisation"] = self.flops / max(self.seconds, 1e-9) / self._roof
+            out["perf/roof_flops"] = self._roof
+        return out
 
 
 class SampleGenerations(pl.Callback):

@@ -71,11 +71,14 @@ def _fit(spec: TrainSpec, record: dict, output_dir: Path) -> dict:
 def _build(spec: TrainSpec):
     """The LightningModule (backbone + family + optimizer settings), the DataModule and the tokenizer."""
     from lamini_lm.data.datamodule import InstructionDataModule
-    from lamini_lm.models.backbone import build_family, load_model, load_tokenizer
+    from lamini_lm.models.attention import packs
+    from lamini_lm.models.backbone import build_family, compile_blocks, load_model, load_tokenizer
 
     family = build_family(spec.model)
     tokenizer = load_tokenizer(spec.model)
     backbone = load_model(spec.model, family)
+    if spec.compile:
+        compile_blocks(backbone, spec.model.fsdp_block)
     module = family.module(backbone, spec.model, spec.optim, tokenizer)
     data = spec.data
     datamodule = InstructionDataModule(
@@ -83,7 +86,7 @@ def _build(spec: TrainSpec):
         global_batch_size=spec.global_batch_size, micro_batch_size=spec.micro_batch_size, val_size=data.val_size,
         max_source_length=data.max_source_length, max_target_length=data.max_target_length,
         mask_prompt=data.mask_prompt, seed=spec.seed, num_workers=data.num_workers,
-        context=family.context(backbone.config),
+        context=family.context(backbone.config), packing=data.packing if packs(backbone) else "padded",
     )
     return module, datamodule, tokenizer
 

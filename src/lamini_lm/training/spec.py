@@ -50,6 +50,7 @@ class TrainSpec:
     ckpt_path: Optional[str] = "auto"
     export: ExportSpec = field(default_factory=lambda: ExportSpec())
     allow_recipe_change: bool = False  # resume although what is optimised changed (training/recipe.py)
+    compile: bool = False  # torch.compile each transformer block (models/backbone.py compile_blocks)
     task_name: str = "train"
     # instantiated by Lightning/Hydra as they are: their own constructors check them
     trainer: Any = None

@@ -1,0 +1,87 @@
+"""data.packing=padding_free: a micro-batch packed into one row gives every example the loss it has alone."""
+
+import pytest
+
+from lamini_lm import config, prompts
+from lamini_lm.data.collate import Collate
+from lamini_lm.data.tokenization import Tokenize
+from lamini_lm.models.backbone import build_family, load_model, load_tokenizer
+from lamini_lm.models.families import IGNORE_INDEX
+from lamini_lm.models.spec import ModelSpec
+
+RECORDS = {
+    "instruction": ["Name a colour.", "Give the capital of France and explain briefly why it matters so much.",
+                    "Say hi.", "Add 2 and 3, then explain how addition works to a child in a few words."],
+    "response": ["Blue.", "Paris, the seat of government.", "Hi!", "5: put two and three things together."],
+}
+
+# float64 makes the comparison one of summation order only (packed vs alone run different kernel shapes): measured
+# <= 1e-15 relative here; 1e-9 holds on any x86 instruction set and thread count. Dropping the position ids (the
+# examples then attend to each other, trl #1230) moves the loss by >= 7e-6 (tiny random models attend almost
+# uniformly). transformers' own sdpa and eager masks over a packed row missed by up to 4e-4 here (tiny_gpt2 sdpa,
+# tiny_gpt_neo eager), which is why packing needs a varlen attention (lamini_lm.models.attention.packs).
+RTOL = 1e-9
+
+
+def _setup(model_name, mask_prompt):
+    import torch
+
+    spec = config.typed(config.compose("train", [f"model={model_name}"]).model, ModelSpec, "model")
+    assert spec.attn_implementation == "sdpa_varlen"  # the decoder-only default
+    family = build_family(spec)
+    torch.manual_seed(0)
+    model = load_model(spec, family).to(torch.float64).eval()  # eval: no dropout
+    tok = load_tokenizer(spec)
+    rows = Tokenize(tok, prompts.get("alpaca"), family, 512, 512, mask_prompt)(RECORDS)
+    return family, model, tok, {"input_ids": rows["input_ids"], "labels": rows["labels"]}
+
+
+def _only(rows, i):
+    """The rows with every example's labels but the i-th masked out."""
+    return {"input_ids": rows["input_ids"],
+            "labels": [y if j == i else [IGNORE_INDEX] * len(y) for j, y in enumerate(rows["labels"])]}
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize("model_name,mask_prompt", [
+    ("tiny_gpt2", True),
+    ("tiny_gpt2", False),     # every token a target: the example boundaries must not be
+    ("tiny_llama", True),     # grouped-query attention, rotary positions
+])
+def test_each_example_in_a_packed_row_has_its_loss_alone(model_name, mask_prompt):
+    import torch
+
+    family, model, tok, rows = _setup(model_name, mask_prompt)
+    packed = Collate(tok.pad_token_id, separate_labels=False, packed=True)
+    padded = Collate(tok.pad_token_id, separate_labels=False)
+    n = len(rows["input_ids"])
+    with torch.no_grad():
+        alone = [family.token_nll(model, padded(({k: [v[i]] for k, v in rows.items()}, None))) for i in range(n)]
+        in_row = [family.token_nll(model, packed((_only(rows, i), None))) for i in range(n)]
+        whole = packed((rows, None))
+        assert whole["input_ids"].shape == (1, sum(map(len, rows["input_ids"])))  # one row, no padding
+        assert whole["real_tokens"] == whole["padded_tokens"] == whole["input_ids"].numel()
+        total = family.token_nll(model, whole)
+        padded_total = family.token_nll(model, padded((rows, None)))
+        leaky = family.token_nll(model, {k: whole[k] for k in ("input_ids", "labels")})
+    for a, b in zip(alone, in_row):
+        assert torch.isclose(a, b, rtol=RTOL, atol=0), (a.item(), b.item())
+    assert torch.isclose(total, sum(alone), rtol=RTOL, atol=0)
+    assert torch.isclose(total, padded_total, rtol=RTOL, atol=0)  # the same micro-batch padded: the same loss
+    assert (leaky - total).abs() / total > 1e3 * RTOL  # the check can fail: without positions examples see each other
+    # the step normaliser (when no plan gives it) does not depend on the packing
+    assert whole["step_target_tokens"] == padded((rows, None))["step_target_tokens"]
+
+
+@pytest.mark.numerics
+def test_a_packed_row_trains_the_same_gradient_as_padded_rows():
+    import torch
+
+    family, model, tok, rows = _setup("tiny_llama", True)
+    grads = []
+    for packed in (True, False):
+        model.zero_grad()
+        family.token_nll(model, Collate(tok.pad_token_id, separate_labels=False, packed=packed)((rows, None))).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert grads[0].abs().max() > 0
+    assert ((grads[0] - grads[1]).abs().max() / grads[1].abs().max()).item() <= RTOL
