@@ -162,5 +162,8 @@ def test_the_evaluation_joins_the_training_runs_wandb_run(gpt2_run, tmp_path):
     assert trained["id"].encode() in next((out / "wandb").glob("offline-run-*/run-*.wandb")).read_bytes()
     run_lm_eval(compose(tmp_path, f"models={out}", "eval=lamini15_local", "tasks=[PIQA]", "lm_eval.limit=2",
                         "wandb.enabled=true", "wandb.mode=offline"))
+    import wandb
+
+    wandb.teardown()  # the W&B service of this process writes the offline file: let it finish before reading
     (blob,) = [p.read_bytes() for p in tmp_path.rglob("offline-run-*/run-*.wandb")]
     assert b"training_run_id" in blob and trained["id"].encode() in blob and b"eval/PIQA/acc_norm" in blob
