@@ -6,14 +6,14 @@ import pytest
 
 from tests.helpers.run import run_entry
 
-SMALL = ["model=tiny_gpt2", "data.limit=96", "data.val_size=16", "global_batch_size=16", "micro_batch_size=8", "trainer.max_epochs=1",
+SMALL = ["data.limit=96", "data.val_size=16", "global_batch_size=16", "micro_batch_size=8", "trainer.max_epochs=1",
          "callbacks.sample_generations.max_new_tokens=8"]
 
 
 @pytest.fixture(scope="module")
 def gpt2_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpt2")
-    res = run_entry("train.py", *SMALL, f"hydra.run.dir={out}")  # sample data and W&B: the defaults
+    res = run_entry("train.py", "model=tiny_gpt2", *SMALL, f"hydra.run.dir={out}")  # sample data and W&B: the defaults
     assert res.returncode == 0, res.stderr[-3000:]
     return out, res
 
