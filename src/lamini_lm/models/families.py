@@ -133,7 +133,9 @@ def _nll_at(model, keep: torch.Tensor, targets: torch.Tensor, **inputs) -> torch
     head = model.get_output_embeddings()
     handle = head.register_forward_pre_hook(lambda module, args: (args[0][keep],))
     try:
-        logits = model(**inputs).logits
+        # no key/value cache: training never reads it, and T5 filling one makes a checkpointed block save other
+        # tensors when it is recomputed (torch's CheckpointError under trainer=fsdp's activation checkpointing)
+        logits = model(**inputs, use_cache=False).logits
     finally:
         handle.remove()
     # half/bf16 logits are raised to float32 for the softmax; float64 stays float64 (the exactness tests)
