@@ -11,6 +11,7 @@ import hydra
 
 from lamini_lm import config  # noqa: F401  (registers the config resolvers)
 from lamini_lm.errors import exit_on_user_error
+from lamini_lm.overrides import check_overrides
 from lamini_lm.run_lock import check_run_folder
 from lamini_lm.secret_keys import refuse_secret_overrides
 
@@ -33,4 +34,5 @@ if __name__ == "__main__":
     refuse_secret_overrides()  # before Hydra saves or echoes the command line
     check_run_folder(("hydra.run.dir",))  # before Hydra writes into it: writable, held by no other run
     sys.argv[1:] = _model_alias(sys.argv[1:])
+    check_overrides("evaluate")  # after the alias; every override (and every job of a sweep) composes, or one line and exit 2
     main()
