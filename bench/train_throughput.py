@@ -13,7 +13,9 @@ response as labels for T5), micro-batches of m examples:
 - "trl_grouped": TRL's SFTTrainer, train_sampling_strategy="group_by_length" (mega-batches of 50 x m x k sorted by
   length), padded; "trl_padding_free": SFTTrainer with padding_free=True, random micro-batches flattened into one
   row with restarting position ids (transformers' sdpa masks the examples apart). Both with the completion-only
-  loss (the prompt is -100 in the labels) and no packing across examples. TRL trains no encoder-decoder models.
+  loss (the prompt is -100 in the labels), no packing across examples and gradient_checkpointing=False, TRL's
+  fastest; "trl_grouped_ckpt": trl_grouped with TRL 1.16's default gradient_checkpointing=True (less memory,
+  slower). TRL trains no encoder-decoder models.
 - "ours" at each global batch: the first global batch of our GlobalBatchSampler (random, sorted by length within
   it), collated by our Collate as data.packing says (padding_free for decoder-only: one row per micro-batch,
   sdpa_varlen), the family's LightningModule under conf/trainer/cpu.yaml.
@@ -122,24 +124,32 @@ class Meter:
         self.head_rows_all = head_rows_all  # transformers' own loss projects every row onto the vocabulary
         self.reset()
 
-    def reset(self):
+    def reset(self, model=None):
+        """Before the timed run. With ``model``: the warm-up's gradients and trainer freed first, so that every
+        recipe's peak memory is counted over the same baseline (the weights; Lightning frees gradients, the HF
+        Trainer zeroes them in place, which would hide them from one recipe's count only)."""
+        import gc
+
+        if model is not None:
+            model.zero_grad(set_to_none=True)
+            gc.collect()
         self.real = self.padded = 0
         self.flops = 0.0
         self.t0 = self.t1 = None
         self.c0 = self.c1 = None  # process CPU time (all threads): how much of the cores this run really got
-        self.rss0 = self.rss_peak = 0
+        self.live0, self.live_peak = live_bytes(), 0
         self._sampler = None
 
     def start(self) -> None:
         if self.t0 is None:
             self.t0, self.c0 = time.perf_counter(), time.process_time()
-            self._sampler = RssPeak()
+            self._sampler = LivePeak()
 
     def stop(self) -> None:
         """Before the optimizer step: timed are the micro-batches' data, forward and backward (a step of 1024
         examples spends ~1/128 of its time in AdamW, a step of a few timed micro-batches far more)."""
         self.t1, self.c1 = time.perf_counter(), time.process_time()
-        self.rss0, self.rss_peak = self._sampler.close()
+        self.live_peak = self._sampler.close()
 
     def count(self, batch) -> None:
         ids, labels = batch["input_ids"], batch["labels"]
@@ -160,29 +170,42 @@ class Meter:
         return self.c1 - self.c0
 
 
-class RssPeak:
-    """The process's resident memory, sampled every 5 ms on a thread: (at start, peak). main() makes glibc return
-    every freed block over 64 KiB to the system (MALLOC_MMAP_THRESHOLD_), so this follows live tensors."""
+def live_bytes() -> int:
+    """Bytes the process has allocated and not freed: glibc's mallinfo2, in-heap + mmapped blocks (where torch's
+    CPU tensors live). Unlike resident memory it leaves out what the allocator keeps after a free, so it follows
+    live tensors with the allocator as users run it (an earlier version made glibc unmap every freed block
+    instead, which cost ~38% of the training speed)."""
+    import ctypes
+
+    class Info(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                   "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    mallinfo2 = ctypes.CDLL(None).mallinfo2
+    mallinfo2.restype = Info
+    info = mallinfo2()
+    return info.uordblks + info.hblkhd
+
+
+class LivePeak:
+    """live_bytes() sampled every 5 ms on a thread until close(), which returns the peak."""
 
     def __init__(self):
         import threading
 
-        import psutil
-
-        self._proc = psutil.Process()
-        self.start = self.peak = self._proc.memory_info().rss
+        self.peak = live_bytes()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self):
         while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self._proc.memory_info().rss)
+            self.peak = max(self.peak, live_bytes())
 
-    def close(self) -> tuple[int, int]:
+    def close(self) -> int:
         self._stop.set()
         self._thread.join()
-        return self.start, self.peak
+        return self.peak
 
 
 # -- micro-batch plans: which examples each recipe puts together ------------------------------------------
@@ -263,7 +286,9 @@ def run_hf(kind, cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter,
         from trl import SFTConfig, SFTTrainer
 
         # the prompt is already -100 in the labels (completion-only loss); no packing across examples
-        args = SFTConfig(**_hf_args(cfg, tmp, m, accum), padding_free=kind == "trl_padding_free", max_length=None)
+        # TRL's fastest: gradient_checkpointing off (TRL 1.16 defaults it on: trl_grouped_ckpt, less memory, slower)
+        args = SFTConfig(**_hf_args(cfg, tmp, m, accum), padding_free=kind == "trl_padding_free", max_length=None,
+                         gradient_checkpointing=kind == "trl_grouped_ckpt")
         t = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=[Clock()])
         t.data_collator = counting(t.data_collator)  # TRL's own collator (it refuses another one when padding-free)
         return t
@@ -272,7 +297,8 @@ def run_hf(kind, cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter,
     t = trainer(warm.select_columns(columns), 1)
     t.remove_callback(PrinterCallback)
     t.train()
-    meter.reset()
+    del t
+    meter.reset(model)
     t = trainer(pool.select([i for mb in micro_batches for i in mb]).select_columns(columns), len(micro_batches))
     t.remove_callback(PrinterCallback)
     t.train()
@@ -324,7 +350,7 @@ def run_ours(cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter, tmp
 
     warm_tokens = sum(warm["target_length"])
     fit(warm, [MicroBatch(range(len(warm)), warm_tokens)])
-    meter.reset()
+    meter.reset(model)
     fit(pool, micro_batches)
 
 
@@ -371,6 +397,7 @@ def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
     runs = [("alpaca", None, random_plan(len(pool), m, args.seed))]
     if not enc_dec:  # TRL trains decoder-only models only
         runs += [("trl_grouped", small, grouped_plan(lengths, m, small // m, args.seed)),
+                 ("trl_grouped_ckpt", small, grouped_plan(lengths, m, small // m, args.seed)),
                  ("trl_padding_free", None, random_plan(len(pool), m, args.seed))]
     runs += [("ours", g, ours_plan(pool, m, g, args.seed, family)[0]) for g in args.global_batches]
     if not enc_dec:  # data.packing=padded: the alternative, sorted micro-batches padded to their longest
@@ -404,7 +431,7 @@ def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
         # padding over the whole plan, from the lengths: exact, unlike a sample of micro-batches
         if packed:
             plan_pad = {gb: 0.0 for gb in args.global_batches}
-        elif recipe == "trl_grouped":
+        elif recipe.startswith("trl_grouped"):
             plan_pad = {gb: plan_padding(pool, grouped_plan(lengths, m, gb // m, args.seed), enc_dec)
                         for gb in args.global_batches}
         elif ours:
@@ -414,7 +441,7 @@ def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
             plan_pad = {gb: plan_padding(pool, plan, enc_dec) for gb in args.global_batches}
         rows.append({"shape": shape, "recipe": recipe, "global": g, "real": meter.real, "padded": meter.padded,
                      "seconds": meter.seconds, "cpu_seconds": meter.cpu_seconds, "flops": meter.flops, "cpu": cpu,
-                     "peak_mb": (meter.rss_peak - meter.rss0) / 2 ** 20, "plan_padding": plan_pad})
+                     "peak_mb": (meter.live_peak - meter.live0) / 2 ** 20, "plan_padding": plan_pad})
         del model
     for r in rows:
         r["tok_s"] = r["real"] / r["seconds"]
@@ -438,8 +465,6 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_") != "65536":  # see RssPeak; glibc reads it at process start
-        os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
     args.max_words = MAX_WORDS
     args.global_batches = [int(g) for g in args.global_batches.split(",")]
     args.recipes = [r for r in args.recipes.split(",") if r]
@@ -487,7 +512,7 @@ def main() -> None:
     print(f"\nfp32 matmul roof (2048^3, best seen, {args.threads} threads): {peak / 1e9:.1f} GFLOP/s")
     print("util = executed FLOPs / time / roof (lamini_lm.training.flops: padding, attention squares and every "
           "projected output row included); time = data + forward + backward of the timed micro-batches (not the "
-          "optimizer step); peak MB = resident memory over the timed step's start; cores = process CPU s / "
+          "optimizer step); peak MB = live allocated bytes (mallinfo2) over the weights alone; cores = process CPU s / "
           "wall s (< threads: other jobs took the CPU); plan padding = over the recipe's whole plan (exact)")
     gb = args.global_batches
     print(f"\n{'shape':9s} {'recipe':16s} {'global':>6s} {'real tok':>8s} {'time s':>7s} {'real tok/s':>10s} "
