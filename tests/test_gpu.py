@@ -135,19 +135,20 @@ def _same_weights(export: dict, state: dict, rtol: float = 0.0) -> None:
         assert ok, key
 
 
-def _train(tmp_path, *overrides):
+def _train(tmp_path, *overrides, model="tiny_gpt2"):
     run = tmp_path / "run"
-    res = run_entry("train.py", "model=tiny_gpt2", *SMALL, *overrides, f"hydra.run.dir={run}")
+    res = run_entry("train.py", f"model={model}", *SMALL, *overrides, f"hydra.run.dir={run}")
     assert res.returncode == 0, res.stderr[-3000:]
     assert json.loads((run / "metrics.json").read_text())["global_step"] == 5
     return run
 
 
-def test_the_fsdp_export_equals_the_unsharded_weights(tmp_path):
+@pytest.mark.parametrize("model", ["tiny_gpt2", "tiny_t5"])  # both under trainer=fsdp's activation checkpointing
+def test_the_fsdp_export_equals_the_unsharded_weights(tmp_path, model):
     import torch
 
     devices = min(_gpus(1), 2)
-    run = _train(tmp_path, "trainer=fsdp", f"trainer.devices={devices}")
+    run = _train(tmp_path, "trainer=fsdp", f"trainer.devices={devices}", model=model)
     # trainer=fsdp saves full state dicts: last.ckpt (written after the last step) holds the unsharded weights
     state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
     _same_weights(_export(run), state)
