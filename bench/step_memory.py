@@ -1,0 +1,72 @@
+"""Benchmark: the memory one training micro-batch adds over the weights, our path against transformers' own loss.
+
+    PYTHONPATH=$PWD/src python bench/step_memory.py
+
+train_throughput.py's peak column compares each recipe's own sample of micro-batches, whose largest differs from
+recipe to recipe; this is the like-for-like check: one micro-batch of 8 examples (100-135 tokens, the first 70% of
+each masked as prompt), gpt2-124M with random weights, forward and backward of
+
+- ours packed: Family.token_nll on the packed row (data.packing=padding_free, model.attn_implementation sdpa_varlen);
+- ours padded: Family.token_nll on the padded batch;
+- transformers' loss: the model's own loss on the padded batch (labels passed in), what the HF Trainer and TRL's
+  SFTTrainer call (TRL adds its own metrics over the logits on top).
+
+Memory is live allocated bytes (glibc mallinfo2, train_throughput.live_bytes) over the weights alone, sampled every
+5 ms: after the forward (what autograd keeps) and at the peak of the backward (the gradients included).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.train_throughput import LivePeak, live_bytes  # noqa: E402
+
+LENGTHS = [100, 105, 110, 115, 120, 125, 130, 135]
+
+
+def main() -> None:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from lamini_lm.data.collate import Collate
+    from lamini_lm.models import attention
+    from lamini_lm.models.families import DecoderOnly
+
+    attention.register()
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(attn_implementation=attention.NAME)).train()
+    family = DecoderOnly()
+    g = torch.Generator().manual_seed(1)
+    ids = [torch.randint(0, 50000, (n,), generator=g).tolist() for n in LENGTHS]
+    rows = {"input_ids": ids, "labels": [[-100] * int(0.7 * len(x)) + x[int(0.7 * len(x)):] for x in ids]}
+
+    def ours(packed: bool):
+        batch = Collate(0, False, packed=packed)((rows, None))
+        return family.token_nll(model, batch) / batch["step_target_tokens"]
+
+    def transformers_loss():
+        batch = Collate(0, False)((rows, None))
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+
+    print(f"one micro-batch of {len(LENGTHS)} examples, {sum(LENGTHS)} tokens; gradients "
+          f"{sum(p.numel() for p in model.parameters()) * 4 / 2**20:.0f} MB")
+    print(f"{'path':22s} {'after forward MB':>16s} {'peak MB':>8s}")
+    for name, step in [("ours packed", lambda: ours(True)), ("ours padded", lambda: ours(False)),
+                       ("transformers' loss", transformers_loss)]:
+        for _ in range(2):  # the second pass is measured: first-call allocations are paid
+            model.zero_grad(set_to_none=True)
+            gc.collect()
+            base, sampler = live_bytes(), LivePeak()
+            loss = step()
+            kept = live_bytes() - base
+            loss.backward()
+            peak = sampler.close() - base
+        print(f"{name:22s} {kept / 2**20:>16.0f} {peak / 2**20:>8.0f}")
+
+
+if __name__ == "__main__":
+    main()
