@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sys
 
+# Hydra's own command-line parser and sweep expansion (internal modules of the pinned hydra-core 1.3.8), so the
+# check reads the command line exactly as Hydra will
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
