@@ -34,5 +34,5 @@ if __name__ == "__main__":
     refuse_secret_overrides()  # before Hydra saves or echoes the command line
     check_run_folder(("hydra.run.dir",))  # before Hydra writes into it: writable, held by no other run
     sys.argv[1:] = _model_alias(sys.argv[1:])
-    check_overrides("evaluate")  # after the alias; every override (and every job of a sweep) composes, or one line and exit 2
+    check_overrides("evaluate")  # after the alias: every override (and every job of a sweep) composes, or one line
     main()

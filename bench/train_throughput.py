@@ -40,9 +40,9 @@ it); the padding shares are exact and do not.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from types import SimpleNamespace
@@ -170,20 +170,25 @@ class Meter:
         return self.c1 - self.c0
 
 
-def live_bytes() -> int:
-    """Bytes the process has allocated and not freed: glibc's mallinfo2, in-heap + mmapped blocks (where torch's
-    CPU tensors live). Unlike resident memory it leaves out what the allocator keeps after a free, so it follows
-    live tensors with the allocator as users run it (an earlier version made glibc unmap every freed block
-    instead, which cost ~38% of the training speed)."""
+@functools.cache
+def _mallinfo2():
     import ctypes
 
     class Info(ctypes.Structure):
         _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
                                                    "fsmblks", "uordblks", "fordblks", "keepcost")]
 
-    mallinfo2 = ctypes.CDLL(None).mallinfo2
-    mallinfo2.restype = Info
-    info = mallinfo2()
+    fn = ctypes.CDLL(None).mallinfo2
+    fn.restype = Info
+    return fn
+
+
+def live_bytes() -> int:
+    """Bytes the process has allocated and not freed: glibc's mallinfo2, in-heap + mmapped blocks (where torch's
+    CPU tensors live). Unlike resident memory it leaves out what the allocator keeps after a free, so it follows
+    live tensors with the allocator as users run it (an earlier version made glibc unmap every freed block
+    instead, which cost ~38% of the training speed)."""
+    info = _mallinfo2()()
     return info.uordblks + info.hblkhd
 
 

@@ -1,7 +1,8 @@
 """The README's offline LaMini loop at toy size, each step a fresh process as a user runs it: the local teacher
 (SmolLM2-135M-Instruct) answers a few seed tasks, D_ALL trains a tiny student, evaluate.py scores the student
-before and after tuning on the offline suite, the report places both beside the paper's GPT-2-124M and LaMini-GPT-124M rows (Table 13), and the
-human-evaluation responses are rated by the local teacher as the LLM judge."""
+before and after tuning on the offline suite, the report places both beside the paper's GPT-2-124M and
+LaMini-GPT-124M rows (Table 13), and the human-evaluation responses are rated by the local teacher as the LLM
+judge."""
 
 import csv
 import json
@@ -54,8 +55,9 @@ def test_the_offline_loop_end_to_end(tmp_path, monkeypatch):
     ids = tmp_path / "ids.txt"
     ids.write_text("user_oriented_task_0\nuser_oriented_task_3\n")
     human = [f"human.path={HUMAN}", f"human.ids_file={ids}", f"human.responses={tmp_path / 'human' / 'responses'}"]
-    _ok(run_entry("evaluate.py", "mode=human_generate", f"model=[{tmp_path / 'before' / 'hf'},{tmp_path / 'after' / 'hf'}]",
-                  *human, "human.generation.max_new_tokens=8", f"hydra.run.dir={tmp_path / 'human'}"))
+    models = f"model=[{tmp_path / 'before' / 'hf'},{tmp_path / 'after' / 'hf'}]"
+    _ok(run_entry("evaluate.py", "mode=human_generate", models, *human, "human.generation.max_new_tokens=8",
+                  f"hydra.run.dir={tmp_path / 'human'}"))
     _ok(run_entry("evaluate.py", "mode=human_judge", "teacher=hf_local", *human, "judge.progress=false",
                   "wandb.enabled=false", f"hydra.run.dir={tmp_path / 'judge_run'}"))
     ratings = list(csv.DictReader(open(tmp_path / "human" / "judge" / "judge_ratings.csv")))
