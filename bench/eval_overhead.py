@@ -59,7 +59,7 @@ def main() -> None:
         export = tiny.ensure_export(tmp / "models", "gpt2")
         local = config.typed(config.compose("evaluate", ["eval=lamini15_local"]).eval, SuiteSpec, "eval")
         specs = suite.select(local.tasks, TASKS)
-        tasks_dir = local_tasks.write(specs, tmp / "direct_tasks")
+        tasks_dir = local_tasks.write(specs, tmp / "direct_tasks", local.name)
         ours_t, direct_t, ours_cpu, direct_cpu = [], [], [], []
         for k in range(args.repeats):
             ours = [sys.executable, "evaluate.py", f"models={export}", "eval=lamini15_local", f"tasks=[{','.join(TASKS)}]",

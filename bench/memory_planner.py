@@ -144,7 +144,7 @@ def peak_table(members, points_per: int, jobs: int, cache: str | None, cached_on
 
     from lamini_lm.training import plan
 
-    families = {m: plan.setup(_cfg(m)).family for m in members}
+    families = {m: plan.setup(_cfg(m)).family.architecture for m in members}
     # point-major: every member's first point before anyone's second, so a cut-short run still covers all members
     todo = [(m, POINTS[families[m]][i], cache) for i in range(points_per) for m in members
             if i < len(POINTS[families[m]])]
@@ -179,7 +179,7 @@ def saved_table(members) -> None:
             s, pt = predicted(member, b, length, target, False)
             family, model = _model(member, False)
             kept = kept_bytes(family, model, batch(family, model.config.vocab_size, b, length, target))
-            rows = b * (target if s.family == "encoder-decoder" else min(target, length - 1))
+            rows = b * (target if s.family.separate_labels else min(target, length - 1))
             planned = pt.acts.layers + pt.acts.other + 4 * s.dims["vocab"] * rows  # the loss keeps one fp32 row
             print(f"{member:18s} {b:3d} {length:4d} {target:4d} {kept / 1e6:9.1f} {planned / 1e6:10.1f} "
                   f"{planned / kept:6.3f}", flush=True)

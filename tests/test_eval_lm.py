@@ -1,5 +1,6 @@
 """lm-eval on tiny exports through the offline suite: results files, provenance, the wrapper, lm-eval parity."""
 
+import csv
 import json
 
 import pytest
@@ -103,28 +104,49 @@ def test_the_scores_land_in_the_exports_model_card(runs):
     assert "## Use" in card.text and card.data.pipeline_tag == "text-generation"  # the rest of the card kept
 
 
-SUITE = """# a suite of one's own is one config file: two of the paper's tasks on the offline data
-name: two_tasks
+SUITE = """# a suite of one's own is one config file: a paper task, and one the paper does not report
+# (no `paper:`) read by a data reader of one's own (tests/helpers/eval_reader.py)
+name: own_suite
 local: true
 tasks:
   - {paper: PIQA, task: piqa_local, metric: acc_norm, include: piqa/piqa.yaml,
-     data: {format: arrow, split: validation, path: hf_datasets/piqa/plain_text/validation}}
-  - {paper: SST, task: sst2_local, metric: acc, include: glue/sst2/default.yaml,
-     data: {format: arrow, split: validation, path: hf_datasets/glue/sst2/validation}}
+     data: {_target_: lamini_lm.evaluation.local_tasks.arrow, split: validation,
+            path: hf_datasets/piqa/plain_text/validation}}
+  - {task: sciq_first20, metric: acc, include: sciq/sciq.yaml,
+     data: {_target_: tests.helpers.eval_reader.first_docs, split: validation, n: 20,
+            path: hf_datasets/sciq/none/validation}}
 """
 
 
-def test_an_eval_suite_of_ones_own_is_one_config(runs, tmp_path):  # no module, no edit elsewhere
+def test_an_eval_suite_of_ones_own_is_one_config(runs, tmp_path):  # no edit elsewhere
+    from huggingface_hub import metadata_load
+
+    from lamini_lm.evaluation import report
     from lamini_lm.evaluation.run import run_lm_eval
 
     (tmp_path / "conf" / "eval").mkdir(parents=True)
-    (tmp_path / "conf" / "eval" / "two_tasks.yaml").write_text(SUITE)
-    (summary,) = run_lm_eval(compose(tmp_path / "out", f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
-                                     "eval=two_tasks", f"models={runs['root']}/gpt2/hf", "lm_eval.limit=4",
-                                     "wrapper=none"))
-    assert summary["suite"] == "two_tasks" and [r["paper"] for r in summary["tasks"]] == ["PIQA", "SST"]
+    (tmp_path / "conf" / "eval" / "own_suite.yaml").write_text(SUITE)
+    search = f"hydra.searchpath=[file://{tmp_path / 'conf'}]"
+    (summary,) = run_lm_eval(compose(tmp_path / "out", search, "eval=own_suite", f"models={runs['root']}/gpt2/hf",
+                                     "lm_eval.limit=4", "wrapper=none"))
+    assert summary["suite"] == "own_suite"
+    assert [(r["name"], r["paper"]) for r in summary["tasks"]] == [("PIQA", "PIQA"), ("sciq_first20", None)]
     assert all(r["status"] == "ok" and 0 <= r["value"] <= 1 for r in summary["tasks"])
-    assert {r["paper"]: (r["n"], r["n_total"]) for r in summary["tasks"]} == {"PIQA": (4, 1838), "SST": (4, 872)}
+    assert {r["name"]: (r["n"], r["n_total"]) for r in summary["tasks"]} == {"PIQA": (4, 1838), "sciq_first20": (4, 20)}
+    # the report puts the new task after the paper's rows, with no paper number; the paper's average is unchanged
+    cfg = compose(tmp_path / "report", search, "mode=report", f"report.results=[{tmp_path / 'out'}]",
+                  "report.tables=[13]")
+    report.run(cfg.report)
+    rows = list(csv.DictReader(open(tmp_path / "report" / "tables.csv")))
+    mine = [r for r in rows if r["result"] == summary["model"]["name"]]
+    assert [r["task"] for r in mine][-3:] == ["HellaSwag", "sciq_first20", "Average"]
+    sciq = mine[-2]
+    assert sciq["paper"] == "" and sciq["diff"] == "" and float(sciq["ours"]) == round(100 * summary["tasks"][1]["value"], 2)
+    assert "| sciq_first20 |" in (tmp_path / "report" / "tables.md").read_text()
+    # and the export's card names it as the summary does
+    index = metadata_load(runs["root"] / "gpt2" / "hf" / "README.md")["model-index"]
+    names = {r["task"]["name"] for r in index[0]["results"]}
+    assert {"PIQA", "sciq_first20"} <= names
 
 
 def test_a_rerun_into_the_same_folder_answers_from_lm_evals_cache(runs, tmp_path, monkeypatch):

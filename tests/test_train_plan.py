@@ -34,7 +34,7 @@ def test_checkpointing_lowers_activations_and_more_tokens_raise_them(model):
     assert plan.point(s, "ddp", 16, 512, 512, False).acts.total == pytest.approx(2 * full.acts.total)
     assert plan.point(s, "ddp", 8, 256, 256, False).acts.total < full.acts.total
     # the loss: three fp32 vocabulary rows per target token at the start of backward
-    targets = 8 * (512 if s.family == "encoder-decoder" else 511)  # decoder-only: the last position predicts nothing
+    targets = 8 * (512 if s.family.separate_labels else 511)  # decoder-only: the last position predicts nothing
     assert full.acts.loss == 3 * 4 * s.dims["vocab"] * targets
     # one target: the output layer's new weight gradient (V x h, fp32 under bf16-mixed) beside the logits' one
     assert plan.point(s, "ddp", 1, 512, 1, False).acts.loss == 4 * s.dims["vocab"] * (1 + s.dims["h"])

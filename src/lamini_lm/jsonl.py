@@ -4,6 +4,7 @@ append-only logs we write ourselves whole after a kill.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from collections.abc import Iterator
@@ -13,11 +14,12 @@ from lamini_lm.errors import UserError
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[str, object]]:
-    """``('file:line', parsed object)`` for each non-blank line; bad UTF-8 or JSON is a UserError."""
+    """``('file:line', parsed object)`` for each non-blank line (``.gz`` read through gzip); bad UTF-8 or
+    JSON is a UserError."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} does not exist")
-    with open(path, "rb") as f:
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             where = f"{path}:{lineno}"
             try:

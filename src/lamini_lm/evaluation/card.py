@@ -34,9 +34,9 @@ def add_scores(folder: Path, summary: dict, configs: dict) -> Path | None:
         task = configs.get(row["task"], {})
         dataset = task.get("dataset_path") or row["task"]
         new.append(EvalResult(
-            task_type=task.get("output_type", "multiple_choice"), task_name=row["paper"],
+            task_type=task.get("output_type", "multiple_choice"), task_name=row["name"],
             dataset_type=row["task"].removesuffix("_local") if dataset in LOCAL_FORMATS else dataset,
-            dataset_name=row["paper"], dataset_config=task.get("dataset_name"),
+            dataset_name=row["name"], dataset_config=task.get("dataset_name"),
             dataset_split=task.get("test_split") or task.get("validation_split"),
             metric_type=row["metric"], metric_value=row["value"],
             metric_name=metric_name(row["metric"], summary["wrapper"], summary["suite"])))

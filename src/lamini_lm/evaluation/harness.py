@@ -31,7 +31,7 @@ from lamini_lm.models import families
 
 log = logging.getLogger(__name__)
 # wandb is imported by log_wandb only: most runs in tests and sweeps leave W&B off
-SUMMARY_FIELDS = ("model", "paper_model", "paper", "task", "metric", "value", "stderr", "version", "n", "n_total",
+SUMMARY_FIELDS = ("model", "paper_model", "name", "paper", "task", "metric", "value", "stderr", "version", "n", "n_total",
                   "status", "wrapper", "suite")
 
 
@@ -115,10 +115,11 @@ def evaluate(ref: ModelRef, specs: list[TaskSpec], tm, settings: LmEvalSpec, wra
 
 
 def summarize(results: dict, specs: list[TaskSpec], meta: dict) -> dict:
-    """One row per paper task: its metric from lm-eval's results, or why it has none."""
+    """One row per task (``name``: the paper's row, or the lm-eval name of a task the paper does not report;
+    ``paper``: the paper's row or None): its metric from lm-eval's results, or why it has none."""
     rows = []
     for s in specs:
-        row = {"paper": s.paper, "task": s.task, "metric": s.metric}
+        row = {"name": s.name, "paper": s.paper, "task": s.task, "metric": s.metric}
         if not s.available:
             rows.append(row | {"status": "unavailable", "reason": "no offline copy of the data this task scores"})
             continue
@@ -166,7 +167,7 @@ def log_wandb(summary: dict, cfg: WandbSpec, out: Path) -> None:
                      config={"training_run_id": trained.get("id"), **{k: v for k, v in summary.items() if k != "tasks"}},
                      reinit="finish_previous")
     try:
-        scores = {f"eval/{r['paper']}/{r['metric']}": r["value"] for r in summary["tasks"] if r["status"] == "ok"}
+        scores = {f"eval/{r['name']}/{r['metric']}": r["value"] for r in summary["tasks"] if r["status"] == "ok"}
         run.log(scores)
         run.summary.update(scores)
         run.log({"summary": wandb.Table(columns=list(SUMMARY_FIELDS),

@@ -4,7 +4,9 @@
 
 Each of our results (a ``summary.json`` written by evaluate.py) sits beside the paper model it
 reproduces (``paper_model``, or ``report.labels``, or a name match); results matching no paper model
-get a table of their own. Scores are percentages with one decimal, as in the paper.
+get a table of their own. Scores are percentages with one decimal, as in the paper. Tasks the paper does
+not report (a suite of one's own) follow the paper's rows, with no paper number; the averages are the
+paper's, over its 15 tasks, so that they stay comparable with its own.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class Result:
     suite: str
     params: int | None
     architecture: str | None  # decoder-only, encoder-decoder (the model family's)
-    scores: dict  # paper task -> percent; unavailable tasks absent
+    scores: dict  # task row (the paper's name where it has one) -> percent; unavailable tasks absent
     source: Path
 
     @property
@@ -61,11 +63,25 @@ def _read(f: Path) -> Result:
     try:
         s = json.loads(f.read_text())
         model = s["model"]
-        scores = {r["paper"]: 100 * r["value"] for r in s["tasks"] if r["status"] == "ok"}
+        scores = {r.get("name") or r["paper"]: 100 * r["value"] for r in s["tasks"] if r["status"] == "ok"}
         return Result(model["name"], s.get("paper_model"), s["wrapper"], s["suite"], model.get("params"),
                       model.get("architecture"), scores, f)
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise UserError(f"{f} is not an evaluate.py summary.json ({type(e).__name__}: {e})") from None
+
+
+def _task_rows(results) -> tuple[str, ...]:
+    """The paper's tasks, then any other task the results hold, in the order first seen."""
+    extra = {t: None for r in results for t in r.scores if t not in PAPER_TASKS}
+    return (*PAPER_TASKS, *extra)
+
+
+def _all_paper_tasks(r: Result) -> bool:
+    return all(t in r.scores for t in PAPER_TASKS)
+
+
+def _diff(ours, ref):
+    return None if ours is None or ref is None else ours - ref
 
 
 def _fmt(v) -> str:
@@ -81,15 +97,16 @@ def table_rows(models: list[paper.PaperModel], results: dict[str, list[Result]])
         for r in results.get(m.name, []):
             header += [f"{m.name} ours {r.label}", f"{m.name} Δ {r.label}"]
             cols.append(lambda t, r=r: r.scores.get(t))
-            cols.append(lambda t, r=r, m=m: None if r.scores.get(t) is None else r.scores[t] - m.scores[t])
-    rows = [[t] + [c(t) for c in cols] for t in (*PAPER_TASKS, paper.AVERAGE)]
+            cols.append(lambda t, r=r, m=m: _diff(r.scores.get(t), m.scores.get(t)))
+    ran = [r for m in models for r in results.get(m.name, [])]
+    rows = [[t] + [c(t) for c in cols] for t in (*_task_rows(ran), paper.AVERAGE)]
     # the paper's Average is re-rendered as printed; ours is the same micro-average when all 15 ran
     avg, i = rows[-1], 1  # i: index of the current paper model's column
     for m in models:
         i += 1
         for r in results.get(m.name, []):
-            ours = paper.micro_average(r.scores) if len(r.scores) == len(PAPER_TASKS) else None
-            avg[i], avg[i + 1] = ours, None if ours is None else ours - m.scores[paper.AVERAGE]
+            ours = paper.micro_average(r.scores) if _all_paper_tasks(r) else None
+            avg[i], avg[i + 1] = ours, _diff(ours, m.scores[paper.AVERAGE])
             i += 2
     if any(results.get(m.name) for m in models):
         rows.append(_partial_average_row(models, results))
@@ -105,13 +122,13 @@ def _partial_average_row(models, results) -> list:
         row.append(paper.micro_average(m.scores, tasks) if rs else None)
         for r in rs:
             ours, ref = paper.micro_average(r.scores), paper.micro_average(m.scores, list(r.scores))
-            row += [ours, None if ours is None else ours - ref]
+            row += [ours, _diff(ours, ref)]
     return row
 
 
 def _extra_rows(results: list[Result]) -> tuple[list[str], list[list]]:
     header = ["Task"] + [r.label for r in results]
-    rows = [[t] + [r.scores.get(t) for r in results] for t in PAPER_TASKS]
+    rows = [[t] + [r.scores.get(t) for r in results] for t in _task_rows(results)]
     rows.append([OURS_AVG] + [paper.micro_average(r.scores) for r in results])
     return header, rows
 
@@ -128,17 +145,18 @@ def _latex(title, header, rows) -> str:
 
 def _long_rows(table: int | str, models, results) -> list[dict]:
     out = []
+    tasks = _task_rows([r for m in models for r in results.get(m.name, [])])
     for m in models:
-        for t in (*PAPER_TASKS, paper.AVERAGE):
+        for t in (*tasks, paper.AVERAGE):
             base = {"table": table, "paper_model": m.name, "params": m.params, "task": t, "paper": m.scores.get(t)}
             rs = results.get(m.name, [])
             if not rs:
                 out.append(base | {"result": "", "wrapper": "", "ours": None, "diff": None})
             for r in rs:
                 ours = r.scores.get(t) if t != paper.AVERAGE else (
-                    paper.micro_average(r.scores) if len(r.scores) == len(PAPER_TASKS) else None)
+                    paper.micro_average(r.scores) if _all_paper_tasks(r) else None)
                 out.append(base | {"result": r.name, "wrapper": r.wrapper, "ours": ours,
-                                   "diff": None if ours is None else ours - m.scores[t]})
+                                   "diff": _diff(ours, m.scores.get(t))})
     return out
 
 
@@ -171,7 +189,7 @@ def build(tables: dict[int, list[paper.PaperModel]], results: list[Result], whic
         for r in unmatched:
             long += [{"table": "ours", "paper_model": "", "params": r.params, "task": t, "paper": None,
                       "result": r.name, "wrapper": r.wrapper, "ours": r.scores.get(t), "diff": None}
-                     for t in PAPER_TASKS]
+                     for t in _task_rows(unmatched)]
     return {"tables": built, "long": long, "by_model": by_model, "unmatched": unmatched}
 
 

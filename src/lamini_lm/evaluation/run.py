@@ -59,7 +59,7 @@ def run_lm_eval(spec: EvaluateSpec) -> list[dict]:
         if len(refs) > 1:
             raise UserError(f"paper_model= names one model but model= gives {len(refs)}; use report.labels instead")
     out = Path(spec.paths["output_dir"])
-    include = local_tasks.write(tasks, out / "tasks") if spec.eval.local else None
+    include = local_tasks.write(tasks, out / "tasks", spec.eval.name) if spec.eval.local else None
     tm = harness.task_manager(tasks, include)
     summaries = []
     for ref in refs:
@@ -77,6 +77,6 @@ def run_lm_eval(spec: EvaluateSpec) -> list[dict]:
         w.writerows(all_rows)
     for r in all_rows:
         score = f"{100 * r['value']:.1f}" if r["status"] == "ok" else "unavailable"
-        print(f"{r['model']:30s} {r['paper']:15s} {r['task']:20s} {r['metric']:9s} {score}")
+        print(f"{r['model']:30s} {r['name']:15s} {r['task']:20s} {r['metric']:9s} {score}")
     print(f"results: {out}")
     return summaries

@@ -1,4 +1,8 @@
-"""A suite (conf/eval/*.yaml): the paper's task names, lm-eval task names, metrics, offline data."""
+"""A suite (conf/eval/*.yaml): lm-eval task names, metrics, offline data, and the paper's row each reproduces.
+
+A suite of one's own is one config file; tasks the paper does not report leave ``paper`` unset and appear
+in the report under their lm-eval name, beside the paper's rows (a new offline data format is one reader
+function, named by ``data._target_``: see local_tasks)."""
 
 from __future__ import annotations
 
@@ -14,17 +18,22 @@ PAPER_TASKS = ("OpenBookQA", "SciQ", "RACE", "ARC", "PIQA", "ReCoRD", "SST", "MR
 
 @dataclass
 class TaskSpec:
-    paper: str  # row name in the paper's tables
     task: str  # lm-eval task name
-    metric: str  # the metric the paper reports
+    metric: str  # the metric reported (for the paper's tasks, the one the paper reports)
+    paper: Optional[str] = None  # the row of the paper's tables this task reproduces; None: not in the paper
     include: Optional[str] = None  # local suites: lm-eval's task YAML, relative to lm_eval/tasks
-    data: Optional[dict[str, Any]] = None  # local suites: the offline data; None there = unavailable offline
+    data: Optional[dict[str, Any]] = None  # local suites: the offline data's reader; None there = unavailable
     local: bool = False  # set from the suite
 
     def __post_init__(self):
-        if self.paper not in PAPER_TASKS:
-            raise ValueError(f"task {self.task}: paper '{self.paper}' is not one of the paper's tasks: "
-                             f"{', '.join(PAPER_TASKS)}")
+        if self.paper is not None and self.paper not in PAPER_TASKS:
+            raise ValueError(f"task {self.task}: paper '{self.paper}' is not one of the paper's tasks "
+                             f"({', '.join(PAPER_TASKS)}); leave paper unset for a task the paper does not report")
+
+    @property
+    def name(self) -> str:
+        """The task's row in summaries and reports: the paper's name where it has one."""
+        return self.paper or self.task
 
     @property
     def available(self) -> bool:
@@ -46,10 +55,10 @@ def select(specs: list[TaskSpec], wanted) -> list[TaskSpec]:
     """The suite's tasks named in ``wanted`` (paper or lm-eval names, any case); all when empty."""
     if not wanted:
         return specs
-    by_name = {s.paper.lower(): s for s in specs} | {s.task.lower(): s for s in specs}
+    by_name = {s.name.lower(): s for s in specs} | {s.task.lower(): s for s in specs}
     unknown = [w for w in wanted if str(w).lower() not in by_name]
     if unknown:
         raise UserError(f"unknown task(s) {', '.join(map(str, unknown))}; this suite has: "
-                        f"{', '.join(s.task for s in specs)} (or the paper's names: {', '.join(PAPER_TASKS)})")
+                        f"{', '.join(s.task for s in specs)} (or their rows' names: {', '.join(s.name for s in specs)})")
     chosen = {by_name[str(w).lower()].task for w in wanted}
     return [s for s in specs if s.task in chosen]

@@ -39,6 +39,22 @@ class _Fatal(Exception):
     """An error that no other request can escape either (a rejected key): stop the run."""
 
 
+_SETTLED = object()  # _after_error: the request is recorded (rejected or failed), no retry
+
+
+@dataclass
+class _Tries:
+    """One request's attempts so far."""
+
+    errors: int = 0  # failed attempts (server errors, transport, malformed replies); capped by max_attempts
+    rate_waits: int = 0  # 429s waited out; capped by max_rate_limit_waits
+    last: str = ""  # the last error, for the failure message
+
+    def error(self, what: str) -> None:
+        self.errors += 1
+        self.last = what
+
+
 @dataclass(kw_only=True)
 class OpenAITeacher(OpenAICompatible):
     concurrency: int  # requests in flight at once
@@ -88,14 +104,12 @@ class OpenAITeacher(OpenAICompatible):
 
     async def _complete(self, client, req, store, stats, limiter, slots, rng) -> None:
         import httpx2
-        import openai
 
-        errors = rate_waits = 0
-        last = ""
+        tries = _Tries()
         est = self._estimate(req)
         while True:
             delay = None
-            await slots.acquire(Slots.RETRY if errors or rate_waits else Slots.FRESH)
+            await slots.acquire(Slots.RETRY if tries.errors or tries.rate_waits else Slots.FRESH)
             try:
                 await limiter.acquire(est)
                 stats.sent += 1
@@ -103,44 +117,10 @@ class OpenAITeacher(OpenAICompatible):
                     raw = await client.post("/chat/completions", body=req.body, cast_to=httpx2.Response)
                     limiter.observe(raw.headers)
                     reply = reply_from_body(raw.json(), req.body["model"])
-                except openai.RateLimitError as e:
-                    if e.code == "insufficient_quota":  # a 429 that no wait cures
-                        raise _Fatal(
-                            f"{self.base_url} says the account behind ${self.api_key_env} has no quota left "
-                            f"(HTTP 429 insufficient_quota): add credit or use another key, then rerun"
-                        ) from None
-                    headers = e.response.headers
-                    limiter.observe(headers)
-                    stats.retries["rate_limited"] += 1
-                    rate_waits += 1
-                    if rate_waits > int(self.max_rate_limit_waits):
-                        return self._fail(stats, req, f"still rate limited after {rate_waits} waits")
-                    delay = retry_after(headers)
-                    if delay is None:
-                        delay = backoff(min(rate_waits - 1, 10), self.backoff_base, self.backoff_max, rng)
-                except openai.APIStatusError as e:
-                    status = e.status_code
-                    if status in (401, 403):
-                        raise _Fatal(self.key_rejected(status)) from None
-                    if status in REJECTING:
-                        stats.rejected.append((req, f"HTTP {status}: {server_message(e)}"))
-                        return None
-                    if status < 500 and status not in (408, 409):
-                        return self._fail(stats, req, f"HTTP {status}: {server_message(e)}")
-                    stats.retries[f"http_{status}"] += 1
-                    errors += 1
-                    last = f"HTTP {status}"
-                    delay = retry_after(e.response.headers)
-                except (openai.APITimeoutError, openai.APIConnectionError) as e:
-                    kind = "timeout" if isinstance(e, openai.APITimeoutError) else "connection"
-                    stats.retries[kind] += 1
-                    errors += 1
-                    last = f"{transport_problem(e)} talking to {self.base_url}"
-                except Exception as e:  # a reply that is not a valid completion: retried like a 500
-                    stats.retries["malformed_reply"] += 1
-                    errors += 1
-                    last = "malformed reply"
-                    log.debug("malformed reply for %s: %r", req.id, e)
+                except Exception as e:
+                    delay = self._after_error(e, req, stats, limiter, tries, rng)
+                    if delay is _SETTLED:
+                        return
                 else:
                     store.append(req, reply)
                     stats.done += 1
@@ -148,14 +128,55 @@ class OpenAITeacher(OpenAICompatible):
                     if est:
                         limiter.refund(est - sum(reply.usage.values()))
                     return
-                if errors >= int(self.max_attempts):
-                    return self._fail(stats, req, f"gave up after {errors} failed attempts, last: {last}")
+                if tries.errors >= int(self.max_attempts):
+                    return self._fail(stats, req, f"gave up after {tries.errors} failed attempts, last: {tries.last}")
             finally:
                 slots.release()
             # the wait happens after the slot is released: a waiting request holds no slot
             if delay is None:
-                delay = backoff(errors - 1, self.backoff_base, self.backoff_max, rng)
+                delay = backoff(tries.errors - 1, self.backoff_base, self.backoff_max, rng)
             await asyncio.sleep(delay + rng.uniform(0, 0.05 * max(delay, 0.1)))
+
+    def _after_error(self, e: Exception, req: Request, stats: Stats, limiter: Limiter, tries: _Tries, rng):
+        """What one failed attempt means: _Fatal for what no retry cures; _SETTLED once the request is recorded as
+        rejected or failed; else the wait before the next attempt (None: the backoff's)."""
+        import openai
+
+        if isinstance(e, openai.RateLimitError):
+            if e.code == "insufficient_quota":  # a 429 that no wait cures
+                raise _Fatal(f"{self.base_url} says the account behind ${self.api_key_env} has no quota left "
+                             f"(HTTP 429 insufficient_quota): add credit or use another key, then rerun") from None
+            limiter.observe(e.response.headers)
+            stats.retries["rate_limited"] += 1
+            tries.rate_waits += 1
+            if tries.rate_waits > int(self.max_rate_limit_waits):
+                self._fail(stats, req, f"still rate limited after {tries.rate_waits} waits")
+                return _SETTLED
+            delay = retry_after(e.response.headers)
+            return backoff(min(tries.rate_waits - 1, 10), self.backoff_base, self.backoff_max, rng) \
+                if delay is None else delay
+        if isinstance(e, openai.APIStatusError):
+            status = e.status_code
+            if status in (401, 403):
+                raise _Fatal(self.key_rejected(status)) from None
+            if status in REJECTING:
+                stats.rejected.append((req, f"HTTP {status}: {server_message(e)}"))
+                return _SETTLED
+            if status < 500 and status not in (408, 409):
+                self._fail(stats, req, f"HTTP {status}: {server_message(e)}")
+                return _SETTLED
+            stats.retries[f"http_{status}"] += 1
+            tries.error(f"HTTP {status}")
+            return retry_after(e.response.headers)
+        if isinstance(e, (openai.APITimeoutError, openai.APIConnectionError)):
+            stats.retries["timeout" if isinstance(e, openai.APITimeoutError) else "connection"] += 1
+            tries.error(f"{transport_problem(e)} talking to {self.base_url}")
+            return None
+        # a reply that is not a valid completion: retried like a 500
+        stats.retries["malformed_reply"] += 1
+        tries.error("malformed reply")
+        log.debug("malformed reply for %s: %r", req.id, e)
+        return None
 
     @staticmethod
     def _fail(stats: Stats, req: Request, why: str) -> None:

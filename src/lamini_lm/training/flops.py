@@ -42,7 +42,7 @@ class FlopCoefficients:
                 self.decoder += weight.numel()
         # query/key width: T5 has its own (num_heads x d_kv), the others use the hidden size
         self.width = cfg.num_heads * cfg.d_kv if getattr(cfg, "d_kv", None) else cfg.hidden_size
-        self.encoder_layers = cfg.num_hidden_layers if cfg.is_encoder_decoder else 0
+        self.encoder_layers = cfg.num_hidden_layers if self.encoder else 0  # weights under encoder.: T5's kind
         self.decoder_layers = getattr(cfg, "num_decoder_layers", None) or cfg.num_hidden_layers
 
     def of_batch(self, batch: dict, head_rows: int | None = None) -> float:

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from lamini_lm.errors import UserError
 from lamini_lm.training import activations, memory
+
+if TYPE_CHECKING:  # the family module imports torch, which this command defers
+    from lamini_lm.models.families import Family
 
 GB = memory.GB
 STRATEGIES = ("ddp", "fsdp", "deepspeed")  # what the table compares (one device: single)
@@ -28,7 +32,8 @@ class Setup:
     """What a plan depends on, from the composed config."""
 
     name: str
-    family: str  # decoder-only | encoder-decoder
+    family: Family
+    prompt_style: str  # the name the model trains with (its config's, or the family's default)
     shape: memory.Shape
     dims: dict
     strategy: str  # the trainer's
@@ -61,8 +66,9 @@ def setup(cfg) -> Setup:
     if cfg.trainer.precision not in memory.PRECISION:
         raise UserError(f"trainer.precision={cfg.trainer.precision}: the planner knows {', '.join(memory.PRECISION)}")
     kern = activations.kernel(d, cfg.plan.attention, device, model.config._attn_implementation)
-    return Setup(spec.name, build_family(spec).architecture, shape, d, strategy, world, cfg.trainer.precision,
-                 device, kern)
+    family = build_family(spec)
+    return Setup(spec.name, family, spec.prompt_style or family.default_prompt_style, shape, d, strategy, world,
+                 cfg.trainer.precision, device, kern)
 
 
 def dtypes(s: Setup) -> activations.Dtypes:
@@ -111,7 +117,10 @@ def run_time(cfg, s: Setup, tokens_per_s: float) -> dict:
     from lamini_lm.analysis.tables import paper_numbers
 
     all_ = paper_numbers()["all"]
-    per_example = cfg.plan.prompt_tokens[s.family]
+    per_example = cfg.plan.prompt_tokens.get(s.prompt_style)
+    if per_example is None:
+        raise UserError(f"plan.prompt_tokens has no entry for prompt style '{s.prompt_style}' (model {s.name}): "
+                        f"add +plan.prompt_tokens.{s.prompt_style}=<tokens per example beyond instruction and response>")
     tokens = (all_["ins_tokens_M"] + all_["res_tokens_M"] + all_["samples_M"] * per_example) * 1e6
     epochs = cfg.trainer.max_epochs
     seconds = epochs * tokens / (tokens_per_s * s.world)
