@@ -17,7 +17,6 @@ each point's 10 nearest neighbours (cosine, 384-d) kept among its 10 nearest in 
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import queue
@@ -28,14 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
+from lamini_lm.jsonl import iter_jsonl
+
 SEEDS = Path(os.environ.get("SELF_INSTRUCT_DIR", "/work/shared/data/self-instruct"))
 FILES = ("seed_tasks.jsonl", "user_oriented_instructions.jsonl")
 
 
 def sources() -> list[list[str]]:
     """The self-instruct seed tasks and user-oriented instructions (first lines)."""
-    return [[json.loads(line)["instruction"].split("\n")[0] for line in open(SEEDS / f, encoding="utf-8")]
-            for f in FILES]
+    return [[task["instruction"].split("\n")[0] for _, task in iter_jsonl(SEEDS / f)] for f in FILES]
 
 
 def make_texts(n: int, seed: int = 0) -> list[list[str]]:

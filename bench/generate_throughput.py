@@ -36,9 +36,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
-from lamini_lm import config  # noqa: F401  (registers the config resolvers)
+from lamini_lm import config
 from lamini_lm.teachers import build
 from lamini_lm.teachers.store import Request, RequestStore
 from tests.helpers.openai_server import key_of, random_fault
@@ -120,9 +118,8 @@ def ideal(reqs: list[dict], a, p429: float, p500: float, seed: int) -> tuple[flo
 def measure(a, p429: float, p500: float, seed: int) -> dict:
     proc, port = serve(a, p429, p500, seed)
     try:
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose("generate", overrides=["out_dir=/tmp/unused", f"teacher.base_url=http://127.0.0.1:{port}/v1",
-                                                 f"teacher.concurrency={a.concurrency}", "teacher.timeout=30"])
+        cfg = config.compose("generate", ["out_dir=/tmp/unused", f"teacher.base_url=http://127.0.0.1:{port}/v1",
+                                          f"teacher.concurrency={a.concurrency}", "teacher.timeout=30"])
         os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
         reqs = [Request(b) for b in bodies(a.requests)]
         teacher = build(cfg.teacher, cfg.prices, progress=False)

@@ -36,6 +36,8 @@ import subprocess
 import sys
 import time
 
+from lamini_lm.jsonl import iter_jsonl
+
 MEMBERS = ["gpt2", "t5_small", "flan_t5_small", "gpt_neo_125m", "cerebras_gpt_111m", "smollm2_135m"]
 # (micro-batch, length, target length, checkpointing): decoder-only sequences of `length` tokens, the last `target`
 # in the loss; encoder-decoder `length` input tokens and `target` label tokens
@@ -115,11 +117,9 @@ def _measure(job):
     member, (b, length, target, ckpt), cache = job
     key = [member, b, length, target, ckpt]
     if cache and os.path.exists(cache):  # a measurement does not depend on the planner: reuse it
-        with open(cache) as f:
-            for line in f:
-                entry = json.loads(line)
-                if entry["point"] == key:
-                    return entry["result"], entry["secs"]
+        for _, entry in iter_jsonl(cache):
+            if entry["point"] == key:
+                return entry["result"], entry["secs"]
     t0 = time.time()
     res = subprocess.run([sys.executable, __file__, "--child", member, str(b), str(length), str(target),
                           str(int(ckpt))], capture_output=True, text=True, env={**os.environ, **CHILD_ENV})
@@ -135,8 +135,7 @@ def _measure(job):
 def _cached(cache: str | None) -> list:
     if not cache or not os.path.exists(cache):
         return []
-    with open(cache) as f:
-        return [json.loads(line)["point"] for line in f]
+    return [entry["point"] for _, entry in iter_jsonl(cache)]
 
 
 def peak_table(members, points_per: int, jobs: int, cache: str | None, cached_only: bool = False) -> None:

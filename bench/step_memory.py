@@ -1,6 +1,6 @@
 """Benchmark: the memory one training micro-batch adds over the weights, our path against transformers' own loss.
 
-    PYTHONPATH=$PWD/src python bench/step_memory.py
+    python -m bench.step_memory      # from the repository root (it imports bench.train_throughput)
 
 train_throughput.py's peak column compares each recipe's own sample of micro-batches, whose largest differs from
 recipe to recipe; this is the like-for-like check: one micro-batch of 8 examples (100-135 tokens, the first 70% of
@@ -18,12 +18,8 @@ Memory is live allocated bytes (glibc mallinfo2, train_throughput.live_bytes) ov
 from __future__ import annotations
 
 import gc
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bench.train_throughput import LivePeak, live_bytes  # noqa: E402
+from bench.train_throughput import LivePeak, live_bytes
 
 LENGTHS = [100, 105, 110, 115, 120, 125, 130, 135]
 

@@ -48,6 +48,7 @@ def test_every_stage_reads_the_same_wandb_key_and_rule(clean_wandb_env, monkeypa
     (["model=tiny_gpt2", "model.init=pretrained"], ["model.init=pretrained needs model.hub_id"]),
     (["model=gpt2_xl", "model.init=scratch"], ["model.init=scratch", "pretrained, random"]),
     (["global_batch_size=0"], ["global_batch_size"]),
+    (["logger=wandb", "logger.wandb.mode=onlin"], ["logger.wandb.mode: 'onlin' is not one of online, offline, disabled"]),
 ])
 def test_train_config_is_checked_once_with_one_line_naming_the_key(overrides, fragments):
     from lamini_lm.training.spec import TrainSpec

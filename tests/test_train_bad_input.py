@@ -45,6 +45,11 @@ def test_an_unreachable_hub_dataset_names_the_id_and_the_local_file_way(tmp_path
 
 
 
+def test_a_setting_the_data_reader_does_not_take_is_named_before_the_model_loads(tmp_path):
+    res = run_entry("train.py", "model=tiny_gpt2", "+data.reader.bogus=1", f"hydra.run.dir={tmp_path}", "logger=csv")
+    fails_with(res, "data.reader.bogus is not a setting of lamini_lm.data.readers.LocalFile", "path, subsets, limit")
+
+
 def test_a_wrong_config_value_is_one_line_naming_the_key(tmp_path):
     # the in-process cases are in test_config.py; this is the entry point's path to exit 2
     res = run_entry("train.py", "model=tiny_gpt2", "model.lr=fast", f"hydra.run.dir={tmp_path}", "logger=csv")

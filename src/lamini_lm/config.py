@@ -63,6 +63,15 @@ class BadValue(ValueError):
         self.key = key
 
 
+WANDB_MODES = ("online", "offline", "disabled")
+
+
+def check_wandb_mode(mode: str, key: str = "mode") -> None:
+    """The W&B mode check of all three stages (the value ``wandb_mode`` gives, or the user's)."""
+    if mode not in WANDB_MODES:
+        raise BadValue(key, f"'{mode}' is not one of {', '.join(WANDB_MODES)}")
+
+
 def typed(node: DictConfig | dict, schema: type[T], where: str = "", keys: Collection[str] | None = None) -> T:
     """``node`` checked against the dataclass ``schema`` (types, unknown or missing keys, its __post_init__) and
     returned as an instance of it, every interpolation resolved; any problem is one UserError naming the key.

@@ -13,9 +13,9 @@ from pathlib import Path
 from lamini_lm.errors import UserError
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[str, object]]:
+def iter_jsonl(path: str | Path, fix: str = "") -> Iterator[tuple[str, object]]:
     """``('file:line', parsed object)`` for each non-blank line (``.gz`` read through gzip); bad UTF-8 or
-    JSON is a UserError."""
+    JSON is a UserError, ending with ``fix`` (what to do) when given."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} does not exist")
@@ -25,13 +25,13 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[str, object]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise UserError(f"{where}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+                raise UserError(f"{where}: not valid UTF-8 ({e.reason} at byte {e.start}){fix and '; ' + fix}") from None
             if not line.strip():
                 continue
             try:
                 yield where, json.loads(line)
             except json.JSONDecodeError as e:
-                raise UserError(f"{where}: broken JSON ({e.msg} at column {e.colno})") from None
+                raise UserError(f"{where}: broken JSON ({e.msg} at column {e.colno}){fix and '; ' + fix}") from None
 
 
 def cut_torn_tail(path: str | Path) -> None:

@@ -5,8 +5,9 @@ The fixtures they use (`server`, a fake OpenAI server, and `api_key`) live in te
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from lamini_lm.jsonl import iter_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-test-NEVER-ON-DISK-0123456789"
@@ -51,7 +52,7 @@ def run(overrides: list[str]):
 
 
 def read_jsonl(path) -> list[dict]:
-    return [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+    return [obj for _, obj in iter_jsonl(path)]
 
 
 def assert_no_key(folder, key: str = KEY) -> None:

@@ -67,6 +67,7 @@ def write_sheet(rows: list[dict], out_dir: Path, blind: bool) -> list[Path]:
         TEMPLATE.read_text(encoding="utf-8")
         .replace("__ITEMS__", payload)
         .replace("__COLUMNS__", json.dumps(COLUMNS))
+        .replace("__LEVELS__", json.dumps(rating.LEVELS))
         .replace("__SHEET_ID__", sheet_id)
         .replace("__BLIND__", "true" if blind else "false")
         .replace("__TITLE__", html.escape(f"LaMini-LM data rating sheet ({len(rows)} items)"))

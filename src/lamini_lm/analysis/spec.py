@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from lamini_lm.analysis.mattr import DEFAULT_PATTERN
-from lamini_lm.config import BadValue
+from lamini_lm.config import BadValue, check_wandb_mode
 from lamini_lm.subsets import ordered, resolve
 
 OUTPUTS = ("table1", "table2", "figure3", "rating_sheet", "figure4")
@@ -92,8 +92,7 @@ class WandbSpec:
     mode: str = "offline"  # online | offline | disabled (default: lamini_lm.config.wandb_mode)
 
     def __post_init__(self):
-        if self.mode not in ("online", "offline", "disabled"):
-            raise BadValue("mode", f"'{self.mode}' is not one of online, offline, disabled")
+        check_wandb_mode(self.mode)
 
 
 @dataclass

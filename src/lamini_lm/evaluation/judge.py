@@ -34,8 +34,9 @@ from lamini_lm.teachers.store import Request, RequestStore
 
 log = logging.getLogger(__name__)
 
-_RATING = re.compile(r"rating\s*[:=]?\s*(?:rate-)?\**([ABCD])\b", re.IGNORECASE)
-_BARE = re.compile(r"^\W*(?:rate-)?([ABCD])\W*$", re.IGNORECASE)
+_LEVEL = f"([{''.join(rating.LEVELS)}])"
+_RATING = re.compile(r"rating\s*[:=]?\s*(?:rate-)?\**" + _LEVEL + r"\b", re.IGNORECASE)
+_BARE = re.compile(r"^\W*(?:rate-)?" + _LEVEL + r"\W*$", re.IGNORECASE)
 
 
 def parse_rating(reply: str) -> str | None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from lamini_lm.config import check_wandb_mode
 from lamini_lm.evaluation.suite import SuiteSpec
 from lamini_lm.evaluation.wrapper import WRAPPERS
 
 MODES = ("lm_eval", "report", "human_select", "human_generate", "human_sheets", "human_ingest", "human_judge")
-WANDB_MODES = ("online", "offline", "disabled")
 
 
 @dataclass
@@ -43,8 +43,7 @@ class WandbSpec:
     mode: str = "offline"
 
     def __post_init__(self):
-        if self.mode not in WANDB_MODES:
-            raise ValueError(f"wandb.mode={self.mode} must be one of {', '.join(WANDB_MODES)}")
+        check_wandb_mode(self.mode)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lamini_lm.errors import UserError
-from lamini_lm.jsonl import cut_torn_tail
+from lamini_lm.jsonl import cut_torn_tail, iter_jsonl
 
 
 def request_id(body: dict) -> str:
@@ -61,19 +61,13 @@ class RequestStore:
         if not self.path.exists():
             return
         cut_torn_tail(self.path)  # a killed run's torn last line: cut off before we append
-        data = self.path.read_bytes()
-        for lineno, line in enumerate(data.split(b"\n")[:-1], 1):
-            if not line.strip():
-                continue
+        fix = "this file is written only by generate.py: restore it or delete that line"
+        for where, rec in iter_jsonl(self.path, fix):
             try:
-                rec = json.loads(line.decode("utf-8"))
                 reply = Reply(**rec["reply"])
                 rid = rec["id"]
-            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
-                raise UserError(
-                    f"{self.path}:{lineno}: not a request-store line ({type(e).__name__}); "
-                    "this file is written only by generate.py: restore it or delete that line"
-                ) from None
+            except (KeyError, TypeError) as e:
+                raise UserError(f"{where}: not a request-store line ({type(e).__name__}); {fix}") from None
             self._results.setdefault(rid, reply)
 
     def __contains__(self, rid: str) -> bool:

@@ -17,6 +17,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from lamini_lm import table_render
 from lamini_lm.errors import UserError
 from lamini_lm.training import activations, memory
 
@@ -190,23 +191,22 @@ def _time(cfg, s: Setup) -> dict | None:
 
 def render(out: dict) -> str:
     ckpt = {False: "no", True: "yes"}
-    lines = [f"{out['model']}: {out['params'] / 1e6:,.1f}M parameters, {out['precision']} on {out['devices']} "
-             f"{out['device']} device(s) (trainer: {out['trainer_strategy']}), attention kept as '{out['attention']}', "
-             f"{out['length']} tokens per sequence, {out['target_length']} in the loss",
-             "", "Per device, GB (activations at the start of backward; peak = states + activations):", "",
-             "| strategy | ckpt | micro-batch | weights | gradients | optimizer | activations (of which loss) | total |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in out["rows"]:
-        mark = "" if r["fits"] else " (over)"
-        lines.append(f"| {r['strategy']} | {ckpt[r['checkpointing']]} | {r['micro_batch']} | {r['weights']:.2f} | "
-                     f"{r['gradients']:.2f} | {r['optimizer']:.2f} | {r['activations']:.2f} "
-                     f"({r['activations_loss']:.2f}) | {r['total']:.2f}{mark} |")
-    lines += ["", f"Largest micro-batch within {out['memory_gb']} GB - {out['reserve_gb']} GB reserve, and the one "
-              f"that divides global_batch_size={out['global_batch_size']} over {out['devices']} device(s):", "",
-              "| strategy | ckpt | fits | micro-batch | accumulation |", "|---|---|---|---|---|"]
-    for r in out["largest"]:
-        lines.append(f"| {r['strategy']} | {ckpt[r['checkpointing']]} | {r['fits']} | {r['micro_batch'] or '-'} | "
-                     f"{r['accumulation'] or '-'} |")
+    head = (f"{out['model']}: {out['params'] / 1e6:,.1f}M parameters, {out['precision']} on {out['devices']} "
+            f"{out['device']} device(s) (trainer: {out['trainer_strategy']}), attention kept as '{out['attention']}', "
+            f"{out['length']} tokens per sequence, {out['target_length']} in the loss\n\n"
+            "Per device, GB (activations at the start of backward; peak = states + activations):")
+    memory_rows = [[r["strategy"], ckpt[r["checkpointing"]], str(r["micro_batch"]), f"{r['weights']:.2f}",
+                    f"{r['gradients']:.2f}", f"{r['optimizer']:.2f}",
+                    f"{r['activations']:.2f} ({r['activations_loss']:.2f})",
+                    f"{r['total']:.2f}" + ("" if r["fits"] else " (over)")] for r in out["rows"]]
+    largest_rows = [[r["strategy"], ckpt[r["checkpointing"]], str(r["fits"]), str(r["micro_batch"] or "-"),
+                     str(r["accumulation"] or "-")] for r in out["largest"]]
+    lines = [table_render.markdown(head, ["strategy", "ckpt", "micro-batch", "weights", "gradients", "optimizer",
+                                          "activations (of which loss)", "total"], memory_rows),
+             table_render.markdown(f"Largest micro-batch within {out['memory_gb']} GB - {out['reserve_gb']} GB reserve, "
+                                   f"and the one that divides global_batch_size={out['global_batch_size']} over "
+                                   f"{out['devices']} device(s):",
+                                   ["strategy", "ckpt", "fits", "micro-batch", "accumulation"], largest_rows).rstrip()]
     t = out["time"]
     if t is None:
         lines += ["", "Run time: give plan.tokens_per_s=<real tokens/s per device> or plan.measure=true"]

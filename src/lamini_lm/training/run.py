@@ -13,6 +13,7 @@ import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from lamini_lm import targets
 from lamini_lm.config import typed
 from lamini_lm.run_lock import RunLock, is_first_process
 from lamini_lm.secret_keys import redacted
@@ -74,6 +75,7 @@ def _build(spec: TrainSpec):
     from lamini_lm.models.attention import packs
     from lamini_lm.models.backbone import build_family, compile_blocks, load_model, load_tokenizer
 
+    reader = targets.build(spec.data.reader, "data.reader")  # a wrong setting fails before the model loads
     family = build_family(spec.model)
     tokenizer = load_tokenizer(spec.model)
     backbone = load_model(spec.model, family)
@@ -82,7 +84,7 @@ def _build(spec: TrainSpec):
     module = family.module(backbone, spec.model, spec.optim, tokenizer)
     data = spec.data
     datamodule = InstructionDataModule(
-        instantiate(data.reader), tokenizer, module.style, family,
+        reader, tokenizer, module.style, family,
         global_batch_size=spec.global_batch_size, micro_batch_size=spec.micro_batch_size, val_size=data.val_size,
         max_source_length=data.max_source_length, max_target_length=data.max_target_length,
         mask_prompt=data.mask_prompt, seed=spec.seed, num_workers=data.num_workers,

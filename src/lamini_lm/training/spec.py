@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from lamini_lm.config import check_wandb_mode
 from lamini_lm.data.spec import DataSpec
 from lamini_lm.models.spec import ModelSpec
 
@@ -59,5 +60,8 @@ class TrainSpec:
     paths: Any = None
 
     def __post_init__(self):
+        wandb = (self.logger or {}).get("wandb")
+        if wandb and "mode" in wandb:  # the logger itself is built by Lightning, after the heavy imports
+            check_wandb_mode(wandb["mode"], "logger.wandb.mode")
         if self.global_batch_size < 1 or self.micro_batch_size < 1:
             raise ValueError("global_batch_size and micro_batch_size must be positive")
