@@ -55,7 +55,8 @@ def test_generation_cuts_a_prompt_longer_than_the_model(kind, tmp_path_factory):
 
     model, tok, family, style = inference.load(tiny_root(tmp_path_factory) / kind / "hf")
     (answer,) = inference.generate(model, tok, family, style, [LONG], max_new_tokens=8)
-    assert isinstance(answer, str)
+    # only the new tokens come back (at most 8; decoding and re-encoding may split a few differently)
+    assert len(tok(answer, add_special_tokens=False)["input_ids"]) <= 16 and LONG[:40] not in answer
     assert tok.padding_side == tok.truncation_side == family.padding_side
 
 

@@ -109,8 +109,14 @@ def test_encoder_decoder_trains_and_its_card_snippet_runs(t5_run, capsys, monkey
 
 @pytest.mark.slow
 def test_decoder_only_card_snippet_runs(gpt2_run, capsys, monkeypatch):
+    from lamini_lm import inference
+
     assert "### Response:" in (gpt2_run[0] / "hf" / "README.md").read_text()
-    _run_card_snippet(gpt2_run[0] / "hf", capsys, monkeypatch)
+    printed = _run_card_snippet(gpt2_run[0] / "hf", capsys, monkeypatch)
+    # the card's pipeline answers as this repository's inference does (greedy, the same prompt and length)
+    model, tok, family, style = inference.load(gpt2_run[0] / "hf")
+    assert printed.strip() == inference.generate(model, tok, family, style, [CARD_INSTRUCTION],
+                                                 max_new_tokens=256)[0].strip()
 
 
 @pytest.mark.slow

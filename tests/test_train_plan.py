@@ -112,7 +112,7 @@ def test_the_command_plans_the_papers_run_from_a_given_rate():
 def test_tokens_per_s_is_measured_on_this_device():
     out = plan.plan(_cfg("model=tiny_gpt2", "plan.measure=true", "plan.measure_length=32", "plan.measure_steps=1"))
     t = out["time"]
-    assert t["source"].startswith("measured on cpu") and t["tokens_per_s_per_device"] > 0 and t["hours"] > 0
+    assert t["rate_from"].startswith("measured on cpu") and t["tokens_per_s_per_device"] > 0 and t["hours"] > 0
     assert [r["strategy"] for r in out["largest"]] == ["single", "single"]  # trainer=cpu: one device, no sharding
 
 

@@ -12,12 +12,12 @@ from lamini_lm.models import families
 # transformers is imported inside the functions that load models: it costs seconds at import
 
 
-def load(source: str | Path, revision: str | None = None):
+def load(location: str | Path, revision: str | None = None):
     """(model, tokenizer, family, prompt style) of an export written by train.py, or of a hub id / foreign
     folder, which gets its family's default style (LaMini's convention for its released models)."""
     from transformers import AutoConfig, AutoTokenizer
 
-    folder = Path(source)
+    folder = Path(location)
     if folder.is_dir():
         if not (folder / "config.json").exists():
             raise UserError(f"{folder} is not a model export (no config.json); train.py writes one to <run dir>/hf/")
@@ -25,11 +25,11 @@ def load(source: str | Path, revision: str | None = None):
         style = prompts.load(folder) if (folder / prompts.PROMPT_STYLE_FILE).exists() else family.style()
         return family.auto().from_pretrained(folder), AutoTokenizer.from_pretrained(folder), family, style
     try:
-        family = families.from_hf_config(AutoConfig.from_pretrained(source, revision=revision))
-        model = family.auto().from_pretrained(source, revision=revision)
-        tok = AutoTokenizer.from_pretrained(source, revision=revision)
+        family = families.from_hf_config(AutoConfig.from_pretrained(location, revision=revision))
+        model = family.auto().from_pretrained(location, revision=revision)
+        tok = AutoTokenizer.from_pretrained(location, revision=revision)
     except OSError as e:
-        raise UserError(f"cannot load model '{source}': {str(e).splitlines()[0]}") from None
+        raise UserError(f"cannot load model '{location}': {str(e).splitlines()[0]}") from None
     return model, tok, family, family.style()
 
 

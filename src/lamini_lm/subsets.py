@@ -18,7 +18,7 @@ from lamini_lm.config import BadValue
 
 @dataclass(frozen=True)
 class Subset:
-    source: str  # the released dataset's instruction_source value ("all" for D_ALL)
+    instruction_source: str  # the released dataset's value of that column ("all" for D_ALL)
     key: str  # the paper's subscript
     hat: bool  # the paper's hat: the instructions were written by a model
     generated: bool = False  # generate.py asks the teacher for its instructions; otherwise they are sampled from `pool`
@@ -38,7 +38,7 @@ class Subset:
 
 # Table 1's row order.
 SUBSETS: dict[str, Subset] = {
-    s.source: s
+    s.instruction_source: s
     for s in [
         Subset("self_instruct_without_topic", "SI", True, generated=True, pool="self_instruct",
                description="generated, example-guided (Figure 2) from self-instruct's seed tasks"),
@@ -69,7 +69,7 @@ def resolve(names) -> list[str]:
     a ValueError for one that is neither."""
     if isinstance(names, str):  # analysis.subsets=alpaca
         names = [names]
-    aliases = {f.lower(): s.source for s in SUBSETS.values() for f in (s.name(), s.name().replace(chr(0x302), "^"))}
+    aliases = {f.lower(): s.instruction_source for s in SUBSETS.values() for f in (s.name(), s.name().replace(chr(0x302), "^"))}
     out = []
     for n in names:
         src = n if n in SUBSETS else aliases.get(str(n).lower())

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lamini_lm import assets
 from lamini_lm.analysis.mattr import MattrStream, Tokenizer
 from lamini_lm.errors import UserError
 from lamini_lm.subsets import ALL, SUBSETS
@@ -33,8 +34,6 @@ class TokenCounter:
 
     def __init__(self, name_or_path: str, piece_cache: bool = True, cache_size: int = 1_000_000):
         from transformers import AutoTokenizer
-
-        from lamini_lm import assets
 
         self.name = name_or_path
         local = assets.path(name_or_path) if name_or_path in assets.ASSETS else Path(name_or_path).expanduser()

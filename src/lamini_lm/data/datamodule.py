@@ -14,12 +14,12 @@ from lamini_lm.prompts import PromptStyle
 
 
 class InstructionDataModule(pl.LightningDataModule):
-    def __init__(self, source, tokenizer, style: PromptStyle, family: Family, *, global_batch_size: int,
+    def __init__(self, reader, tokenizer, style: PromptStyle, family: Family, *, global_batch_size: int,
                  micro_batch_size: int, val_size: float | int, max_source_length: int, max_target_length: int,
                  mask_prompt: bool = True, seed: int = 42, num_workers: int = 0, context: int | None = None,
                  packing: str = "padded"):
         super().__init__()
-        self.source, self.tokenizer, self.style, self.family = source, tokenizer, style, family
+        self.reader, self.tokenizer, self.style, self.family = reader, tokenizer, style, family
         self.global_batch_size, self.micro_batch_size = global_batch_size, micro_batch_size
         self.val_size, self.seed, self.num_workers = val_size, seed, num_workers
         self.tokenize = Tokenize(tokenizer, style, family, max_source_length, max_target_length, mask_prompt, context)
@@ -29,7 +29,7 @@ class InstructionDataModule(pl.LightningDataModule):
         self.dropped_empty = 0
 
     def _tokenized(self):
-        ds = self.source.load()
+        ds = self.reader.load()
         # an empty instruction or response teaches nothing (or to answer nothing): dropped, and counted in
         # the run's metrics.json (data/dropped_empty)
         kept = ds.filter(_has_text, input_columns=["instruction", "response"], desc="drop empty")

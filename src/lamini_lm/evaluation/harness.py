@@ -43,10 +43,10 @@ def load_lm(ref: ModelRef, cfg: LmEvalSpec):
     """lm-eval's HFLM for ``ref`` with its family's backend, fixed batch size by default."""
     backend = ref.family.lm_eval_backend if ref.family else "default"
     try:
-        lm = HFLM(pretrained=ref.source, backend=backend, revision=ref.revision, batch_size=cfg.batch_size,
+        lm = HFLM(pretrained=ref.location, backend=backend, revision=ref.revision, batch_size=cfg.batch_size,
                   max_batch_size=cfg.max_batch_size, device=cfg.device, dtype=cfg.dtype)
     except OSError as e:  # hub id not reachable / not found
-        raise UserError(f"cannot load model '{ref.source}': {str(e).splitlines()[0]} "
+        raise UserError(f"cannot load model '{ref.location}': {str(e).splitlines()[0]} "
                         "(offline? evaluate a local export folder instead)") from None
     if ref.family is None:
         ref.family = families.from_hf_config(lm.model.config)
@@ -110,7 +110,7 @@ def evaluate(ref: ModelRef, specs: list[TaskSpec], tm, settings: LmEvalSpec, wra
     summary = summarize(results, specs, meta)
     write_summary(summary, out)
     if ref.local:  # the export's own card carries its scores (model-index)
-        card.add_scores(Path(ref.source), summary, results.get("configs", {}))
+        card.add_scores(Path(ref.location), summary, results.get("configs", {}))
     return summary
 
 

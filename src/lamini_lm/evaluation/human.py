@@ -120,7 +120,7 @@ def generate(h: HumanSpec, refs: list) -> Path:
     out = Path(h.responses)
     out.mkdir(parents=True, exist_ok=True)
     for ref in refs:
-        model, tok, family, style = inference.load(ref.source, ref.revision)
+        model, tok, family, style = inference.load(ref.location, ref.revision)
         texts = [model_input(r, h.input_separator) for r in rows]
         responses = inference.generate(model, tok, family, style, [t for t, _ in texts],
                                        batch_size=h.generation.batch_size,
@@ -130,7 +130,7 @@ def generate(h: HumanSpec, refs: list) -> Path:
             for r, (_, inp), resp in zip(rows, texts, responses):
                 f.write(json.dumps({"id": r["id"], "motivation_app": r["motivation_app"], "instruction": r["instruction"],
                                     "input": inp, "model": ref.name, "prompt_style": style.name, "response": resp,
-                                    "export": ref.source if ref.local else None}, ensure_ascii=False) + "\n")
+                                    "export": ref.location if ref.local else None}, ensure_ascii=False) + "\n")
         print(f"{ref.name}: {len(responses)} responses -> {path}")
     return out
 

@@ -22,7 +22,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 @dataclass
 class ModelRef:
     name: str  # how results and tables call it
-    source: str  # what HFLM loads: an absolute folder or a hub id
+    location: str  # what HFLM loads: an absolute folder or a hub id
     local: bool
     family: Family | None = None  # None: unknown until loaded (hub ids)
     style: prompts.PromptStyle | None = None  # the export's prompt style (prompt_style.json)
@@ -31,7 +31,7 @@ class ModelRef:
 
     def record(self) -> dict:
         """Provenance written next to every result: where the model came from, which weights exactly."""
-        return {"name": self.name, "source": self.source, "local": self.local, "revision": self.revision,
+        return {"name": self.name, "location": self.location, "local": self.local, "revision": self.revision,
                 "architecture": self.family.architecture if self.family else None,
                 "prompt_style": self.style.name if self.style else None, **self.info}
 
@@ -62,7 +62,7 @@ def _training_model(folder: Path) -> dict:
 def _export(folder: Path, name: str) -> ModelRef:
     config = json.loads((folder / "config.json").read_text())
     style = prompts.load(folder) if (folder / prompts.PROMPT_STYLE_FILE).exists() else None
-    return ModelRef(name=name, source=str(folder.resolve()), local=True, family=families.of_export(folder), style=style,
+    return ModelRef(name=name, location=str(folder.resolve()), local=True, family=families.of_export(folder), style=style,
                     revision="local", info={"weights_sha256": weights_sha256(folder),
                                             "model_type": config.get("model_type"), **_training_model(folder),
                                             **_training_run(folder)})
@@ -92,7 +92,7 @@ def resolve(spec: str, revision: str = "main") -> list[ModelRef]:
         return [_export(e, _name_for(e.parent, path)) for e in exports]
     if str(spec).startswith((".", "/", "~")) or not _HUB_ID.match(str(spec)):
         raise UserError(f"model={spec} does not exist (not a folder) and is not a Hugging Face Hub id")
-    return [ModelRef(name=str(spec), source=str(spec), local=False, revision=revision)]
+    return [ModelRef(name=str(spec), location=str(spec), local=False, revision=revision)]
 
 
 def resolve_all(specs, revision: str = "main") -> list[ModelRef]:

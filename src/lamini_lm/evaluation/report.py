@@ -34,7 +34,7 @@ class Result:
     params: int | None
     architecture: str | None  # decoder-only, encoder-decoder (the model family's)
     scores: dict  # task row (the paper's name where it has one) -> percent; unavailable tasks absent
-    source: Path
+    path: Path  # its summary.json
 
     @property
     def label(self) -> str:
@@ -174,7 +174,7 @@ def build(tables: dict[int, list[paper.PaperModel]], results: list[Result], whic
     for r in results:
         target = labels.get(r.name) or r.paper_model or paper.match(r.name, known)
         if target is not None and target not in known:
-            raise UserError(f"result {r.name} ({r.source}) is labelled '{target}', which is not in the paper's tables")
+            raise UserError(f"result {r.name} ({r.path}) is labelled '{target}', which is not in the paper's tables")
         (by_model.setdefault(target, []) if target else unmatched).append(r)
     built, long = [], []
     for t in which:

@@ -4,6 +4,10 @@ unreachable hub becomes one clear error naming the id."""
 
 from __future__ import annotations
 
+import copy
+
+from hydra.utils import get_class
+
 from lamini_lm import targets
 from lamini_lm.errors import UserError
 from lamini_lm.models.families import Family
@@ -98,8 +102,6 @@ def compile_blocks(model, block: str) -> int:
     """torch.compile every transformer block (the ``block`` class, model.fsdp_block) in place, dynamic shapes:
     one compiled code shared by all layers, micro-batch lengths without a recompile each; the output layer, whose
     rows change with the targets, stays eager. Returns how many blocks were compiled."""
-    from hydra.utils import get_class
-
     cls = get_class(block)
     blocks = [m for m in model.modules() if isinstance(m, cls)]
     for m in blocks:
@@ -110,8 +112,6 @@ def compile_blocks(model, block: str) -> int:
 def _plain(auto, model, **kwargs):
     """A GGUF-loaded model as a plain one with the same (dequantized) weights: transformers refuses to
     save_pretrained a model it loaded from GGUF, and the export must be an ordinary safetensors folder."""
-    import copy
-
     config = copy.deepcopy(model.config)
     del config.quantization_config  # the weights are plain fp32 now
     plain = auto.from_config(config, **kwargs)

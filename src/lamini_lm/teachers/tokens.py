@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 
+from lamini_lm import assets
 from lamini_lm.errors import UserError
+
+# tiktoken is imported when the first count is asked for: a run with no budget to check never loads it
 
 
 @functools.lru_cache(maxsize=1)
@@ -13,8 +16,6 @@ def cl100k():
     import tiktoken
     import tiktoken_ext.openai_public as public
     from tiktoken.load import load_tiktoken_bpe
-
-    from lamini_lm import assets
 
     ranks_file = assets.path("cl100k_base") / "cl100k_base.tiktoken"
     original = public.load_tiktoken_bpe

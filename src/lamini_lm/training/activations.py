@@ -44,6 +44,8 @@ from dataclasses import dataclass
 
 from lamini_lm.errors import UserError
 
+# transformers (for the configs' defaults) is imported in dims: the planner checks its config first
+
 ATTENTION = ("auto", "fused", "math")
 
 

@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.strategies import FSDPStrategy
 
 from lamini_lm.inference import generate
+from lamini_lm.training.flops import FlopCoefficients, roof
 
 
 class TokenThroughput(pl.Callback):
@@ -25,8 +26,6 @@ class TokenThroughput(pl.Callback):
         self._t = self._coefficients = self._roof = None
 
     def on_fit_start(self, trainer, pl_module):
-        from lamini_lm.training.flops import FlopCoefficients, roof
-
         self._coefficients = FlopCoefficients(pl_module.model)
         self._roof = roof(pl_module.device, next(pl_module.model.parameters()).dtype, self.peak_flops)
 

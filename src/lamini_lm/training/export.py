@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from huggingface_hub import HfApi
+
 from lamini_lm.errors import UserError
 from lamini_lm.models.spec import ModelSpec
 
@@ -116,8 +118,6 @@ def write_export(model, tokenizer, family, style, out_dir: str | Path, *, model_
 def push(folder: Path, repo_id: str, private: bool = True) -> str:
     """Upload an export to a Hub model repo (created if missing, private unless told otherwise); the token
     comes from the environment only. A failure keeps the export and names the command that pushes it later."""
-    from huggingface_hub import HfApi
-
     api = HfApi()
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)

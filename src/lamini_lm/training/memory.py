@@ -19,7 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hydra.utils import get_class
+
+from lamini_lm.config import typed
 from lamini_lm.errors import UserError
+from lamini_lm.models.spec import ModelSpec
+
+# torch and the model modules are imported in meta_model, the one function that builds a model: the planner's
+# config check comes first
 
 GB = 1e9
 # bytes per parameter: (weights as stored, the dtype they compute in, AdamW's two moments). Mixed precision keeps
@@ -121,9 +128,7 @@ def meta_model(cfg):
     """The typed model config of a composed train config and its model built on the meta device."""
     import torch
 
-    from lamini_lm.config import typed
     from lamini_lm.models.backbone import build_family, build_random
-    from lamini_lm.models.spec import ModelSpec
 
     spec = typed(cfg.model, ModelSpec, "model")
     if not spec.architecture:
@@ -142,8 +147,6 @@ def world_size(trainer_cfg) -> int:
 def plan(cfg, model=None) -> tuple[Shape, str, int, Memory]:
     """The memory of a composed train config's model under its trainer, per device (``model``: its meta model,
     when the caller has built it)."""
-    from hydra.utils import get_class
-
     world = world_size(cfg.trainer)
     model = meta_model(cfg)[1] if model is None else model
     shape = shape_of(model, get_class(cfg.model.fsdp_block))

@@ -9,16 +9,25 @@ It composes conf/plan.yaml: the train config (every group) plus the `plan` keys.
 step under gradient accumulation (gradients already held while a micro-batch runs forward and backward):
 weights + gradients + optimizer state (training/memory.py) + activations at the start of backward
 (training/activations.py).
+
+What imports torch (the model, the batching, the throughput run) is imported inside the functions that need it,
+as in train.py: a wrong key or value fails in a second.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from hydra.errors import HydraException
+
 from lamini_lm import table_render
-from lamini_lm.errors import UserError
+from lamini_lm.analysis.tables import paper_numbers
+from lamini_lm.config import compose, typed
+from lamini_lm.errors import UserError, exit_on_user_error
+from lamini_lm.models.spec import ModelSpec
 from lamini_lm.training import activations, memory
 
 if TYPE_CHECKING:  # the family module imports torch, which this command defers
@@ -115,8 +124,6 @@ def dividing(largest: int, global_batch: int, world: int) -> tuple[int, int] | N
 
 def run_time(cfg, s: Setup, tokens_per_s: float) -> dict:
     """Hours of trainer.max_epochs over D_ALL (Table 1's tokens) at ``tokens_per_s`` real tokens/s per device."""
-    from lamini_lm.analysis.tables import paper_numbers
-
     all_ = paper_numbers()["all"]
     per_example = cfg.plan.prompt_tokens.get(s.prompt_style)
     if per_example is None:
@@ -171,12 +178,10 @@ def _time(cfg, s: Setup) -> dict | None:
     if p.tokens_per_s is not None:
         if not isinstance(p.tokens_per_s, (int, float)) or p.tokens_per_s <= 0:
             raise UserError(f"plan.tokens_per_s={p.tokens_per_s}: give a positive number of tokens/s per device")
-        return {**run_time(cfg, s, float(p.tokens_per_s)), "source": "given"}
+        return {**run_time(cfg, s, float(p.tokens_per_s)), "rate_from": "given"}
     if not p.measure:
         return None
-    from lamini_lm.config import typed
     from lamini_lm.models.backbone import build_family
-    from lamini_lm.models.spec import ModelSpec
     from lamini_lm.training import throughput
 
     spec = typed(cfg.model, ModelSpec, "model")
@@ -185,7 +190,7 @@ def _time(cfg, s: Setup) -> dict | None:
                                      int(p.measure_steps), s.precision)
     # full-length random sequences hold no padding; training's length-grouped batches waste plan.padding of it
     real = rate * (1 - p.padding)
-    return {**run_time(cfg, s, real), "source": f"measured on {where}: {rate:,.0f} tokens/s at micro-batch "
+    return {**run_time(cfg, s, real), "rate_from": f"measured on {where}: {rate:,.0f} tokens/s at micro-batch "
             f"{p.measure_micro_batch} x {n} tokens, x (1 - padding {p.padding})"}
 
 
@@ -213,18 +218,11 @@ def render(out: dict) -> str:
     else:
         lines += ["", f"Run time of {t['epochs']} epoch(s) over D_ALL ({t['tokens_per_epoch'] / 1e6:,.1f}M tokens per "
                   f"epoch, Table 1 + prompt tokens) at {t['tokens_per_s_per_device']:,.0f} real tokens/s per device "
-                  f"x {t['devices']}: {t['hours']:,.1f} h ({t['source']})"]
+                  f"x {t['devices']}: {t['hours']:,.1f} h ({t['rate_from']})"]
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
-    import sys
-
-    from hydra.errors import HydraException
-
-    from lamini_lm.config import compose
-    from lamini_lm.errors import exit_on_user_error
-
     overrides = list(sys.argv[1:] if argv is None else argv)
 
     @exit_on_user_error

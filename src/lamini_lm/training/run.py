@@ -20,6 +20,7 @@ from lamini_lm.secret_keys import redacted
 from lamini_lm.training import checkpoints, recipe
 from lamini_lm.training.spec import TrainSpec
 
+
 def _write_rank_record(output_dir: Path, rank: int, world_size: int, record: dict) -> None:
     # one small file per rank: proof (and a debugging aid) that every rank of a job ran the same config
     text = json.dumps(record, sort_keys=True)

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import time
 
+# torch and the model modules are imported inside the functions: the planner imports this module before its
+# config check
+
 
 def device() -> str:
     import torch
