@@ -373,6 +373,35 @@ def compose(shape: str, *extra: str):
                            **{k: config.typed(cfg[k], t, k) for k, t in typed.items()})
 
 
+def recipes(pool, lengths, family, args) -> list[tuple]:
+    """(recipe, its global batch or None, its plan of micro-batches) for every recipe this shape runs."""
+    m, small, seed = args.micro_batch, min(args.global_batches), args.seed
+    runs = [("alpaca", None, random_plan(len(pool), m, seed))]
+    if not family.separate_labels:  # TRL trains decoder-only models only
+        runs += [("trl_grouped", small, grouped_plan(lengths, m, small // m, seed)),
+                 ("trl_grouped_ckpt", small, grouped_plan(lengths, m, small // m, seed)),
+                 ("trl_padding_free", None, random_plan(len(pool), m, seed))]
+    runs += [("ours", g, ours_plan(pool, m, g, seed, family)[0]) for g in args.global_batches]
+    if not family.separate_labels:  # data.packing=padded: the alternative, sorted micro-batches padded to their longest
+        runs.append(("ours_padded", small, ours_plan(pool, m, small, seed, family)[0]))
+    if args.compile:  # compile=true: the warm-up step pays the compilation
+        runs.append(("ours_compiled", small, ours_plan(pool, m, small, seed, family)[0]))
+    return [r for r in runs if r[0] in args.recipes] if args.recipes else runs
+
+
+def whole_plan_padding(recipe, g, plan, packed, pool, lengths, family, args) -> dict:
+    """Padding over the recipe's whole plan at each global batch it has, from the lengths: exact, unlike a sample
+    of micro-batches."""
+    m, seed, enc_dec = args.micro_batch, args.seed, family.separate_labels
+    if packed:
+        return {gb: 0.0 for gb in args.global_batches}
+    if recipe.startswith("trl_grouped"):
+        return {gb: plan_padding(pool, grouped_plan(lengths, m, gb // m, seed), enc_dec) for gb in args.global_batches}
+    if recipe.startswith("ours"):
+        return {g: plan_padding(pool, [b for step in ours_plan(pool, m, g, seed, family) for b in step], enc_dec)}
+    return {gb: plan_padding(pool, plan, enc_dec) for gb in args.global_batches}
+
+
 def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
     import dataclasses
 
@@ -397,22 +426,9 @@ def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
     print(f"\n[{shape}] pool of {len(pool)} examples: {side} tokens mean {src.mean():.1f} max {src.max()}, "
           f"{'label' if enc_dec else 'target'} tokens mean {tgt.mean():.1f} max {tgt.max()}", flush=True)
 
-    small = min(args.global_batches)
     lengths = src + tgt if enc_dec else src
-    runs = [("alpaca", None, random_plan(len(pool), m, args.seed))]
-    if not enc_dec:  # TRL trains decoder-only models only
-        runs += [("trl_grouped", small, grouped_plan(lengths, m, small // m, args.seed)),
-                 ("trl_grouped_ckpt", small, grouped_plan(lengths, m, small // m, args.seed)),
-                 ("trl_padding_free", None, random_plan(len(pool), m, args.seed))]
-    runs += [("ours", g, ours_plan(pool, m, g, args.seed, family)[0]) for g in args.global_batches]
-    if not enc_dec:  # data.packing=padded: the alternative, sorted micro-batches padded to their longest
-        runs.append(("ours_padded", small, ours_plan(pool, m, small, args.seed, family)[0]))
-    if args.compile:  # compile=true: the warm-up step pays the compilation
-        runs.append(("ours_compiled", small, ours_plan(pool, m, small, args.seed, family)[0]))
-    if args.recipes:
-        runs = [r for r in runs if r[0] in args.recipes]
     rows = []
-    for recipe, g, plan in runs:
+    for recipe, g, plan in recipes(pool, lengths, family, args):
         micro = spaced(plan, n_micro)
         torch.manual_seed(cfg.seed)  # every recipe starts from the same random weights
         # HF and TRL: transformers' default attention (sdpa); ours: the model config's (sdpa_varlen)
@@ -433,17 +449,7 @@ def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
             packed = recipe == "trl_padding_free"
         print(f"  {recipe:16s} done in {time.perf_counter() - t:.0f} s, timed step {meter.seconds:.0f} s; "
               f"{load_average()}", flush=True)
-        # padding over the whole plan, from the lengths: exact, unlike a sample of micro-batches
-        if packed:
-            plan_pad = {gb: 0.0 for gb in args.global_batches}
-        elif recipe.startswith("trl_grouped"):
-            plan_pad = {gb: plan_padding(pool, grouped_plan(lengths, m, gb // m, args.seed), enc_dec)
-                        for gb in args.global_batches}
-        elif ours:
-            plan_pad = {g: plan_padding(pool, [b for step in ours_plan(pool, m, g, args.seed, family) for b in step],
-                                        enc_dec)}
-        else:
-            plan_pad = {gb: plan_padding(pool, plan, enc_dec) for gb in args.global_batches}
+        plan_pad = whole_plan_padding(recipe, g, plan, packed, pool, lengths, family, args)
         rows.append({"shape": shape, "recipe": recipe, "global": g, "real": meter.real, "padded": meter.padded,
                      "seconds": meter.seconds, "cpu_seconds": meter.cpu_seconds, "flops": meter.flops, "cpu": cpu,
                      "peak_mb": (meter.live_peak - meter.live0) / 2 ** 20, "plan_padding": plan_pad})
@@ -454,7 +460,7 @@ def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
     return rows
 
 
-def main() -> None:
+def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run: m=2, 2 micro-batches, texts 1/4 as long")
     p.add_argument("--shapes", default="gpt2,t5_small", help=f"comma-separated, of {', '.join(SHAPES)}")
@@ -476,7 +482,11 @@ def main() -> None:
     if args.quick:
         args.micro_batch, args.micro_batches, args.max_words, args.pool = 2, 2, MAX_WORDS // 4, 256
         args.global_batches = [32, 8]
+    return args
 
+
+def quiet(threads: int) -> None:
+    """The libraries' progress bars and warnings off, so the tables stay readable."""
     import logging
 
     import datasets
@@ -484,7 +494,7 @@ def main() -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     hf_logging.set_verbosity_error()
     datasets.disable_progress_bars()
@@ -494,6 +504,10 @@ def main() -> None:
                     ".*max_length.*"):
         warnings.filterwarnings("ignore", message)
 
+
+def main() -> None:
+    args = parse_args()
+    quiet(args.threads)
     from lamini_lm.models.backbone import load_tokenizer
 
     shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
@@ -513,7 +527,11 @@ def main() -> None:
     # This machine's roof: the best fp32 matmul speed seen (the machine is shared, so the best is the least
     # disturbed); "matmul" shows what it reached just before each recipe ran.
     peak = max([matmul_roof(reps=6)] + [r["cpu"] for r in rows])
+    report(rows, shapes, peak, args)
+    print(f"\nend: {load_average()}; total {time.perf_counter() - t_start:.0f} s")
 
+
+def report(rows: list[dict], shapes: list[str], peak: float, args) -> None:
     print(f"\nfp32 matmul roof (2048^3, best seen, {args.threads} threads): {peak / 1e9:.1f} GFLOP/s")
     print("util = executed FLOPs / time / roof (lamini_lm.training.flops: padding, attention squares and every "
           "projected output row included); time = data + forward + backward of the timed micro-batches (not the "
@@ -539,7 +557,6 @@ def main() -> None:
             print(f"{shape:9s} ours at global {g}: " + ", ".join(f"{o['tok_s'] / r['tok_s']:.2f}x {r['recipe']}"
                                                                for r in others)
                   + f"; peak memory {o['peak_mb'] / best['peak_mb']:.2f}x {best['recipe']} (the fastest other)")
-    print(f"\nend: {load_average()}; total {time.perf_counter() - t_start:.0f} s")
 
 
 if __name__ == "__main__":

@@ -26,9 +26,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PoolSpec:
-    """Where one pool is read from: a local file (`path`), else its default (an offline asset or a hub dataset)."""
+    """Where one pool is read from: a local file (`path`), else its default: a file in an offline asset (`asset`)
+    or a hub dataset (`hub_id`)."""
 
     path: Optional[str] = None  # .jsonl, .json or .parquet
+    asset: Optional[str] = None  # <asset>/<file>: a file of an offline asset (lamini_lm.assets)
     hub_id: Optional[str] = None
     hub_configs: list[Optional[str]] = field(default_factory=lambda: [None])  # null: the dataset's only config
     split: str = "train"
@@ -47,7 +49,7 @@ class PoolSpec:
 class SeedPoolsSpec:
     """conf/seed_pools/: the four pools (lamini_lm.subsets says which subset draws from which) and read limits."""
 
-    self_instruct: PoolSpec  # path null: self-instruct's seed tasks, an offline asset
+    self_instruct: PoolSpec
     alpaca: PoolSpec
     p3: PoolSpec
     flan: PoolSpec
@@ -59,9 +61,9 @@ class SeedPoolsSpec:
         for key in ("hub_max_rows", "hub_shuffle_buffer", "max_instruction_chars"):
             if getattr(self, key) < 1:
                 raise BadValue(key, f"{getattr(self, key)} must be at least 1")
-        for name in ("alpaca", "p3", "flan"):
-            if not (self.pool(name).path or self.pool(name).hub_id):
-                raise BadValue(name, "has neither path nor hub_id: set one of them")
+        for name in ("self_instruct", "alpaca", "p3", "flan"):
+            if not (self.pool(name).path or self.pool(name).asset or self.pool(name).hub_id):
+                raise BadValue(name, "has no path, asset or hub_id: set one of them")
 
     def pool(self, name: str) -> PoolSpec:
         return getattr(self, name)
@@ -141,8 +143,9 @@ def load_pool(name: str, pools: SeedPoolsSpec, seed: int) -> Pool:
     spec = pools.pool(name)
     if spec.path:
         rows = _rows_file(Path(spec.path))
-    elif name == "self_instruct":
-        rows = _rows_file(assets.path("seed_tasks") / "seed_tasks.jsonl")
+    elif spec.asset:
+        asset, _, file = spec.asset.partition("/")
+        rows = _rows_file(assets.path(asset) / file)
     else:
         rows = _rows_hub(name, spec, pools, seed)
     pool = Pool(name, [])
