@@ -24,6 +24,10 @@ def test_an_unknown_choice_lists_the_choices_without_private_bases(capsys):
     assert "teacher/gpt5" in line and "hf_local, openai, openai_batch" in line and "_openai_api" not in line
 
 
+def test_a_group_set_to_null_names_the_group(capsys):
+    assert "(trainer=null): a config group takes a config's name" in _line(capsys, "train", "trainer=null")
+
+
 def test_broken_syntax_is_one_line(capsys):
     assert "seed=1=" in _line(capsys, "train", "seed=1=")
 

@@ -50,6 +50,18 @@ def test_a_setting_the_data_reader_does_not_take_is_named_before_the_model_loads
     fails_with(res, "data.reader.bogus is not a setting of lamini_lm.data.readers.LocalFile", "path, subsets, limit")
 
 
+@pytest.mark.parametrize("override,fragments", [
+    ("+trainer.foo=1", ["trainer.foo is not a setting of lightning.pytorch.Trainer"]),
+    ("trainer.precision=17", ["trainer: Precision 17 is invalid"]),
+    ("+callbacks.x.y=1", ["callbacks.x has no _target_"]),
+    ("~logger", ["no logger is configured", "logger=csv"]),
+])
+def test_a_trainer_logger_or_callback_lightning_refuses_is_one_line_before_the_model_loads(tmp_path, override, fragments):
+    res = run_entry("train.py", "model=tiny_gpt2", "logger=csv", override, f"hydra.run.dir={tmp_path}")
+    fails_with(res, *fragments)
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_a_wrong_config_value_is_one_line_naming_the_key(tmp_path):
     # the in-process cases are in test_config.py; this is the entry point's path to exit 2
     res = run_entry("train.py", "model=tiny_gpt2", "model.lr=fast", f"hydra.run.dir={tmp_path}", "logger=csv")

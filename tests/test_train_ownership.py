@@ -71,6 +71,71 @@ def test_a_resume_with_a_changed_recipe_is_refused_unless_allowed(tmp_path):
     assert json.loads((tmp_path / "recipe.json").read_text())["seed"] == 7
 
 
+def _hydra(folder, seed):
+    (folder / ".hydra").mkdir(parents=True, exist_ok=True)
+    (folder / ".hydra" / "config.yaml").write_text(f"seed: {seed}\n")
+
+
+def test_a_refused_resume_leaves_the_runs_own_config_and_an_accepted_one_keeps_it(tmp_path):
+    _hydra(tmp_path, 42)
+    recipe.check(tmp_path, RECORD, None, False)
+    changed = {**RECORD, "seed": 7}
+    for allow in (False, True):
+        recipe.keep_earlier_config({"hydra.run.dir": tmp_path})  # train.py, before Hydra writes
+        _hydra(tmp_path, 7)  # what Hydra then writes for the resuming command
+        if not allow:
+            with pytest.raises(UserError, match="seed: 42 -> 7"):
+                recipe.check(tmp_path, changed, "last.ckpt", False)
+            assert (tmp_path / ".hydra" / "config.yaml").read_text() == "seed: 42\n"  # the run's own, put back
+        else:
+            recipe.check(tmp_path, changed, "last.ckpt", True)
+    (entry,) = [json.loads(x) for x in (tmp_path / "recipe_history.jsonl").read_text().splitlines()]
+    assert (tmp_path / entry["earlier_config"] / "config.yaml").read_text() == "seed: 42\n"  # kept beside recipe.0
+    assert (tmp_path / ".hydra" / "config.yaml").read_text() == "seed: 7\n"
+    assert not (tmp_path / recipe.EARLIER_CONFIG).exists()
+
+
+def test_a_checkpoint_from_another_run_folder_is_compared_with_that_runs_recipe(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"  # run folders exist when the recipe is checked
+    old.mkdir(), new.mkdir()
+    recipe.check(old, RECORD, None, False)
+    ckpt = str(old / "checkpoints" / "last.ckpt")
+    with pytest.raises(UserError, match=rf"{ckpt} was trained with another recipe .*seed: 42 -> 7"):
+        recipe.check(new, {**RECORD, "seed": 7}, ckpt, False)
+    assert not (new / "recipe.json").exists()
+    recipe.check(new, RECORD, ckpt, False)  # the same recipe in a new folder: recorded there
+    assert json.loads((new / "recipe.json").read_text()) == json.loads((old / "recipe.json").read_text())
+
+
+def test_a_folder_named_on_the_command_line_is_held_from_before_hydra_writes(tmp_path):
+    from lamini_lm.run_lock import check_run_folder, release_held
+
+    code = ("import sys, time; from lamini_lm.run_lock import check_run_folder\n"
+            "check_run_folder(('hydra.run.dir',), sys.argv[1:])\nprint('held', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, f"hydra.run.dir={tmp_path}"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        res = run_entry("train.py", "model=tiny_gpt2", f"hydra.run.dir={tmp_path}", "logger=csv", timeout=120)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert res.returncode == 2 and f"in use by PID {proc.pid}" in res.stderr and not (tmp_path / ".hydra").exists()
+    # in one process the folder stays held (RunLock inside the run reuses it) until the process lets it go
+    check_run_folder(("hydra.run.dir",), [f"hydra.run.dir={tmp_path}"])
+    with RunLock(tmp_path, "hydra.run.dir"):
+        assert holder(tmp_path)["pid"] == os.getpid()
+    assert holder(tmp_path)["pid"] == os.getpid()
+    release_held()
+    assert holder(tmp_path) is None
+
+
+def test_the_lock_file_records_the_command_without_secrets(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["generate.py", f"out_dir={tmp_path}", "+teacher.openai_key=abc123"])
+    with RunLock(tmp_path, "out_dir"):
+        command = holder(tmp_path)["command"]
+    assert "abc123" not in command and "+teacher.openai_key=<redacted>" in command
+
+
 @pytest.mark.slow
 def test_resuming_a_run_with_another_seed_stops_naming_the_keys(tmp_path):
     small = ["model=tiny_gpt2", "data.limit=48", "data.val_size=8", "global_batch_size=8", "micro_batch_size=4", "trainer.max_epochs=1",

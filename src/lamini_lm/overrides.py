@@ -34,9 +34,11 @@ def check_overrides(config_name: str, argv: list[str] | None = None) -> None:
     for job in _jobs(parsed):
         try:
             config.compose(args.config_name or config_name, job, return_hydra_config=True)
-        except (HydraException, OmegaConfBaseException) as e:
+        except (HydraException, OmegaConfBaseException, ValueError) as e:  # ValueError: Hydra's `group=null`
             options = getattr(e, "options", None) if isinstance(e, MissingConfigException) else None
             hint = f"; choose one of: {', '.join(o for o in options if not o.startswith('_'))}" if options else ""
+            if isinstance(e, ValueError):  # Hydra names neither the group nor the fix
+                hint = f" ({', '.join(o for o in job if o.endswith('=null'))}): a config group takes a config's name"
             raise UserError(f"{_one_line(e)}{hint}")
 
 

@@ -2,7 +2,8 @@
 naming the holder, instead of mixing its checkpoints, exports, metrics or requests with the first's.
 
 The lock is an advisory flock on ``<folder>/.owner.lock``: the kernel drops it when its process ends, however
-it ends, so a killed run never blocks its own resume. The file keeps who holds it (PID, host, start, command).
+it ends, so a killed run never blocks its own resume. The file keeps who holds it (PID, host, start, command
+with secret-looking values removed). A folder named on the command line is taken before Hydra writes into it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 from lamini_lm.errors import UserError, exit_on_user_error
+from lamini_lm.secret_keys import redact_argv
 
 LOCK_FILE = ".owner.lock"
 
@@ -25,28 +27,43 @@ def _describe(holder: dict) -> str:
             f"({holder.get('command', '?')})")
 
 
+# folders this process owns until it ends: taken before Hydra writes .hydra/ into a folder named on the command
+# line (check_run_folder), so that a second run is refused before it can overwrite the first's .hydra/
+_HELD: dict[Path, int] = {}
+
+
+def _acquire(folder: Path, setting: str) -> int:
+    """An exclusive flock on ``folder``'s lock file, recording this process as the holder; one line if it is taken."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:  # e.g. a path under /proc, which os.access calls writable
+        raise UserError(f"cannot write the run folder {folder} ({e.strerror}): choose another ({setting}=...)") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        taken = _read(fd)
+        os.close(fd)
+        raise UserError(f"{folder} is in use by {_describe(taken)}: wait for it to finish or stop it, "
+                        f"or give this run another folder ({setting}=...)") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                             "command": " ".join(redact_argv(sys.argv))[:300]}).encode())
+    return fd
+
+
 class RunLock:
-    """``with RunLock(folder):`` owns ``folder`` for the block (one process at a time)."""
+    """``with RunLock(folder):`` owns ``folder`` for the block (one process at a time); a folder this process
+    already owns since its start (check_run_folder) stays owned until the process ends."""
 
     def __init__(self, folder: str | Path, setting: str):
         self.folder, self.setting = Path(folder), setting  # setting: the key that chose the folder, for the message
         self.fd: int | None = None
 
     def __enter__(self) -> RunLock:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read(fd)
-            os.close(fd)
-            raise UserError(f"{self.folder} is in use by {_describe(holder)}: wait for it to finish or stop it, "
-                            f"or give this run another folder ({self.setting}=...)") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                 "command": " ".join(sys.argv)[:300]}).encode())
-        self.fd = fd
+        if self.folder.resolve() not in _HELD:
+            self.fd = _acquire(self.folder, self.setting)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -54,6 +71,12 @@ class RunLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+
+
+def release_held() -> None:
+    """Give up the folders taken at start (for in-process callers such as tests; a process's end does it too)."""
+    while _HELD:
+        os.close(_HELD.popitem()[1])
 
 
 def _read(fd: int) -> dict:
@@ -84,9 +107,10 @@ def is_first_process() -> bool:
 
 
 @exit_on_user_error
-def check_run_folder(settings: tuple[str, ...], argv: list[str] | None = None) -> None:
+def check_run_folder(settings: tuple[str, ...], argv: list[str] | None = None) -> dict[str, Path]:
     """Before Hydra writes .hydra/ into a folder named on the command line (a resume: hydra.run.dir=<run>,
-    or generate's out_dir=): stop if it cannot be written, or if another process holds it."""
+    or generate's out_dir=): stop if it cannot be written or another process holds it; else take it for this
+    process's lifetime. Returns the folders named, by setting."""
     given = {}
     for arg in sys.argv[1:] if argv is None else argv:
         key, sep, value = arg.partition("=")
@@ -100,6 +124,6 @@ def check_run_folder(settings: tuple[str, ...], argv: list[str] | None = None) -
         if not os.access(existing, os.W_OK):
             where = f" ({key}=...)" if key in settings else ""
             raise UserError(f"{existing} is not writable, so the run cannot write {folder}: choose another folder{where}")
-        if key in settings and is_first_process() and (taken := holder(folder)):
-            raise UserError(f"{folder} is in use by {_describe(taken)}: wait for it to finish or stop it, or give "
-                            f"this run another folder ({key}=...)")
+        if key in settings and is_first_process() and folder.resolve() not in _HELD:
+            _HELD[folder.resolve()] = _acquire(folder, key)
+    return given

@@ -10,9 +10,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from lamini_lm.errors import UserError, exit_on_user_error
 
-# a key whose last part names a secret (teacher.api_key, hub_token, wandb.password; not teacher.api_key_env,
-# which names the environment variable holding it)
-SECRET_NAME = re.compile(r"(^|[._])(api_?key|token|secret|password)$", re.IGNORECASE)
+# a key whose last part names a secret (teacher.api_key, openai_key, hub_token, wandb.password, headers.Authorization;
+# not teacher.api_key_env, which names the environment variable holding it)
+SECRET_NAME = re.compile(r"(^|[._])(api_?key|key|token|secret|password|passwd|pwd|credentials?|auth|authorization|"
+                         r"bearer|cookie)$", re.IGNORECASE)
 # values shaped like the keys this project's services issue (OpenAI, Hugging Face)
 SECRET_VALUE = re.compile(r"^(sk-[A-Za-z0-9_-]{16,}|hf_[A-Za-z0-9]{20,})$")
 
@@ -31,6 +32,16 @@ def refuse_secret_overrides(argv: list[str] | None = None) -> None:
                 "(e.g. export OPENAI_API_KEY=...; teacher.api_key_env names the variable), never from the command "
                 "line: nothing was run or written"
             )
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """``argv`` with the value of every secret-looking override removed (what a lock file records of a command)."""
+    out = []
+    for arg in argv:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        secret = sep and (SECRET_NAME.search(key) or any(SECRET_VALUE.match(v.strip(" '\"[]")) for v in value.split(",")))
+        out.append(arg[:len(arg) - len(value)] + "<redacted>" if secret else arg)
+    return out
 
 
 def redacted(cfg: DictConfig) -> dict:

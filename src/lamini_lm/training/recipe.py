@@ -6,11 +6,13 @@ effect, and the earlier recipe is kept beside it."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
 from lamini_lm.errors import UserError
 from lamini_lm.files import write_atomic
+from lamini_lm.run_lock import is_first_process
 
 # what is optimised: the student, the data and its order, the batch and its split across devices (the saved
 # data position counts micro-batches per rank), the seed, the optimizer and schedule, the numerics. Not in it:
@@ -18,6 +20,7 @@ from lamini_lm.files import write_atomic
 RECIPE_KEYS = ("model", "data", "optim", "seed", "global_batch_size", "micro_batch_size", "trainer.precision",
                "trainer.gradient_clip_val", "trainer.devices", "trainer.num_nodes", "trainer.strategy")
 NOT_RECIPE = ("data.num_workers",)  # how fast batches arrive, not which
+EARLIER_CONFIG = ".hydra.before_resume"  # the run's .hydra/ while a resume's recipe is checked
 
 
 def recipe(record: dict) -> dict:
@@ -39,30 +42,60 @@ def recipe(record: dict) -> dict:
     return flat
 
 
+def keep_earlier_config(folders: dict[str, Path]) -> None:
+    """Before Hydra overwrites a resumed run's .hydra/ (called by train.py with the folders named on the command
+    line): a copy, which check() puts back when it refuses the resume, and keeps as .hydra.<n> beside
+    recipe.<n>.json when a change is accepted."""
+    run = folders.get("hydra.run.dir")
+    if run is not None and is_first_process() and (run / ".hydra").is_dir():
+        shutil.rmtree(run / EARLIER_CONFIG, ignore_errors=True)
+        shutil.copytree(run / ".hydra", run / EARLIER_CONFIG)
+
+
 def check(run_dir: Path, record: dict, resuming_from: str | None, allow_change: bool) -> None:
-    """Record the recipe of a new run; compare a resume's with it (see the module's docstring)."""
-    path = run_dir / "recipe.json"
+    """Record the recipe of a new run; compare a resume's with the one its checkpoint was trained with (this
+    folder's, or that of the run the checkpoint comes from); see the module's docstring."""
+    path, earlier = run_dir / "recipe.json", run_dir / EARLIER_CONFIG
     new = recipe(record)
-    if resuming_from is None or not path.exists():
-        write_atomic(path, json.dumps(new, indent=1, sort_keys=True, default=str) + "\n")
-        return
-    old = json.loads(path.read_text())
+    trained = _trained_with(run_dir, resuming_from)
+    old = json.loads(trained.read_text()) if trained else new
     changed = {k: [old.get(k), new.get(k)] for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
-    if not changed:
-        return
-    shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(changed.items())[:6])
-    more = f" (+{len(changed) - 6} more)" if len(changed) > 6 else ""
-    if not allow_change:
-        raise UserError(f"{run_dir} was trained with another recipe: {shown}{more}; resume with the run's own "
-                        "settings, start a new run folder, or accept the change with allow_recipe_change=true")
-    history = run_dir / "recipe_history.jsonl"
-    n = sum(1 for _ in open(history)) if history.exists() else 0
-    write_atomic(run_dir / f"recipe.{n}.json", path.read_text())  # the earlier recipe, kept
-    with open(history, "a", encoding="utf-8") as f:
-        f.write(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "resumed_from": resuming_from,
-                            "step": _step(resuming_from), "earlier_recipe": f"recipe.{n}.json", "changed": changed},
-                           default=str) + "\n")
-    write_atomic(path, json.dumps(new, indent=1, sort_keys=True, default=str) + "\n")
+    if changed and not allow_change:
+        if earlier.is_dir():  # the run's own .hydra/, not the refused command's
+            shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+            earlier.rename(run_dir / ".hydra")
+        shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(changed.items())[:6])
+        more = f" (+{len(changed) - 6} more)" if len(changed) > 6 else ""
+        raise UserError(f"{resuming_from} was trained with another recipe ({trained}): {shown}{more}; resume with "
+                        "the run's own settings, start a new run folder, or accept the change with "
+                        "allow_recipe_change=true")
+    if changed:
+        history = run_dir / "recipe_history.jsonl"
+        n = sum(1 for _ in open(history)) if history.exists() else 0
+        write_atomic(run_dir / f"recipe.{n}.json", trained.read_text())  # the earlier recipe, kept
+        kept = None
+        if earlier.is_dir():
+            shutil.rmtree(run_dir / f".hydra.{n}", ignore_errors=True)
+            earlier.rename(run_dir / f".hydra.{n}")  # and the earlier full config
+            kept = f".hydra.{n}"
+        with open(history, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "resumed_from": resuming_from,
+                                "step": _step(resuming_from), "earlier_recipe": f"recipe.{n}.json",
+                                "earlier_config": kept, "changed": changed}, default=str) + "\n")
+    shutil.rmtree(earlier, ignore_errors=True)
+    if changed or trained != path:
+        write_atomic(path, json.dumps(new, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def _trained_with(run_dir: Path, ckpt: str | None) -> Path | None:
+    """The recipe.json of the run a checkpoint was saved by (<run>/checkpoints/x.ckpt), or None for a new run or
+    a checkpoint that no run folder describes."""
+    if ckpt is None:
+        return None
+    for run in (Path(ckpt).resolve().parent.parent, run_dir.resolve()):
+        if (run / "recipe.json").is_file():
+            return run / "recipe.json"
+    return None
 
 
 def _step(ckpt: str) -> int | None:

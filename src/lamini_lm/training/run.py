@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from lamini_lm import targets
 from lamini_lm.config import typed
+from lamini_lm.errors import UserError
 from lamini_lm.run_lock import RunLock, is_first_process
 from lamini_lm.secret_keys import redacted
 from lamini_lm.training import checkpoints, recipe
@@ -58,8 +59,8 @@ def _fit(spec: TrainSpec, record: dict, output_dir: Path) -> dict:
     if is_first_process():
         recipe.check(output_dir, record, ckpt, spec.allow_recipe_change)
     pl.seed_everything(spec.seed, workers=True)
+    loggers, callbacks, trainer = _trainer(spec, record)  # a wrong trainer, logger or callback value fails first
     module, datamodule, tokenizer = _build(spec)
-    loggers, callbacks, trainer = _trainer(spec, record)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
         _write_rank_record(output_dir, trainer.global_rank, trainer.world_size, record)
@@ -100,18 +101,33 @@ def _trainer(spec: TrainSpec, record: dict):
     from lamini_lm.training import ddp_hydra
 
     loggers = []
-    for lcfg in (spec.logger or {}).values():
+    for name, lcfg in (spec.logger or {}).items():
         if lcfg is None:
             continue
         extra = {"group": ddp_hydra.sweep_group()} if "Wandb" in lcfg["_target_"] and not lcfg.get("group") else {}
-        loggers.append(instantiate(lcfg, **extra))
-    callbacks = [instantiate(c) for c in (spec.callbacks or {}).values() if c is not None]
-    trainer = instantiate(spec.trainer, logger=loggers or False, callbacks=callbacks)
+        loggers.append(_built(lcfg, f"logger.{name}", **extra))
+    if not loggers:  # Lightning would stop at fit, after the model loads (the learning-rate monitor needs one)
+        raise UserError("no logger is configured: choose one (logger=csv logs to files only, logger=wandb to W&B)")
+    callbacks = [_built(c, f"callbacks.{name}") for name, c in (spec.callbacks or {}).items() if c is not None]
+    trainer = _built(spec.trainer, "trainer", logger=loggers or False, callbacks=callbacks)
     trainer.accumulate_grad_batches = accumulation_steps(spec.global_batch_size, spec.micro_batch_size,
                                                          trainer.world_size)
     for logger in loggers:
         logger.log_hyperparams(record)
     return loggers, callbacks, trainer
+
+
+def _built(cfg, group: str, **runtime):
+    """A Lightning logger, callback or trainer from its config: a setting it does not take, or a value its
+    constructor refuses (trainer.precision=17), is one line naming the group, before the model loads."""
+    if cfg is None:
+        raise UserError(f"{group} is empty: choose one (e.g. {group.split('.')[0]}=<name>) instead of removing it")
+    try:
+        return targets.build(cfg, group, **runtime)
+    except UserError:
+        raise
+    except Exception as e:  # Lightning's own checks of the values (ValueError, MisconfigurationException)
+        raise UserError(f"{group}: {str(e).strip().splitlines()[0]}") from None
 
 
 def _finish(spec, record, trainer, module, datamodule, tokenizer, loggers, callbacks, output_dir: Path) -> dict:
