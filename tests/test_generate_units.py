@@ -82,6 +82,10 @@ def test_named_filters(cfg):
     assert f.reason("Écris un poème sur la mer, s'il te plaît.") == "non_ascii_start"
     off = spec(["out_dir=/tmp/x", "filters.blacklist=null"])
     assert Filters(off.filters).reason("Draw a picture of a happy cat please.") is None
+    # a filter of one's own: one function and its config entry, applied after the built-ins
+    mine = spec(["out_dir=/tmp/x", "+filters.min_letters={_target_: tests.helpers.my_filter.min_letters, n: 30}"])
+    assert Filters(mine.filters).reason("Write a short poem about the sea.") == "min_letters"
+    assert Filters(mine.filters).reason("Write a short poem about the sea and the wind over it.") is None
 
 
 def test_dedup_exact_and_near_is_subquadratic(cfg):

@@ -8,6 +8,7 @@ with secret-looking values removed). A folder named on the command line is taken
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import os
@@ -30,6 +31,7 @@ def _describe(holder: dict) -> str:
 # folders this process owns until it ends: taken before Hydra writes .hydra/ into a folder named on the command
 # line (check_run_folder), so that a second run is refused before it can overwrite the first's .hydra/
 _HELD: dict[Path, int] = {}
+_MADE: set[Path] = set()  # of those, the ones this process made: removed at exit if the run wrote nothing there
 
 
 def _acquire(folder: Path, setting: str) -> int:
@@ -73,10 +75,17 @@ class RunLock:
             self.fd = None
 
 
+@atexit.register
 def release_held() -> None:
-    """Give up the folders taken at start (for in-process callers such as tests; a process's end does it too)."""
+    """Give up the folders taken at start, removing the ones this process made and left empty (a run stopped by
+    a bad input leaves no folder behind); runs at exit, and for in-process callers such as tests."""
     while _HELD:
-        os.close(_HELD.popitem()[1])
+        folder, fd = _HELD.popitem()
+        if folder in _MADE and [p.name for p in folder.iterdir()] == [LOCK_FILE]:
+            (folder / LOCK_FILE).unlink()
+            folder.rmdir()
+        os.close(fd)
+    _MADE.clear()
 
 
 def _read(fd: int) -> dict:
@@ -125,5 +134,7 @@ def check_run_folder(settings: tuple[str, ...], argv: list[str] | None = None) -
             where = f" ({key}=...)" if key in settings else ""
             raise UserError(f"{existing} is not writable, so the run cannot write {folder}: choose another folder{where}")
         if key in settings and is_first_process() and folder.resolve() not in _HELD:
+            if not folder.exists():
+                _MADE.add(folder.resolve())
             _HELD[folder.resolve()] = _acquire(folder, key)
     return given
