@@ -58,6 +58,9 @@ def _fit(spec: TrainSpec, record: dict, output_dir: Path) -> dict:
     ckpt = checkpoints.resolve(spec.ckpt_path, output_dir)
     if is_first_process():
         recipe.check(output_dir, record, ckpt, spec.allow_recipe_change)
+        # the data read once before Lightning starts: a bad line is the run's only output; the datamodule then
+        # reads the datasets cache (every rank, after this one filled it)
+        targets.build(spec.data.reader, "data.reader").load()
     pl.seed_everything(spec.seed, workers=True)
     loggers, callbacks, trainer = _trainer(spec, record)  # a wrong trainer, logger or callback value fails first
     module, datamodule, tokenizer = _build(spec)
