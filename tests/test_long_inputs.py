@@ -76,3 +76,24 @@ def test_training_on_a_10k_token_example_does_not_crash(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["global_step"] == 3 and metrics["data/dropped_empty"] == 2
+
+
+def test_generation_caps_max_new_tokens_to_the_models_positions(tmp_path_factory, caplog):
+    from lamini_lm import inference
+
+    model, tok, family, style = inference.load(tiny_root(tmp_path_factory) / "gpt2" / "hf")
+    context = model.config.n_positions
+    widths = []
+    real = model.generate
+
+    def spy(**kwargs):  # the real generation, its output's width recorded
+        ids = real(**kwargs, min_new_tokens=kwargs["max_new_tokens"])  # no early stop: the cap itself is checked
+        widths.append((kwargs["input_ids"].shape[1], ids.shape[1]))
+        return ids
+
+    model.generate = spy
+    with caplog.at_level("WARNING", logger="lamini_lm.models.families"):
+        (answer,) = inference.generate(model, tok, family, style, ["Say hi."], max_new_tokens=context + 88)
+    (prompt_width, width), = widths
+    assert width <= context and width - prompt_width == context - 1 and answer
+    assert f"generating at most {context - 1} new tokens" in caplog.text
