@@ -93,7 +93,12 @@ def test_generation_caps_max_new_tokens_to_the_models_positions(tmp_path_factory
 
     model.generate = spy
     with caplog.at_level("WARNING", logger="lamini_lm.models.families"):
-        (answer,) = inference.generate(model, tok, family, style, ["Say hi."], max_new_tokens=context + 88)
-    (prompt_width, width), = widths
-    assert width <= context and width - prompt_width == context - 1 and answer
-    assert f"generating at most {context - 1} new tokens" in caplog.text
+        answers = inference.generate(model, tok, family, style, ["Say hi.", LONG], batch_size=1,
+                                     max_new_tokens=context + 88)
+    assert len(answers) == 2 and all(answers) and len(widths) == 2
+    for prompt_width, width in widths:  # each batch within the positions, at most context - 1 of them new
+        assert width <= context and width - prompt_width == context - 1
+    # one warning for the call, not one per batch
+    assert [r.getMessage() for r in caplog.records].count(
+        f"max_new_tokens={context + 88} does not fit the model's {context} positions: generating at most "
+        f"{context - 1} new tokens") == 1
