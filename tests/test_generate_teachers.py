@@ -69,6 +69,18 @@ def test_a_teacher_outside_the_repository_runs_the_responses_stage(tmp_path, mon
                                                            r"cannot be imported"),
     (["teacher._target_=collections.OrderedDict"], r"is not a subclass of lamini_lm\.teachers\.base\.Teacher"),
     (["~teacher._target_", "+teacher.kind=openai"], r"teacher has no _target_.*teacher\.kind is now teacher\._target_"),
+    # values no request could work with: refused when the teacher is built, not by a hang or the server
+    (["teacher.concurrency=0"], r"^teacher\.concurrency=0 must be a whole number of requests in flight, at least 1"),
+    (["teacher.concurrency=abc"], r"^teacher\.concurrency=abc must be a whole number"),
+    (["teacher.max_tokens.responses=-5"], r"^teacher\.max_tokens\.responses=-5 must be a whole number of tokens"),
+    (["teacher=hf_local", "teacher.max_tokens.instructions=0"], r"^teacher\.max_tokens\.instructions=0 must be"),
+    (["teacher.params.temperature=-1"], r"^teacher\.params\.temperature=-1 must be a number of at least 0"),
+    (["teacher.timeout=-1"], r"^teacher\.timeout=-1 must be a number of seconds above 0"),
+    (["teacher=openai_batch", "teacher.timeout=0"], r"^teacher\.timeout=0 must be a number of seconds above 0"),
+    (["teacher.max_attempts=0"], r"^teacher\.max_attempts=0 must be a whole number, at least 1"),
+    (["teacher.base_url=notaurl"], r"^teacher\.base_url=notaurl must start with http:// or https://"),
+    (["teacher=openai_batch", "teacher.base_url=api.openai.com"], r"^teacher\.base_url=api\.openai\.com must start"),
+    (["teacher=hf_local", "teacher.batch_size=0"], r"^teacher\.batch_size=0 must be a whole number of requests"),
 ])
 def test_a_wrong_teacher_setting_is_one_error_naming_it(tmp_path, overrides, message):
     from lamini_lm.teachers import build
@@ -77,6 +89,17 @@ def test_a_wrong_teacher_setting_is_one_error_naming_it(tmp_path, overrides, mes
     with pytest.raises(UserError, match=message) as e:
         build(cfg.teacher, cfg.prices)
     assert "\n" not in str(e.value)
+
+
+def test_the_edges_of_the_teacher_checks_are_accepted(tmp_path):
+    from lamini_lm.teachers import build
+
+    cfg = compose([f"out_dir={tmp_path}", "teacher.concurrency=1", "teacher.max_attempts=1", "teacher.timeout=0.5",
+                   "teacher.params.temperature=null", "teacher.max_tokens.responses=1", "teacher.base_url=http://h:1/v1"])
+    teacher = build(cfg.teacher, cfg.prices)
+    assert teacher.timeout == 0.5 and teacher.params["temperature"] is None and teacher.max_tokens["responses"] == 1
+    cfg = compose([f"out_dir={tmp_path}", "teacher.params.temperature=0"])
+    assert build(cfg.teacher, cfg.prices).params["temperature"] == 0
 
 
 def test_a_misspelt_key_in_a_teacher_file_stops_generate_with_one_line(tmp_path):

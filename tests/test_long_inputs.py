@@ -76,3 +76,29 @@ def test_training_on_a_10k_token_example_does_not_crash(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["global_step"] == 3 and metrics["data/dropped_empty"] == 2
+
+
+def test_generation_caps_max_new_tokens_to_the_models_positions(tmp_path_factory, caplog):
+    from lamini_lm import inference
+
+    model, tok, family, style = inference.load(tiny_root(tmp_path_factory) / "gpt2" / "hf")
+    context = model.config.n_positions
+    widths = []
+    real = model.generate
+
+    def spy(**kwargs):  # the real generation, its output's width recorded
+        ids = real(**kwargs, min_new_tokens=kwargs["max_new_tokens"])  # no early stop: the cap itself is checked
+        widths.append((kwargs["input_ids"].shape[1], ids.shape[1]))
+        return ids
+
+    model.generate = spy
+    with caplog.at_level("WARNING", logger="lamini_lm.models.families"):
+        answers = inference.generate(model, tok, family, style, ["Say hi.", LONG], batch_size=1,
+                                     max_new_tokens=context + 88)
+    assert len(answers) == 2 and all(answers) and len(widths) == 2
+    for prompt_width, width in widths:  # each batch within the positions, at most context - 1 of them new
+        assert width <= context and width - prompt_width == context - 1
+    # one warning for the call, not one per batch
+    assert [r.getMessage() for r in caplog.records].count(
+        f"max_new_tokens={context + 88} does not fit the model's {context} positions: generating at most "
+        f"{context - 1} new tokens") == 1

@@ -28,6 +28,15 @@ def test_a_missing_data_file_is_named(tmp_path):
     fails_with(res, "nope.jsonl", "does not exist")
 
 
+@pytest.mark.parametrize("val_size,takes", [("0.99", 10), ("0.95", 10), ("10", 10)])
+def test_a_val_size_that_leaves_nothing_to_train_on_is_one_line(tmp_path, val_size, takes):
+    data = tmp_path / "d10.jsonl"
+    data.write_text((json.dumps(GOOD) + "\n") * 10)
+    res = run_entry("train.py", "model=tiny_gpt2", "data=jsonl", f"data.path={data}", f"data.val_size={val_size}",
+                    f"hydra.run.dir={tmp_path / 'run'}", "logger=csv")
+    fails_with(res, f"data.val_size={val_size} takes {takes} of the 10 records", "a count from 1 to 9")
+
+
 def test_an_unreachable_hub_model_names_the_id_and_the_offline_way(tmp_path):
     res = run_entry("train.py", "model=tiny_gpt2", "model=gpt2_xl", f"hydra.run.dir={tmp_path}", "logger=csv")
     fails_with(res, "'openai-community/gpt2-xl'", "model.init=random", "model=tiny_gpt2")

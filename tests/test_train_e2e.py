@@ -157,6 +157,28 @@ def test_the_export_names_no_path_of_this_machine(gpt2_run):
 
 
 @pytest.mark.slow
+def test_a_data_file_outside_the_known_folders_is_exported_by_its_name_only(tmp_path):
+    import re
+
+    import yaml
+
+    data = tmp_path / "elsewhere" / "d40.jsonl"
+    data.parent.mkdir()
+    data.write_text("".join(json.dumps({"instruction": f"Say {i}.", "response": f"{i}.",
+                                        "instruction_source": "alpaca"}) + "\n" for i in range(40)))
+    out = tmp_path / "run"
+    res = run_entry("train.py", "model=tiny_gpt2", "data=jsonl", f"data.path={data}", "data.val_size=8",
+                    "global_batch_size=16", "micro_batch_size=8", "trainer.max_epochs=1", "logger=csv",
+                    "callbacks.sample_generations.max_new_tokens=4", f"hydra.run.dir={out}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    config = (out / "hf" / "training_config.yaml").read_text()
+    assert yaml.safe_load(config)["data"]["path"] == "<path>/d40.jsonl"
+    for text in (config, (out / "hf" / "README.md").read_text()):
+        # an absolute path: a / that starts a word (after a space, quote, =, bracket or a line's start)
+        assert not re.findall(r"(?:^|[\s\"'=(\[,])(/[\w.-]+)", text, re.MULTILINE) and str(tmp_path) not in text
+
+
+@pytest.mark.slow
 def test_the_evaluation_joins_the_training_runs_wandb_run(gpt2_run, tmp_path):
     from tests.helpers.eval_compose import compose
 

@@ -38,6 +38,7 @@ def generate(model, tokenizer, family: families.Family, style: prompts.PromptSty
     """Responses to ``instructions``, wrapped in ``style``; greedy unless generate_kwargs say otherwise."""
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    max_new_tokens = family.new_tokens(model, max_new_tokens)  # capped, and warned about, once for all batches
     was_training = model.training
     model.eval()
     out: list[str] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader
 
@@ -45,10 +47,7 @@ class InstructionDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             return
         ds = self._tokenized()
-        if isinstance(self.val_size, float) and not 0 < self.val_size < 1 or self.val_size >= len(ds):
-            raise UserError(f"data.val_size={self.val_size} must be a fraction in (0, 1) or fewer than the "
-                            f"{len(ds)} records")
-        split = ds.train_test_split(test_size=self.val_size, seed=self.seed)
+        split = ds.train_test_split(test_size=_val_count(self.val_size, len(ds)), seed=self.seed)
         self.train_set, self.val_set = split["train"], split["test"]
 
     @property
@@ -76,6 +75,18 @@ class InstructionDataModule(pl.LightningDataModule):
 
     def val_instructions(self, n: int) -> list[str]:
         return self.val_set.select(range(min(n, len(self.val_set))))["instruction"]
+
+
+def _val_count(val_size: float | int, n: int) -> int:
+    """The validation records of ``n``: a count as given, a fraction rounded up (as datasets' train_test_split
+    rounds it, which then splits identically). DataSpec made it positive; here, once the records are known, at
+    least one must be left to train on."""
+    n_val = math.ceil(val_size * n) if isinstance(val_size, float) else val_size
+    if n_val >= n:
+        fix = f"set a smaller fraction or a count from 1 to {n - 1}" if n > 1 else "give more records (data.path)"
+        raise UserError(f"data.val_size={val_size} takes {n_val} of the {n} records for validation and leaves none "
+                        f"to train on: {fix}")
+    return n_val
 
 
 def _has_text(instruction: str, response: str) -> bool:

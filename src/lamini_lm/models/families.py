@@ -12,6 +12,7 @@ conf/model/base/), so a new family is one subclass here (or in your own package)
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,6 +27,8 @@ from lamini_lm.prompts import PromptStyle
 
 # transformers (Auto classes) and Lightning (the LightningModule) are imported where used: evaluation and
 # data code ask a family questions without paying for them
+
+log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # label of a token that is not a target (transformers' and torch's convention)
 # what a packed row hands the model besides its ids: transformers' names (FlashAttentionKwargs)
@@ -100,8 +103,9 @@ class Family:
     # -- inference --------------------------------------------------------------------------------
     def generate(self, model, tokenizer, prompts: list[str], max_new_tokens: int = 128, **generate_kwargs) -> list[str]:
         """Completions of one batch of already-wrapped prompts; a prompt too long for the model is cut (see
-        ``prompt_limit``)."""
+        ``prompt_limit``), and max_new_tokens capped to the model's positions (``new_tokens``)."""
         tokenizer.padding_side = tokenizer.truncation_side = self.padding_side
+        max_new_tokens = self.new_tokens(model, max_new_tokens)
         limit = self.prompt_limit(self.context(model.config) or _tokenizer_limit(tokenizer), max_new_tokens)
         enc = tokenizer(prompts, return_tensors="pt", padding=True, truncation=limit is not None,
                         max_length=limit).to(model.device)
@@ -110,6 +114,17 @@ class Family:
                                  **generate_kwargs)
         return [t.strip() for t in tokenizer.batch_decode(self._completion(ids, enc["input_ids"].shape[1]),
                                                           skip_special_tokens=True)]
+
+    def new_tokens(self, model, max_new_tokens: int) -> int:
+        """``max_new_tokens`` within the model's positions, with a warning when capped: a generation past them
+        indexes positions the model does not have (IndexError). One position is left for the prompt (decoder-only)
+        or the decoder's start token (encoder-decoder); a model without an absolute limit (T5) is not capped."""
+        context = self.context(model.config)
+        if context is None or max_new_tokens < context:
+            return max_new_tokens
+        log.warning("max_new_tokens=%d does not fit the model's %d positions: generating at most %d new tokens",
+                    max_new_tokens, context, context - 1)
+        return context - 1
 
     def prompt_limit(self, context: int | None, max_new_tokens: int) -> int | None:
         """Prompt tokens a generation may take: the whole context for a separate encoder."""

@@ -13,6 +13,7 @@ import abc
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lamini_lm.errors import UserError
 from lamini_lm.teachers.progress import Stats
 from lamini_lm.teachers.store import Request, RequestStore
 
@@ -35,6 +36,16 @@ class Teacher(abc.ABC):
     progress: bool = True  # show a progress bar
     state_dir: Path | str = "."  # this run's folder, for a teacher's own state (e.g. Batch API ids)
 
+    def __post_init__(self) -> None:
+        # checked when the teacher is built, before any request: a bad value would fail only at the server
+        require(isinstance(self.max_tokens, dict), "max_tokens", self.max_tokens,
+                "must give each stage its tokens ({instructions: N, responses: N})")
+        for stage, n in self.max_tokens.items():
+            require(is_whole(n) and n >= 1, f"max_tokens.{stage}", n, "must be a whole number of tokens, at least 1")
+        t = (self.params or {}).get("temperature")
+        require(t is None or (is_number(t) and t >= 0), "params.temperature", t,
+                "must be a number of at least 0 (0: greedy), or null for the server's default")
+
     def check(self) -> None:
         """Raise UserError, before any work, if this teacher cannot run (e.g. no API key). Default: nothing to check."""
 
@@ -54,6 +65,20 @@ class Teacher(abc.ABC):
           Raise only when no request can succeed (a UserError, e.g. a rejected key).
         - Count `stats.sent`, `stats.done`, `stats.add_usage(reply.usage)` and `stats.retries` as you go.
         """
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def require(ok: bool, key: str, value, rule: str) -> None:
+    """A teacher setting's check: when not ``ok``, one UserError naming ``teacher.<key>``, its value and ``rule``."""
+    if not ok:
+        raise UserError(f"teacher.{key}={value} {rule}")
 
 
 def request_body(teacher: Teacher, messages: list[dict], max_tokens: int, params: dict | None = None) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lamini_lm import assets
 from lamini_lm.errors import UserError
-from lamini_lm.teachers.base import Teacher
+from lamini_lm.teachers.base import Teacher, is_whole, require
 from lamini_lm.teachers.progress import Progress, Stats
 from lamini_lm.teachers.store import Reply, Request, RequestStore
 
@@ -47,6 +47,11 @@ class HFLocalTeacher(Teacher):
     gguf_file: str | None  # a GGUF file inside model_path (transformers dequantizes it)
     batch_size: int  # requests per generate() call
     _lm: tuple | None = field(default=None, init=False, repr=False)  # (model, tokenizer) once loaded
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(is_whole(self.batch_size) and self.batch_size >= 1, "batch_size", self.batch_size,
+                "must be a whole number of requests per generate() call, at least 1")
 
     def _path(self) -> str:
         if self.model_path:

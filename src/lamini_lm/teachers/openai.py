@@ -20,6 +20,7 @@ import random
 from dataclasses import dataclass
 
 from lamini_lm.errors import UserError
+from lamini_lm.teachers.base import is_whole, require
 from lamini_lm.teachers.limits import Limiter, Slots, backoff, retry_after
 from lamini_lm.teachers.openai_api import (
     REJECTING,
@@ -61,6 +62,12 @@ class OpenAITeacher(OpenAICompatible):
     max_rate_limit_waits: int  # 429s a request may wait out (not counted in max_attempts)
     rpm: float  # requests per minute, 0 = unlimited
     tpm: float  # tokens per minute (prompt + max_tokens reserved, the rest refunded), 0 = unlimited
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # no slot to send through would wait forever
+        require(is_whole(self.concurrency) and self.concurrency >= 1, "concurrency", self.concurrency,
+                "must be a whole number of requests in flight, at least 1")
 
     def _estimate(self, req: Request) -> int:
         if not self.tpm:

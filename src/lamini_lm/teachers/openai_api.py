@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from lamini_lm.errors import UserError
-from lamini_lm.teachers.base import Teacher
+from lamini_lm.teachers.base import Teacher, is_number, is_whole, require
 from lamini_lm.teachers.progress import Stats
 from lamini_lm.teachers.store import Reply, Request, RequestStore
 
@@ -39,8 +39,16 @@ class OpenAICompatible(Teacher):
     batch_priced: ClassVar[bool] = False  # which price columns the cost so far uses
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.http_transport not in TRANSPORTS:
             raise UserError(f"teacher.http_transport={self.http_transport} is unknown; choose {' or '.join(TRANSPORTS)}")
+        # a malformed URL would otherwise be reported only after max_attempts connection errors
+        require(isinstance(self.base_url, str) and self.base_url.startswith(("http://", "https://")), "base_url",
+                self.base_url, "must start with http:// or https:// (e.g. https://api.openai.com/v1)")
+        require(is_number(self.timeout) and self.timeout > 0, "timeout", self.timeout,
+                "must be a number of seconds above 0")
+        require(is_whole(self.max_attempts) and self.max_attempts >= 1, "max_attempts", self.max_attempts,
+                "must be a whole number, at least 1")
 
     def api_key(self) -> str:
         """The key from the configured environment variable; it never enters a config or a file."""

@@ -57,7 +57,8 @@ def shown_path(folder: Path) -> str:
 
 def portable(record, places: dict[str, str]):
     """``record`` (a resolved config) with every absolute path under one of ``places`` (folder -> the name
-    shown instead: <run>, <cache>, ~) rewritten, so a saved config names data and assets by name."""
+    shown instead: <run>, <cache>, ~) rewritten, and any other one shown as ``<path>/<its file name>``, so a
+    saved config names data and assets by name and publishes none of the machine's folders."""
     if isinstance(record, dict):
         return {k: portable(v, places) for k, v in record.items()}
     if isinstance(record, list):
@@ -66,6 +67,7 @@ def portable(record, places: dict[str, str]):
         for folder, name in sorted(places.items(), key=lambda p: -len(p[0])):  # the most specific first
             if record == folder or record.startswith(folder.rstrip("/") + "/"):
                 return name + record[len(folder.rstrip("/")):]
+        return f"<path>/{Path(record).name}"
     return record
 
 
