@@ -26,3 +26,60 @@ def fails_with(res: subprocess.CompletedProcess, *fragments: str) -> str:
     for f in fragments:
         assert f in lines[0], lines[0]
     return lines[0]
+
+
+def run_script_inprocess(script: str, *argv: str, capfd, monkeypatch, cwd: Path) -> subprocess.CompletedProcess:
+    """``script`` run in this process as ``python script *argv`` would run it (``runpy``, as ``__main__``), from
+    ``cwd``: its exit code and what it printed, as ``run_entry`` gives them, without the seconds a fresh process
+    spends importing. An exception that escapes becomes what Python would print: a traceback and exit 1.
+
+    Hydra's global state (GlobalHydra, HydraConfig, JobRuntime), the environment, the root logger and the working
+    directory are restored afterwards, so cases can follow each other, and other tests follow them, in one process."""
+    import logging
+    import runpy
+    import traceback
+
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.utils import JobRuntime
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)  # Hydra's traceback switch: the user's view is without it
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", [str(ROOT / script), *argv])
+    env, root = dict(os.environ), logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    hydra_cfg, job_runtime = HydraConfig.instance().cfg, JobRuntime.instance().conf  # the run sets both
+    GlobalHydra.instance().clear()
+    capfd.readouterr()  # only what the script prints
+    code = 0
+    try:
+        runpy.run_path(str(ROOT / script), run_name="__main__")
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+    except Exception:  # noqa: BLE001 - what the interpreter would do with it
+        traceback.print_exc()
+        code = 1
+    finally:
+        # a library imported during the run (lightning) may have bound a log handler to this test's captured
+        # stream, closed after the test: point it at the process's own stream, which capfd captures too
+        own = {id(sys.stdout): sys.__stdout__, id(sys.stderr): sys.__stderr__}
+        for logger in [root, *logging.Logger.manager.loggerDict.values()]:
+            for h in getattr(logger, "handlers", []):
+                if isinstance(h, logging.StreamHandler) and "stream" in vars(h) and id(h.stream) in own:
+                    h.setStream(own[id(h.stream)])
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg, JobRuntime.instance().conf = hydra_cfg, job_runtime
+        os.environ.clear()
+        os.environ.update(env)
+        for h in root.handlers[:]:
+            if h not in handlers:
+                root.removeHandler(h)
+                h.close()
+        for h in handlers:
+            if h not in root.handlers:
+                root.addHandler(h)
+        root.setLevel(level)
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess([script, *argv], code, out, err)
