@@ -138,7 +138,7 @@ TRAIN = {
                            ["{tmp}/number.jsonl:2", "field 'response' must be a string"]),
     "empty-data-file": (["data=jsonl", "data.path={tmp}/empty.jsonl"], ["empty.jsonl holds no records"]),
     "all-responses-blank": (["data=jsonl", "data.path={tmp}/blank.jsonl"], ["empty instruction or response"]),
-    "val-size-above-the-data": (["data.val_size=100000"], ["data.val_size=100000", "fewer than the"]),
+    "val-size-above-the-data": (["data.val_size=100000"], ["data.val_size=100000", "leaves none to train on"]),
 }
 
 # generate.py: nothing is sent (OPENAI_API_KEY unset, or a closed port)

@@ -43,6 +43,8 @@ def run_script_inprocess(script: str, *argv: str, capfd, monkeypatch, cwd: Path)
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.utils import JobRuntime
 
+    from lamini_lm.run_lock import release_held
+
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)  # Hydra's traceback switch: the user's view is without it
     monkeypatch.chdir(cwd)
     monkeypatch.setattr(sys, "argv", [str(ROOT / script), *argv])
@@ -69,6 +71,7 @@ def run_script_inprocess(script: str, *argv: str, capfd, monkeypatch, cwd: Path)
             for h in getattr(logger, "handlers", []):
                 if isinstance(h, logging.StreamHandler) and "stream" in vars(h) and id(h.stream) in own:
                     h.setStream(own[id(h.stream)])
+        release_held()  # the run folders the script took at its start, as its process's end would
         GlobalHydra.instance().clear()
         HydraConfig.instance().cfg, JobRuntime.instance().conf = hydra_cfg, job_runtime
         os.environ.clear()
