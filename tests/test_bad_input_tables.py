@@ -58,6 +58,9 @@ def _inputs(tmp):
                                   "instances": [{"input": "", "output": ""}]})
     response = {"model": "m", "id": "user_oriented_task_0", "instruction": "Write a note.", "input": "", "response": "Hi"}
     lines("uneven_responses/m.jsonl", response)
+    lines("partial_responses/m.jsonl", {k: v for k, v in response.items() if k != "instruction"})
+    lines("broken_export/config.json", "{broken")
+    lines("typeless_export/config.json", {})
     lines("uneven_responses/n.jsonl", {**response, "model": "n", "id": "user_oriented_task_1"})
     for name, rating in (("no_sheets", None), ("bad_rating", "E"), ("unrated", "A")):
         lines(f"{name}/key.csv", "item_id,instruction_id,rater,model", "a1,user_oriented_task_0,1,m",
@@ -139,6 +142,21 @@ TRAIN = {
     "empty-data-file": (["data=jsonl", "data.path={tmp}/empty.jsonl"], ["empty.jsonl holds no records"]),
     "all-responses-blank": (["data=jsonl", "data.path={tmp}/blank.jsonl"], ["empty instruction or response"]),
     "val-size-above-the-data": (["data.val_size=100000"], ["data.val_size=100000", "leaves none to train on"]),
+    "data-path-a-folder": (["data=jsonl", "data.path={tmp}/empty_dir"], ["is a folder, not a data file", "data.path"]),
+    # the model's architecture and attention, before its weights are built
+    "unknown-model-type": (["model.architecture.model_type=nonesuch"], ["model.architecture.model_type=nonesuch"]),
+    "misspelt-architecture-field": (["+model.architecture.n_lay=2"],
+                                    ["model.architecture.n_lay is not a field of GPT2Config", "n_layer"]),
+    "unknown-attention": (["model.attn_implementation=bogus"], ["model.attn_implementation=bogus"]),
+    # Lightning's trainer, loggers and callbacks, built before the model
+    "trainer-setting-it-lacks": (["+trainer.foo=1"], ["trainer.foo is not a setting of lightning.pytorch.Trainer"]),
+    "trainer-precision": (["trainer.precision=17"], ["trainer: Precision 17 is invalid"]),
+    "trainer-negative-epochs": (["trainer.max_epochs=-5"], ["trainer:", "max_epochs", "-5"]),
+    "trainer-no-devices": (["trainer.devices=0"], ["trainer:", "devices=0"]),
+    "callback-setting-it-lacks": (["+callbacks.throughput.bogus=1"], ["callbacks.throughput.bogus is not a setting"]),
+    "logger-setting-it-lacks": (["+logger.csv.bogus=1"], ["logger.csv.bogus is not a setting"]),
+    "no-logger": (["~logger"], ["no logger is configured", "logger=csv"]),
+    "group-set-to-null": (["trainer=null"], ["(trainer=null): a config group takes a config's name"]),
 }
 
 # generate.py: nothing is sent (OPENAI_API_KEY unset, or a closed port)
@@ -207,6 +225,13 @@ GENERATE = {
     "analyze-unknown-output": (["stage=analyze", "analysis.outputs=[table9]"], ["analysis.outputs", "table9"]),
     "analyze-bad-pattern": (["stage=analyze", "analysis.table2.token_pattern='(['"],
                             ["analysis.table2.token_pattern", "not a regular expression"]),
+    # teacher settings, checked when the teacher is built: before any request
+    "no-concurrency": ([*ALPACA_ONLY, "teacher.concurrency=0"], ["teacher.concurrency=0", "at least 1"]),
+    "negative-rpm": ([*ALPACA_ONLY, "teacher.rpm=-1"], ["teacher.rpm=-1", "at least 0"]),
+    "negative-timeout": ([*ALPACA_ONLY, "teacher.timeout=-1"], ["teacher.timeout=-1", "above 0"]),
+    "base-url-without-scheme": ([*ALPACA_ONLY, "teacher.base_url=notaurl"], ["teacher.base_url=notaurl", "http://"]),
+    "hf-local-model-missing": (["teacher=hf_local", "teacher.model_path={tmp}/nowhere"],
+                               ["teacher.model_path={tmp}/nowhere does not exist"]),
 }
 
 # evaluate.py: failures before lm-eval runs, a model loads or the Hub is asked
@@ -279,6 +304,10 @@ EVALUATE = {
                                     ["OPENAI_API_KEY is not set"]),
     "human-judge-without-responses": (["mode=human_judge", "human.responses={tmp}/empty_dir", *KEYED],
                                       ["empty_dir holds no <model>.jsonl responses"]),
+    "broken-export-config": (["model={tmp}/broken_export"], ["broken_export is not a readable model export"]),
+    "export-without-model-type": (["model={tmp}/typeless_export"], ["typeless_export is not a readable model export"]),
+    "human-sheets-response-without-instruction": (["mode=human_sheets", "human.responses={tmp}/partial_responses"],
+                                                  ["m.jsonl:1: not a response record", "instruction, response"]),
 }
 
 

@@ -28,6 +28,11 @@ def test_a_group_set_to_null_names_the_group(capsys):
     assert "(trainer=null): a config group takes a config's name" in _line(capsys, "train", "trainer=null")
 
 
+def test_a_flag_after_the_overrides_is_one_line_saying_where_flags_go(capsys):
+    line = _line(capsys, "train", "model=tiny_gpt2", "-m", "seed=1,2")
+    assert "unrecognized arguments: seed=1,2" in line and "flags such as -m go before the overrides" in line
+
+
 def test_broken_syntax_is_one_line(capsys):
     assert "seed=1=" in _line(capsys, "train", "seed=1=")
 

@@ -21,7 +21,9 @@ from lamini_lm.errors import UserError, exit_on_user_error
 
 @exit_on_user_error
 def check_overrides(config_name: str, argv: list[str] | None = None) -> None:
-    args = get_args_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    parser = get_args_parser()
+    parser.error = _refuse  # argparse's own prints its usage block: one line instead
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.help or args.hydra_help or args.info or args.shell_completion or args.config_path or args.config_dir:
         return  # Hydra's own modes, or a config from elsewhere: Hydra answers them
     try:
@@ -40,6 +42,10 @@ def check_overrides(config_name: str, argv: list[str] | None = None) -> None:
             if isinstance(e, ValueError):  # Hydra names neither the group nor the fix
                 hint = f" ({', '.join(o for o in job if o.endswith('=null'))}): a config group takes a config's name"
             raise UserError(f"{_one_line(e)}{hint}")
+
+
+def _refuse(message: str):
+    raise UserError(f"{message}: flags such as -m go before the overrides (python train.py -m seed=1,2)")
 
 
 def _jobs(parsed) -> list[list[str]]:

@@ -46,8 +46,9 @@ class LocalFile:
         self.limit = limit
 
     def load(self):
-        if not self.path.exists():
-            raise UserError(f"data file {self.path} does not exist (data.path)")
+        if not self.path.is_file():
+            what = "is a folder, not a data file" if self.path.is_dir() else "does not exist"
+            raise UserError(f"data file {self.path} {what} (data.path): give a .jsonl or .parquet file")
         st = self.path.stat()
         # validate the whole file first: an error then names file and line, not a datasets worker
         kwargs = dict(path=str(self.path), subsets=self.subsets, limit=self.limit, stamp=f"{st.st_size}-{st.st_mtime_ns}")

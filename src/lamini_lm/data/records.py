@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lamini_lm.errors import UserError
@@ -52,7 +53,11 @@ def read_records(path: str | Path) -> Iterator[dict]:
         if not path.exists():
             raise UserError(f"data file {path} does not exist")
         row = 0
-        for batch in pq.ParquetFile(path).iter_batches():
+        try:
+            parquet = pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as e:  # pyarrow's ArrowInvalid for a file that is not Parquet
+            raise UserError(f"{path} is not a readable Parquet file ({' '.join(str(e).split())})") from None
+        for batch in parquet.iter_batches():
             for rec in batch.to_pylist():
                 row += 1
                 yield validate(rec, f"{path} row {row}")

@@ -144,7 +144,7 @@ def read_responses(folder: Path) -> dict[str, dict[str, dict]]:
     out: dict[str, dict[str, dict]] = {}
     for f in files:
         for where, r in iter_jsonl(f):
-            if not isinstance(r, dict) or not {"model", "id"} <= r.keys():
+            if not isinstance(r, dict) or not {"model", "id", "instruction", "response"} <= r.keys():
                 raise UserError(f"{where}: not a response record (needs model, id, instruction, response)")
             out.setdefault(r["model"], {})[r["id"]] = r
     ids = {m: set(rs) for m, rs in out.items()}

@@ -60,11 +60,17 @@ def _training_model(folder: Path) -> dict:
 
 
 def _export(folder: Path, name: str) -> ModelRef:
-    config = json.loads((folder / "config.json").read_text())
+    try:  # a damaged or foreign folder: its config.json, training_config.yaml or model type unreadable
+        config = json.loads((folder / "config.json").read_text())
+        family, trained = families.of_export(folder), _training_model(folder)
+    except (json.JSONDecodeError, yaml.YAMLError, ValueError, OSError) as e:
+        why = " ".join(str(e).split())[:200]
+        raise UserError(f"{folder} is not a readable model export ({type(e).__name__}: {why}): give train.py's "
+                        "<run>/hf folder or a hub id (model=...)") from None
     style = prompts.load(folder) if (folder / prompts.PROMPT_STYLE_FILE).exists() else None
-    return ModelRef(name=name, location=str(folder.resolve()), local=True, family=families.of_export(folder), style=style,
+    return ModelRef(name=name, location=str(folder.resolve()), local=True, family=family, style=style,
                     revision="local", info={"weights_sha256": weights_sha256(folder),
-                                            "model_type": config.get("model_type"), **_training_model(folder),
+                                            "model_type": config.get("model_type"), **trained,
                                             **_training_run(folder)})
 
 

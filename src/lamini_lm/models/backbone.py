@@ -5,6 +5,7 @@ unreachable hub becomes one clear error naming the id."""
 from __future__ import annotations
 
 import copy
+import inspect
 
 from hydra.utils import get_class
 
@@ -56,7 +57,11 @@ def load_model(spec: ModelSpec, family: Family):
     auto = family.auto()
     attn = {"attn_implementation": spec.attn_implementation} if spec.attn_implementation else {}
     if spec.init == "random":
-        model = build_random(auto, spec.architecture, **attn)
+        try:
+            model = build_random(auto, spec.architecture, **attn)
+        except (ImportError, ValueError) as e:  # transformers refusing the attention implementation
+            raise UserError(f"model.attn_implementation={spec.attn_implementation}: "
+                            f"{str(e).strip().splitlines()[0]}") from None
     else:
         try:
             model = auto.from_pretrained(spec.hub_id, revision=spec.revision,
@@ -125,9 +130,22 @@ def build_random(auto, architecture: dict, **kwargs):
     input embeddings whatever the config says (it reads the flag as "do not scale the decoder output"), so a
     random Flan-T5 would otherwise lack the separate lm_head its checkpoints have (783M, not 750M)."""
     import torch
-    from transformers import AutoConfig
+    from transformers import AutoConfig, GenerationConfig, PretrainedConfig
 
-    model = auto.from_config(AutoConfig.for_model(**architecture), **kwargs)
+    try:
+        config = AutoConfig.for_model(**architecture)
+    except ValueError:  # an unknown model_type (transformers' message lists every type it knows)
+        raise UserError(f"model.architecture.model_type={architecture.get('model_type')} is not a model type "
+                        "transformers knows (the herd's: gpt2, gpt_neo, llama, t5)") from None
+    base = {*inspect.signature(PretrainedConfig.__init__).parameters, *PretrainedConfig().to_dict()}
+    own = [n for n in type(config)().to_dict() if n not in base]
+    # generation settings (T5's decoder_start_token_id) are read from the model config too
+    known = {*own, *base, *GenerationConfig().to_dict(), *getattr(config, "attribute_map", {})}
+    unknown = sorted(k for k in architecture if k not in known)
+    if unknown:  # AutoConfig keeps any name silently: a typo would train a model other than the one meant
+        raise UserError(f"model.architecture.{unknown[0]} is not a field of {type(config).__name__}: check the "
+                        f"name (its own fields: {', '.join(own)})")
+    model = auto.from_config(config, **kwargs)
     out, inp = model.get_output_embeddings(), model.get_input_embeddings()
     if architecture.get("tie_word_embeddings") is False and out is not None and out.weight is inp.weight:
         # its own matrix, starting from the same random draw as the input embeddings (T5 v1.1 draws both from

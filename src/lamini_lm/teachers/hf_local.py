@@ -60,6 +60,9 @@ class HFLocalTeacher(Teacher):
 
     def check(self) -> None:
         path = self._path()
+        if self.model_path and not Path(path).exists():
+            raise UserError(f"teacher.model_path={path} does not exist: give a model folder (or null for the "
+                            "offline smollm2 asset)")
         if self.gguf_file and Path(path).is_dir() and not (Path(path) / self.gguf_file).exists():
             raise UserError(f"teacher.gguf_file {self.gguf_file} is not in {path}")
 

@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass
 
 from lamini_lm.errors import UserError
-from lamini_lm.teachers.base import is_whole, require
+from lamini_lm.teachers.base import is_number, is_whole, require
 from lamini_lm.teachers.limits import Limiter, Slots, backoff, retry_after
 from lamini_lm.teachers.openai_api import (
     REJECTING,
@@ -68,6 +68,9 @@ class OpenAITeacher(OpenAICompatible):
         # no slot to send through would wait forever
         require(is_whole(self.concurrency) and self.concurrency >= 1, "concurrency", self.concurrency,
                 "must be a whole number of requests in flight, at least 1")
+        for key in ("rpm", "tpm"):  # a negative budget would never let a request go
+            require(is_number(getattr(self, key)) and getattr(self, key) >= 0, key, getattr(self, key),
+                    "must be a number of at least 0 (0: unlimited)")
 
     def _estimate(self, req: Request) -> int:
         if not self.tpm:

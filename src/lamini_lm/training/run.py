@@ -116,21 +116,25 @@ def _trainer(spec: TrainSpec, record: dict):
     trainer.accumulate_grad_batches = accumulation_steps(spec.global_batch_size, spec.micro_batch_size,
                                                          trainer.world_size)
     for logger in loggers:
-        logger.log_hyperparams(record)
+        try:  # W&B's logger hands its settings to wandb.init only now
+            logger.log_hyperparams(record)
+        except TypeError as e:
+            raise UserError(f"logger: {type(logger).__name__} refuses a setting ({e})") from None
     return loggers, callbacks, trainer
 
 
-def _built(cfg, group: str, **runtime):
+def _built(cfg, key: str, **runtime):
     """A Lightning logger, callback or trainer from its config: a setting it does not take, or a value its
-    constructor refuses (trainer.precision=17), is one line naming the group, before the model loads."""
+    constructor refuses (trainer.precision=17), is one line naming its config key, before the model loads.
+    (``key``, not ``group``: W&B's logger takes a ``group`` among ``runtime``.)"""
     if cfg is None:
-        raise UserError(f"{group} is empty: choose one (e.g. {group.split('.')[0]}=<name>) instead of removing it")
+        raise UserError(f"{key} is empty: choose one (e.g. {key.split('.')[0]}=<name>) instead of removing it")
     try:
-        return targets.build(cfg, group, **runtime)
+        return targets.build(cfg, key, **runtime)
     except UserError:
         raise
     except Exception as e:  # Lightning's own checks of the values (ValueError, MisconfigurationException)
-        raise UserError(f"{group}: {str(e).strip().splitlines()[0]}") from None
+        raise UserError(f"{key}: {str(e).strip().splitlines()[0]}") from None
 
 
 def _finish(spec, record, trainer, module, datamodule, tokenizer, loggers, callbacks, output_dir: Path) -> dict:
