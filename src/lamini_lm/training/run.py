@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import yaml
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from lamini_lm import targets
