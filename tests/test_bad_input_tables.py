@@ -154,6 +154,7 @@ TRAIN = {
     "trainer-negative-epochs": (["trainer.max_epochs=-5"], ["trainer:", "max_epochs", "-5"]),
     "trainer-no-devices": (["trainer.devices=0"], ["trainer:", "devices=0"]),
     "callback-setting-it-lacks": (["+callbacks.throughput.bogus=1"], ["callbacks.throughput.bogus is not a setting"]),
+    "callback-without-target": (["+callbacks.x.y=1"], ["callbacks.x has no _target_"]),
     "logger-setting-it-lacks": (["+logger.csv.bogus=1"], ["logger.csv.bogus is not a setting"]),
     "no-logger": (["~logger"], ["no logger is configured", "logger=csv"]),
     "group-set-to-null": (["trainer=null"], ["(trainer=null): a config group takes a config's name"]),

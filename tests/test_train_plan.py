@@ -117,11 +117,11 @@ def test_tokens_per_s_is_measured_on_this_device():
 
 
 @pytest.mark.parametrize("override, fragments", [
-    ("plan.length=0", ["plan.length=0", "positive"]),
+    ("plan.length=0", ["plan.length: 0", "positive"]),
     ("plan.attention=flash", ["plan.attention=flash", "auto, fused, math"]),
-    ("plan.reserve_gb=50", ["plan.reserve_gb=50", "below plan.memory_gb=40"]),
-    ("plan.tokens_per_s=-5", ["plan.tokens_per_s=-5"]),
-    ("plan.micro_batches=[0]", ["plan.micro_batches=[0]"]),
+    ("plan.reserve_gb=50", ["plan.reserve_gb: 50", "below plan.memory_gb=40"]),
+    ("plan.tokens_per_s=-5", ["plan.tokens_per_s: -5"]),
+    ("plan.micro_batches=[0]", ["plan.micro_batches: [0]"]),
     ("trainer.precision=64-true", ["trainer.precision=64-true"]),
 ])
 def test_bad_input_is_one_user_error(override, fragments):
@@ -131,5 +131,5 @@ def test_bad_input_is_one_user_error(override, fragments):
 
 
 def test_the_command_says_it_in_one_line():
-    fails_with(run_entry("-m", "lamini_lm.training.plan", "model=gpt2", "plan.length=-3"), "plan.length=-3")
+    fails_with(run_entry("-m", "lamini_lm.training.plan", "model=gpt2", "plan.length=-3"), "plan.length: -3")
     fails_with(run_entry("-m", "lamini_lm.training.plan", "model=nope"), "model")

@@ -19,13 +19,13 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from hydra.errors import HydraException
 
 from lamini_lm import table_render
 from lamini_lm.analysis.tables import paper_numbers
-from lamini_lm.config import compose, typed
+from lamini_lm.config import BadValue, compose, typed
 from lamini_lm.errors import UserError, exit_on_user_error
 from lamini_lm.models.spec import ModelSpec
 from lamini_lm.training import activations, memory
@@ -34,6 +34,39 @@ if TYPE_CHECKING:  # the family module imports torch, which this command defers
     from lamini_lm.models.families import Family
 
 GB = memory.GB
+
+
+@dataclass
+class PlanSpec:
+    """conf/plan.yaml's `plan` keys, typed and checked once (lamini_lm.config.typed) when a plan starts."""
+
+    memory_gb: float
+    reserve_gb: float
+    length: int
+    target_length: int
+    micro_batches: list[int]
+    attention: str  # checked against the kernels by activations.kernel
+    tokens_per_s: Optional[float]
+    measure: bool
+    measure_micro_batch: int
+    measure_length: int
+    measure_steps: int
+    prompt_tokens: dict[str, int]
+    padding: float
+    json: bool
+
+    def __post_init__(self):
+        for key in ("memory_gb", "length", "target_length", "measure_micro_batch", "measure_length", "measure_steps"):
+            if getattr(self, key) <= 0:
+                raise BadValue(key, f"{getattr(self, key)}: give a positive number")
+        if not 0 <= self.reserve_gb < self.memory_gb:
+            raise BadValue("reserve_gb", f"{self.reserve_gb} must be at least 0 and below plan.memory_gb={self.memory_gb}")
+        if any(b < 1 for b in self.micro_batches):
+            raise BadValue("micro_batches", f"{self.micro_batches}: give positive whole numbers")
+        if self.tokens_per_s is not None and self.tokens_per_s <= 0:
+            raise BadValue("tokens_per_s", f"{self.tokens_per_s}: give a positive number of tokens/s per device")
+        if not 0 <= self.padding < 1:
+            raise BadValue("padding", f"{self.padding}: give the padding share, at least 0 and below 1")
 STRATEGIES = ("ddp", "fsdp", "deepspeed")  # what the table compares (one device: single)
 
 
@@ -122,10 +155,10 @@ def dividing(largest: int, global_batch: int, world: int) -> tuple[int, int] | N
     return None
 
 
-def run_time(cfg, s: Setup, tokens_per_s: float) -> dict:
+def run_time(cfg, p: PlanSpec, s: Setup, tokens_per_s: float) -> dict:
     """Hours of trainer.max_epochs over D_ALL (Table 1's tokens) at ``tokens_per_s`` real tokens/s per device."""
     all_ = paper_numbers()["all"]
-    per_example = cfg.plan.prompt_tokens.get(s.prompt_style)
+    per_example = p.prompt_tokens.get(s.prompt_style)
     if per_example is None:
         raise UserError(f"plan.prompt_tokens has no entry for prompt style '{s.prompt_style}' (model {s.name}): "
                         f"add +plan.prompt_tokens.{s.prompt_style}=<tokens per example beyond instruction and response>")
@@ -138,16 +171,9 @@ def run_time(cfg, s: Setup, tokens_per_s: float) -> dict:
 
 def plan(cfg) -> dict:
     """Everything the command prints, as plain data."""
-    p = cfg.plan
-    for key in ("length", "target_length", "memory_gb"):
-        if not isinstance(p[key], (int, float)) or p[key] <= 0:
-            raise UserError(f"plan.{key}={p[key]}: give a positive number")
-    if not 0 <= p.reserve_gb < p.memory_gb:
-        raise UserError(f"plan.reserve_gb={p.reserve_gb}: must be at least 0 and below plan.memory_gb={p.memory_gb}")
-    if any(not isinstance(b, int) or b < 1 for b in p.micro_batches):
-        raise UserError(f"plan.micro_batches={list(p.micro_batches)}: give positive whole numbers")
+    p = typed(cfg.plan, PlanSpec, "plan")
     s = setup(cfg)
-    length, target = int(p.length), int(p.target_length)
+    length, target = p.length, p.target_length
     capacity = (p.memory_gb - p.reserve_gb) * GB
     strategies = STRATEGIES if s.world > 1 or s.strategy != "single" else ("single",)
     out = {"model": s.name, "params": s.shape.params, "trainer_strategy": s.strategy, "devices": s.world,
@@ -169,28 +195,25 @@ def plan(cfg) -> dict:
                                     **{f"activations_{k}": v / GB for k, v in asdict(pt.acts).items()},
                                     "activations": pt.acts.total / GB, "total": pt.total / GB,
                                     "fits": pt.total <= capacity})
-    out["time"] = _time(cfg, s)
+    out["time"] = _time(cfg, p, s)
     return out
 
 
-def _time(cfg, s: Setup) -> dict | None:
-    p = cfg.plan
+def _time(cfg, p: PlanSpec, s: Setup) -> dict | None:
     if p.tokens_per_s is not None:
-        if not isinstance(p.tokens_per_s, (int, float)) or p.tokens_per_s <= 0:
-            raise UserError(f"plan.tokens_per_s={p.tokens_per_s}: give a positive number of tokens/s per device")
-        return {**run_time(cfg, s, float(p.tokens_per_s)), "rate_from": "given"}
+        return {**run_time(cfg, p, s, p.tokens_per_s), "rate_from": "given"}
     if not p.measure:
         return None
     from lamini_lm.models.backbone import build_family
     from lamini_lm.training import throughput
 
     spec = typed(cfg.model, ModelSpec, "model")
-    n = int(p.measure_length)
-    rate, where = throughput.measure(spec, build_family(spec), int(p.measure_micro_batch), n, n,
-                                     int(p.measure_steps), s.precision)
+    n = p.measure_length
+    rate, where = throughput.measure(spec, build_family(spec), p.measure_micro_batch, n, n, p.measure_steps,
+                                     s.precision)
     # full-length random sequences hold no padding; training's length-grouped batches waste plan.padding of it
     real = rate * (1 - p.padding)
-    return {**run_time(cfg, s, real), "rate_from": f"measured on {where}: {rate:,.0f} tokens/s at micro-batch "
+    return {**run_time(cfg, p, s, real), "rate_from": f"measured on {where}: {rate:,.0f} tokens/s at micro-batch "
             f"{p.measure_micro_batch} x {n} tokens, x (1 - padding {p.padding})"}
 
 
