@@ -95,6 +95,16 @@ def test_a_refused_resume_leaves_the_runs_own_config_and_an_accepted_one_keeps_i
     assert not (tmp_path / recipe.EARLIER_CONFIG).exists()
 
 
+def test_a_resume_that_stops_before_its_recipe_is_checked_leaves_the_runs_own_config(tmp_path):
+    code = ("import sys; from pathlib import Path; from lamini_lm.training.recipe import keep_earlier_config\n"
+            "run = Path(sys.argv[1]); keep_earlier_config({'hydra.run.dir': run})\n"
+            "(run / '.hydra' / 'config.yaml').write_text('model: {lr: fast}\\n')\nsys.exit(2)")  # Hydra wrote, then a bad value
+    _hydra(tmp_path, 42)
+    assert subprocess.run([sys.executable, "-c", code, str(tmp_path)]).returncode == 2
+    assert (tmp_path / ".hydra" / "config.yaml").read_text() == "seed: 42\n"
+    assert not (tmp_path / recipe.EARLIER_CONFIG).exists()
+
+
 def test_a_checkpoint_from_another_run_folder_is_compared_with_that_runs_recipe(tmp_path):
     old, new = tmp_path / "old", tmp_path / "new"  # run folders exist when the recipe is checked
     old.mkdir(), new.mkdir()

@@ -5,6 +5,7 @@ effect, and the earlier recipe is kept beside it."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
 import time
@@ -50,6 +51,15 @@ def keep_earlier_config(folders: dict[str, Path]) -> None:
     if run is not None and is_first_process() and (run / ".hydra").is_dir():
         shutil.rmtree(run / EARLIER_CONFIG, ignore_errors=True)
         shutil.copytree(run / ".hydra", run / EARLIER_CONFIG)
+        atexit.register(_put_back, run)
+
+
+def _put_back(run: Path) -> None:
+    """At exit: a command that stopped before its recipe was checked (a bad value, a crash) leaves the run's own
+    .hydra/, not its own; check() has consumed the copy on every other path."""
+    if (run / EARLIER_CONFIG).is_dir():
+        shutil.rmtree(run / ".hydra", ignore_errors=True)
+        (run / EARLIER_CONFIG).rename(run / ".hydra")
 
 
 def check(run_dir: Path, record: dict, resuming_from: str | None, allow_change: bool) -> None:
@@ -61,9 +71,7 @@ def check(run_dir: Path, record: dict, resuming_from: str | None, allow_change: 
     old = json.loads(trained.read_text()) if trained else new
     changed = {k: [old.get(k), new.get(k)] for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
     if changed and not allow_change:
-        if earlier.is_dir():  # the run's own .hydra/, not the refused command's
-            shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
-            earlier.rename(run_dir / ".hydra")
+        _put_back(run_dir)  # the run's own .hydra/, not the refused command's
         shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(changed.items())[:6])
         more = f" (+{len(changed) - 6} more)" if len(changed) > 6 else ""
         raise UserError(f"{resuming_from} was trained with another recipe ({trained}): {shown}{more}; resume with "
