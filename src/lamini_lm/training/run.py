@@ -55,14 +55,15 @@ def _fit(spec: TrainSpec, record: dict, output_dir: Path) -> dict:
     from lightning.pytorch.loggers import WandbLogger
 
     ckpt = checkpoints.resolve(spec.ckpt_path, output_dir)
+    reader = targets.build(spec.data.reader, "data.reader")  # a wrong setting fails before the model loads
     if is_first_process():
         recipe.check(output_dir, record, ckpt, spec.allow_recipe_change)
         # the data read once before Lightning starts: a bad line is the run's only output; the datamodule then
         # reads the datasets cache (every rank, after this one filled it)
-        targets.build(spec.data.reader, "data.reader").load()
+        reader.load()
     pl.seed_everything(spec.seed, workers=True)
     loggers, callbacks, trainer = _trainer(spec, record)  # a wrong trainer, logger or callback value fails first
-    module, datamodule, tokenizer = _build(spec)
+    module, datamodule, tokenizer = _build(spec, reader)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
         _write_rank_record(output_dir, trainer.global_rank, trainer.world_size, record)
@@ -73,13 +74,12 @@ def _fit(spec: TrainSpec, record: dict, output_dir: Path) -> dict:
                 logger.experiment.finish()  # one W&B run per sweep job, also when the job fails
 
 
-def _build(spec: TrainSpec):
-    """The LightningModule (backbone + family + optimizer settings), the DataModule and the tokenizer."""
+def _build(spec: TrainSpec, reader):
+    """The LightningModule (backbone + family + optimizer settings), the DataModule over ``reader``, the tokenizer."""
     from lamini_lm.data.datamodule import InstructionDataModule
     from lamini_lm.models.attention import packs
     from lamini_lm.models.backbone import build_family, compile_blocks, load_model, load_tokenizer
 
-    reader = targets.build(spec.data.reader, "data.reader")  # a wrong setting fails before the model loads
     family = build_family(spec.model)
     tokenizer = load_tokenizer(spec.model)
     backbone = load_model(spec.model, family)
