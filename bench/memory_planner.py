@@ -68,7 +68,7 @@ def _model(member: str, ckpt: bool):
     from hydra.utils import get_class
 
     from lamini_lm.config import typed
-    from lamini_lm.models.backbone import build_family, build_random
+    from lamini_lm.models.backbone import build_family, build_random, fuse_gelu
     from lamini_lm.models.spec import ModelSpec
 
     cfg = _cfg(member)
@@ -76,6 +76,8 @@ def _model(member: str, ckpt: bool):
     family = build_family(spec)
     torch.manual_seed(0)
     model = build_random(family.auto(), spec.architecture).train()
+    if cfg.fast_gelu:  # as training/run.py
+        fuse_gelu(model)
     if ckpt:
         from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
             apply_activation_checkpointing, checkpoint_wrapper)

@@ -18,7 +18,8 @@ response as labels for T5), micro-batches of m examples:
   slower). TRL trains no encoder-decoder models.
 - "ours" at each global batch: the first global batch of our GlobalBatchSampler (random, sorted by length within
   it), collated by our Collate as data.packing says (padding_free for decoder-only: one row per micro-batch,
-  sdpa_varlen), the family's LightningModule under conf/trainer/cpu.yaml.
+  sdpa_varlen), the family's LightningModule under conf/trainer/cpu.yaml, with train.yaml's fast_gelu (gelu_new as
+  torch's one-kernel tanh GELU); "ours_gelu_new": the same at the small global batch with fast_gelu=false.
 
 Timing a whole global batch of 1024 would take ~15 min per recipe here, so each recipe trains one optimizer step
 of --micro-batches micro-batches spread evenly over its own plan (a sorted plan's short, middle and long
@@ -384,6 +385,8 @@ def recipes(pool, lengths, family, args) -> list[tuple]:
     runs += [("ours", g, ours_plan(pool, m, g, seed, family)[0]) for g in args.global_batches]
     if not family.separate_labels:  # data.packing=padded: the alternative, sorted micro-batches padded to their longest
         runs.append(("ours_padded", small, ours_plan(pool, m, small, seed, family)[0]))
+        # fast_gelu=false: what the one-kernel GELU brings (t5-small's ReLU has nothing to fuse)
+        runs.append(("ours_gelu_new", small, ours_plan(pool, m, small, seed, family)[0]))
     if args.compile:  # compile=true: the warm-up step pays the compilation
         runs.append(("ours_compiled", small, ours_plan(pool, m, small, seed, family)[0]))
     return [r for r in runs if r[0] in args.recipes] if args.recipes else runs
@@ -408,7 +411,7 @@ def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
     import torch
 
     from lamini_lm.data.tokenization import Tokenize
-    from lamini_lm.models.backbone import build_family, compile_blocks, load_model, load_tokenizer
+    from lamini_lm.models.backbone import build_family, compile_blocks, fuse_gelu, load_model, load_tokenizer
     from lamini_lm.training.flops import FlopCoefficients
 
     cfg = compose(shape)
@@ -435,6 +438,9 @@ def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
         ours = recipe.startswith("ours")
         spec = cfg.model if ours else dataclasses.replace(cfg.model, attn_implementation=None)
         model = load_model(spec, family)
+        # fast_gelu as training/run.py applies it; HF and TRL train the model as transformers builds it
+        if ours and cfg.fast_gelu and recipe != "ours_gelu_new":
+            fuse_gelu(model)
         if recipe == "ours_compiled":
             compile_blocks(model, cfg.model.fsdp_block)
         meter = Meter(FlopCoefficients(model), head_rows_all=not ours)

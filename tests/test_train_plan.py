@@ -53,23 +53,30 @@ def test_bf16_keeps_less_than_fp32_and_cuda_keeps_no_s2_attention():
     assert fused[1] == pytest.approx(2 * fused[0]) and kept[1] > 2.1 * kept[0]
 
 
-@pytest.mark.parametrize("model", ["tiny_gpt2", "tiny_t5", "tiny_llama", "tiny_gpt_neo"])
+GATED_T5 = "tiny_t5 +model.architecture.feed_forward_proj=gated-gelu"  # Flan-T5's feed-forward (gelu_new)
+
+
+@pytest.mark.parametrize("model", ["tiny_gpt2", "tiny_t5", "tiny_llama", "tiny_gpt_neo", GATED_T5])
 @pytest.mark.parametrize("shape", [(2, 48, 16), (3, 20, 20)])
-def test_the_activation_model_is_what_autograd_keeps(model, shape):
+@pytest.mark.parametrize("fast_gelu", [True, False])
+def test_the_activation_model_is_what_autograd_keeps(model, shape, fast_gelu):
     # fp32 on this CPU, the kernel the CPU picks: every saved tensor's bytes, against the planner's kept bytes
     import torch
 
     from lamini_lm.config import typed
-    from lamini_lm.models.backbone import build_family, build_random
+    from lamini_lm.models.backbone import build_family, build_random, fuse_gelu
     from lamini_lm.models.spec import ModelSpec
     from lamini_lm.training.throughput import batch
     from tests.helpers.kept import kept_bytes
 
-    cfg = _cfg(f"model={model}", "trainer=cpu")
+    name, *extra = model.split()
+    cfg = _cfg(f"model={name}", *extra, "trainer=cpu", f"fast_gelu={fast_gelu}")
     spec = typed(cfg.model, ModelSpec, "model")
     family = build_family(spec)
     torch.manual_seed(0)
     net = build_random(family.auto(), spec.architecture).train()
+    if fast_gelu:  # as training/run.py does
+        fuse_gelu(net)
     b, length, target = shape
     kept = kept_bytes(family, net, batch(family, net.config.vocab_size, b, length, target))
     acts = plan.point(plan.setup(cfg), "single", b, length, target, False).acts

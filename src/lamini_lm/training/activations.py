@@ -24,8 +24,8 @@ r the residual stream's dtype (fp32 unless bf16-true), c the compute dtype, m a 
           with dropout: GPT-2, T5) keeps softmax, a float mask and the dropped copy (3c), plus scaled copies
           of q and k.
 - MLP: gelu_new (Python tanh form) keeps its input and three intermediates (4c f) and its output is kept by
-  the down projection (c f); gelu (native) 2c f; relu c f (its output, shared with the next projection) plus
-  the dropout mask; gated (T5 v1.1 gelu_new, Llama silu): both branches, the product and the activation's
+  the down projection (c f); gelu (native, and gelu_new under train.yaml's fast_gelu) 2c f; relu c f (its
+  output, shared with the next projection) plus the dropout mask; gated (T5 v1.1 gelu_new, Llama silu): both branches, the product and the activation's
   intermediates.
 - The loss (models/families.py projects only the target positions onto the vocabulary): log_softmax keeps
   fp32 logits (4V per target token); at the start of backward nll_loss's and log_softmax's gradients join them,
@@ -47,6 +47,7 @@ from lamini_lm.errors import UserError
 # transformers (for the configs' defaults) is imported in dims: the planner checks its config first
 
 ATTENTION = ("auto", "fused", "math")
+FUSED_GELU = "gelu_pytorch_tanh"  # transformers' name for the activation fuse_gelu swaps gelu_new for
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,16 @@ class Activations:
         return self.layers + self.other + self.loss
 
 
-def dims(architecture: dict) -> dict:
-    """The sizes the model keeps activations by, from its config (transformers' defaults fill the rest)."""
+def dims(architecture: dict, fast_gelu: bool = False) -> dict:
+    """The sizes the model keeps activations by, from its config (transformers' defaults fill the rest); with
+    ``fast_gelu`` (train.yaml) gelu_new runs as the one-kernel tanh GELU (models/backbone.py fuse_gelu)."""
+    d = _dims(architecture)
+    if fast_gelu:
+        d["act"] = d["act"].replace("gelu_new", FUSED_GELU)
+    return d
+
+
+def _dims(architecture: dict) -> dict:
     from transformers import AutoConfig
 
     cfg = AutoConfig.for_model(**architecture)
@@ -121,8 +130,10 @@ def _mlp(d: dict, t: Dtypes) -> float:
     f, c, act = d["f"], t.compute, d["act"]
     if act == "silu":  # Llama: silu's input and output, up's output, their product (down's input)
         return 4 * c * f
-    if act.startswith("gated-"):  # T5 v1.1: gelu_new(wi_0) keeps 4, wi_1, the product, dropout, wo's input
-        return (4 + 1 + 1 + 1) * c * f + t.mask * f
+    if act.startswith("gated-"):  # T5 v1.1: the activation of wi_0 (gelu_new: its input and three intermediates; the
+        # fused one: its input) and its output, wi_1's output (both kept by the product), dropout, wo's input
+        own = 4 if act == "gated-gelu_new" else 1
+        return (own + 1 + 1 + 1) * c * f + t.mask * f
     if act == "relu":  # relu's output is wo's input; T5 drops out in between
         return c * f + (t.mask + c if t.mask else 0) * f
     if act == "gelu_new":  # Python tanh form: input, x^3 chain, tanh, 0.5x, 1+tanh; output kept by the projection

@@ -104,7 +104,7 @@ def setup(cfg) -> Setup:
 
     spec, model = memory.meta_model(cfg)
     shape, strategy, world, _ = memory.plan(cfg, model)
-    d = activations.dims(spec.architecture)
+    d = activations.dims(spec.architecture, cfg.fast_gelu)
     device = "cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu"
     if cfg.trainer.precision not in memory.PRECISION:
         raise UserError(f"trainer.precision={cfg.trainer.precision}: the planner knows {', '.join(memory.PRECISION)}")
@@ -210,7 +210,7 @@ def _time(cfg, p: PlanSpec, s: Setup) -> dict | None:
     spec = typed(cfg.model, ModelSpec, "model")
     n = p.measure_length
     rate, where = throughput.measure(spec, build_family(spec), p.measure_micro_batch, n, n, p.measure_steps,
-                                     s.precision)
+                                     s.precision, cfg.fast_gelu)
     # full-length random sequences hold no padding; training's length-grouped batches waste plan.padding of it
     real = rate * (1 - p.padding)
     return {**run_time(cfg, p, s, real), "rate_from": f"measured on {where}: {rate:,.0f} tokens/s at micro-batch "

@@ -78,11 +78,13 @@ def _build(spec: TrainSpec, reader):
     """The LightningModule (backbone + family + optimizer settings), the DataModule over ``reader``, the tokenizer."""
     from lamini_lm.data.datamodule import InstructionDataModule
     from lamini_lm.models.attention import packs
-    from lamini_lm.models.backbone import build_family, compile_blocks, load_model, load_tokenizer
+    from lamini_lm.models.backbone import build_family, compile_blocks, fuse_gelu, load_model, load_tokenizer
 
     family = build_family(spec.model)
     tokenizer = load_tokenizer(spec.model)
     backbone = load_model(spec.model, family)
+    if spec.fast_gelu:
+        fuse_gelu(backbone)
     if spec.compile:
         compile_blocks(backbone, spec.model.fsdp_block)
     module = family.module(backbone, spec.model, spec.optim, tokenizer)

@@ -52,6 +52,7 @@ class TrainSpec:
     export: ExportSpec = field(default_factory=lambda: ExportSpec())
     allow_recipe_change: bool = False  # resume although what is optimised changed (training/recipe.py)
     compile: bool = False  # torch.compile each transformer block (models/backbone.py compile_blocks)
+    fast_gelu: bool = True  # gelu_new as torch's one-kernel tanh GELU (models/backbone.py fuse_gelu)
     task_name: str = "train"
     # instantiated by Lightning/Hydra as they are: their own constructors check them
     trainer: Any = None

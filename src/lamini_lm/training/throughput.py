@@ -35,14 +35,16 @@ def batch(family, vocab: int, micro_batch: int, length: int, target_length: int,
 
 
 def measure(spec, family, micro_batch: int, length: int, target_length: int, steps: int,
-            precision: str) -> tuple[float, str]:
-    """(real tokens/s, device) over ``steps`` timed steps after one untimed one."""
+            precision: str, fast_gelu: bool) -> tuple[float, str]:
+    """(real tokens/s, device) over ``steps`` timed steps after one untimed one; ``fast_gelu`` as train.yaml's."""
     import torch
 
-    from lamini_lm.models.backbone import build_random
+    from lamini_lm.models.backbone import build_random, fuse_gelu
 
     where = device()
     model = build_random(family.auto(), spec.architecture).to(where).train()
+    if fast_gelu:
+        fuse_gelu(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     data = batch(family, model.config.vocab_size, micro_batch, length, target_length, where)
     # CPU autocast to bf16 is neither what a GPU run does nor fast here: time the CPU in fp32
