@@ -17,8 +17,8 @@ response as labels for T5), micro-batches of m examples:
   fastest; "trl_grouped_ckpt": trl_grouped with TRL 1.16's default gradient_checkpointing=True (less memory,
   slower). TRL trains no encoder-decoder models.
 - "ours" at each global batch: the first global batch of our GlobalBatchSampler (random, sorted by length within
-  it), collated by our Collate as data.packing says (padding_free for decoder-only: one row per micro-batch,
-  sdpa_varlen), the family's LightningModule under conf/trainer/cpu.yaml, with train.yaml's fast_gelu (gelu_new as
+  it), collated by our Collate as data.packing says (padding_free: one row per micro-batch, T5 one row of inputs
+  and one of labels, sdpa_varlen), the family's LightningModule under conf/trainer/cpu.yaml, with train.yaml's fast_gelu (gelu_new as
   torch's one-kernel tanh GELU); "ours_gelu_new": the same at the small global batch with fast_gelu=false.
 
 Timing a whole global batch of 1024 would take ~15 min per recipe here, so each recipe trains one optimizer step
@@ -154,12 +154,12 @@ class Meter:
 
     def count(self, batch) -> None:
         ids, labels = batch["input_ids"], batch["labels"]
+        # a packed row (ours, TRL padding_free) has no attention mask: every token is real
+        self.real += int(batch["attention_mask"].sum()) if "attention_mask" in batch else ids.numel()
+        self.padded += ids.numel()
         if self.coefficients.encoder_layers:  # the labels are a second, decoder-side sequence
-            self.real += int(batch["attention_mask"].sum()) + int((labels != -100).sum())
-            self.padded += ids.numel() + labels.numel()
-        else:  # a packed row (ours, TRL padding_free) has no attention mask: every token is real
-            self.real += int(batch["attention_mask"].sum()) if "attention_mask" in batch else ids.numel()
-            self.padded += ids.numel()
+            self.real += int((labels != -100).sum())
+            self.padded += labels.numel()
         self.flops += self.coefficients.of_batch(batch, head_rows=labels.numel() if self.head_rows_all else None)
 
     @property
@@ -383,9 +383,9 @@ def recipes(pool, lengths, family, args) -> list[tuple]:
                  ("trl_grouped_ckpt", small, grouped_plan(lengths, m, small // m, seed)),
                  ("trl_padding_free", None, random_plan(len(pool), m, seed))]
     runs += [("ours", g, ours_plan(pool, m, g, seed, family)[0]) for g in args.global_batches]
-    if not family.separate_labels:  # data.packing=padded: the alternative, sorted micro-batches padded to their longest
-        runs.append(("ours_padded", small, ours_plan(pool, m, small, seed, family)[0]))
-        # fast_gelu=false: what the one-kernel GELU brings (t5-small's ReLU has nothing to fuse)
+    # data.packing=padded: the alternative, sorted micro-batches padded to their longest
+    runs.append(("ours_padded", small, ours_plan(pool, m, small, seed, family)[0]))
+    if not family.separate_labels:  # fast_gelu=false: what the one-kernel GELU brings (t5-small's ReLU has none)
         runs.append(("ours_gelu_new", small, ours_plan(pool, m, small, seed, family)[0]))
     if args.compile:  # compile=true: the warm-up step pays the compilation
         runs.append(("ours_compiled", small, ours_plan(pool, m, small, seed, family)[0]))

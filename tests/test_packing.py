@@ -23,16 +23,16 @@ RECORDS = {
 RTOL = 1e-9
 
 
-def _setup(model_name, mask_prompt):
+def _setup(model_name, mask_prompt, *overrides):
     import torch
 
-    spec = config.typed(config.compose("train", [f"model={model_name}"]).model, ModelSpec, "model")
-    assert spec.attn_implementation == "sdpa_varlen"  # the decoder-only default
+    spec = config.typed(config.compose("train", [f"model={model_name}", *overrides]).model, ModelSpec, "model")
+    assert spec.attn_implementation == "sdpa_varlen"  # the decoder-only and T5 default
     family = build_family(spec)
     torch.manual_seed(0)
     model = load_model(spec, family).to(torch.float64).eval()  # eval: no dropout
     tok = load_tokenizer(spec)
-    rows = Tokenize(tok, prompts.get("alpaca"), family, 512, 512, mask_prompt)(RECORDS)
+    rows = Tokenize(tok, family.style(), family, 512, 512, mask_prompt)(RECORDS)
     return family, model, tok, {"input_ids": rows["input_ids"], "labels": rows["labels"]}
 
 
@@ -85,3 +85,52 @@ def test_a_packed_row_trains_the_same_gradient_as_padded_rows():
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
     assert grads[0].abs().max() > 0
     assert ((grads[0] - grads[1]).abs().max() / grads[1].abs().max()).item() <= RTOL
+
+
+T5S = [("tiny_t5",), ("tiny_t5", "+model.architecture.feed_forward_proj=gated-gelu")]  # T5 and Flan-T5's feed-forward
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize("model", T5S)
+def test_each_t5_example_in_a_packed_row_has_its_loss_alone(model):
+    # the inputs in one row, the labels in another: encoder, decoder and cross-attention each within the example,
+    # the relative position bias of the example alone, every decoder input starting from the start token
+    import torch
+
+    family, model, tok, rows = _setup(*model[:1], True, *model[1:])
+    packed = Collate(tok.pad_token_id, separate_labels=True, packed=True)
+    padded = Collate(tok.pad_token_id, separate_labels=True)
+    n = len(rows["input_ids"])
+    with torch.no_grad():
+        alone = [family.token_nll(model, padded(({k: [v[i]] for k, v in rows.items()}, None))) for i in range(n)]
+        in_row = [family.token_nll(model, packed((_only(rows, i), None))) for i in range(n)]
+        whole = packed((rows, None))
+        assert whole["input_ids"].shape == (1, sum(map(len, rows["input_ids"])))  # one row each, no padding
+        assert whole["labels"].shape == (1, sum(map(len, rows["labels"])))
+        assert whole["real_tokens"] == whole["padded_tokens"] == whole["input_ids"].numel() + whole["labels"].numel()
+        total = family.token_nll(model, whole)
+        padded_total = family.token_nll(model, padded((rows, None)))
+        leaky = family.token_nll(model, {k: whole[k] for k in ("input_ids", "labels")})
+    for a, b in zip(alone, in_row):
+        assert torch.isclose(a, b, rtol=RTOL, atol=0), (a.item(), b.item())
+    assert torch.isclose(total, sum(alone), rtol=RTOL, atol=0)
+    assert torch.isclose(total, padded_total, rtol=RTOL, atol=0)
+    assert (leaky - total).abs() / total > 1e3 * RTOL  # the check can fail: without bounds examples see each other
+    assert whole["step_target_tokens"] == padded((rows, None))["step_target_tokens"]
+
+
+@pytest.mark.numerics
+def test_a_packed_t5_row_trains_the_same_gradient_as_padded_rows():
+    import torch
+
+    family, model, tok, rows = _setup("tiny_t5", True)
+    grads = {}
+    for packed in (True, False):
+        model.zero_grad()
+        family.token_nll(model, Collate(tok.pad_token_id, separate_labels=True, packed=packed)((rows, None))).backward()
+        grads[packed] = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    assert grads[True].keys() == grads[False].keys()
+    assert any("relative_attention_bias" in name for name in grads[True])  # T5's position bias is trained too
+    for name, g in grads[False].items():
+        assert g.abs().max() > 0, name
+        assert ((grads[True][name] - g).abs().max() / g.abs().max()).item() <= RTOL, name

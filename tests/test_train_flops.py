@@ -35,24 +35,30 @@ def test_executed_flops_of_a_padded_batch_are_what_torch_counts(kind):
     assert counted > 0 and abs(ours - counted) / counted < 1e-9, (ours, counted)
 
 
-def test_executed_flops_of_a_packed_row_are_what_torch_counts():
-    """Ours: one packed row, each example's attention alone (sdpa_varlen), the output layer at target rows only."""
+@pytest.mark.parametrize("kind", ["gpt2", "t5"])
+def test_executed_flops_of_a_packed_row_are_what_torch_counts(kind):
+    """Ours: one packed row (T5: one of inputs, one of labels), each example's attention alone (sdpa_varlen), the
+    output layer at target rows only."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from lamini_lm.data.collate import Collate
     from lamini_lm.models.attention import register
-    from lamini_lm.models.families import IGNORE_INDEX, DecoderOnly
+    from lamini_lm.models.families import IGNORE_INDEX, DecoderOnly, EncoderDecoder
 
     register()
     torch.manual_seed(0)
-    model = _tiny("gpt2")
+    model = _tiny(kind)
     model.set_attn_implementation("sdpa_varlen")
     ids = [torch.randint(1, 500, (n,)).tolist() for n in (9, 4, 13)]
-    rows = {"input_ids": ids, "labels": [[IGNORE_INDEX] * 3 + x[3:] for x in ids]}
-    batch = Collate(0, separate_labels=False, packed=True)((rows, None))
+    if kind == "t5":
+        family, labels = EncoderDecoder(), [torch.randint(1, 500, (n,)).tolist() for n in (3, 7, 5)]
+    else:
+        family, labels = DecoderOnly(), [[IGNORE_INDEX] * 3 + x[3:] for x in ids]
+    batch = Collate(0, separate_labels=family.separate_labels, packed=True)(({"input_ids": ids, "labels": labels},
+                                                                             None))
     with FlopCounterMode(display=False) as counter:
-        DecoderOnly().token_nll(model, batch).backward()
+        family.token_nll(model, batch).backward()
     counted = counter.get_total_flops()
     ours = FlopCoefficients(model).of_batch(batch)
     assert counted > 0 and abs(ours - counted) / counted < 1e-9, (ours, counted)

@@ -1,5 +1,5 @@
 """Micro-batches as the model takes them: padded to their own longest example (dynamic padding), or packed
-into one row with no padding at all (data.packing=padding_free, decoder-only)."""
+into one row with no padding at all (data.packing=padding_free)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class Collate:
     def __init__(self, pad_token_id: int, separate_labels: bool, packed: bool = False):
         self.pad_token_id = pad_token_id
         self.separate_labels = separate_labels  # the labels are a second (decoder) sequence: Family.separate_labels
-        self.packed = packed  # one row of concatenated examples (Family.can_pack and data.packing=padding_free)
+        self.packed = packed  # one row of concatenated examples (data.packing=padding_free, a varlen attention)
 
     def __call__(self, item) -> dict:
         rows, step_target_tokens = item
@@ -54,20 +54,34 @@ class Collate:
                 "padded_tokens": padded}
 
     def _packed(self, rows) -> dict:
-        """One row: the examples end to end, each with positions from 0 and its varlen bounds (the names
-        transformers' flash-attention and our sdpa_varlen read). An example's first token is no target: in the row
-        it would be predicted from the previous example's last token (alone, nothing predicts it)."""
+        """One row: the examples end to end, each with its varlen bounds (the names transformers' flash-attention
+        and our sdpa_varlen read). Decoder-only: one sequence, positions from 0 per example; an example's first
+        token is no target: in the row it would be predicted from the previous example's last token (alone, nothing
+        predicts it). Encoder-decoder: the inputs in one row and the labels in another; the decoder's bounds are the
+        queries' (``cu_seq_lens_q``), the encoder's the keys' (``cu_seq_lens_k``), as a cross-attention reads them."""
         ids = rows["input_ids"]
-        labels = [[IGNORE_INDEX] + list(y[1:]) for y in rows["labels"]]
-        lengths = torch.tensor([len(x) for x in ids])
-        bounds = torch.zeros(len(ids) + 1, dtype=torch.int32)
-        bounds[1:] = lengths.cumsum(0)
-        total = int(bounds[-1])
-        longest = int(lengths.max())
+        if self.separate_labels:
+            labels = rows["labels"]
+            q_bounds, q_longest = _bounds(labels)
+            k_bounds, k_longest = _bounds(ids)
+            extra = {}
+        else:
+            labels = [[IGNORE_INDEX] + list(y[1:]) for y in rows["labels"]]
+            q_bounds, q_longest = k_bounds, k_longest = _bounds(ids)
+            extra = {"position_ids": torch.cat([torch.arange(len(x)) for x in ids]).unsqueeze(0)}
+        total = int(k_bounds[-1]) + (int(q_bounds[-1]) if self.separate_labels else 0)
         return {
             "input_ids": torch.tensor([t for x in ids for t in x]).unsqueeze(0),
-            "labels": torch.tensor([t for y in labels for t in y]).unsqueeze(0),
-            "position_ids": torch.cat([torch.arange(n) for n in lengths.tolist()]).unsqueeze(0),
-            "cu_seq_lens_q": bounds, "cu_seq_lens_k": bounds, "max_length_q": longest, "max_length_k": longest,
+            "labels": torch.tensor([t for y in labels for t in y]).unsqueeze(0), **extra,
+            "cu_seq_lens_q": q_bounds, "cu_seq_lens_k": k_bounds, "max_length_q": q_longest, "max_length_k": k_longest,
             "real_tokens": total, "padded_tokens": total,
         }
+
+
+def _bounds(seqs) -> tuple[torch.Tensor, int]:
+    """Where each sequence starts in the row, and where the last ends (int32, flash-attn's cu_seq_lens); the
+    longest length."""
+    lengths = torch.tensor([len(x) for x in seqs])
+    bounds = torch.zeros(len(seqs) + 1, dtype=torch.int32)
+    bounds[1:] = lengths.cumsum(0)
+    return bounds, int(lengths.max())

@@ -21,7 +21,7 @@ class DataSpec:
     path: Optional[str] = None
     subsets: Optional[list[str]] = None
     limit: Optional[int] = None
-    packing: str = "padded"  # padded | padding_free (decoder-only; encoder-decoder is always padded)
+    packing: str = "padded"  # padded | padding_free (under a varlen attention, models/attention.py)
 
     def __post_init__(self):
         v = self.val_size

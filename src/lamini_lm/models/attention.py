@@ -1,17 +1,21 @@
 """``sdpa_varlen``: attention over packed rows (examples concatenated, data.packing=padding_free) that computes
-each example's causal attention on its own, registered in transformers' AttentionInterface.
+each example's attention on its own, registered in transformers' AttentionInterface.
 
 transformers' own ``sdpa`` and ``eager`` build a block mask from the restarting position ids instead, but compute
 the whole row x row product (for 8 LaMini examples, ~900 tokens, ~8x the attention FLOPs that count) and missed
 the per-example loss by up to 4e-4 relative in our float64 test; so only a varlen attention packs (``packs``).
 ``flash_attention_2`` (GPU, flash-attn installed) is varlen already and reads the same ``cu_seq_lens_*`` the
 collator sends. Rows that are not packed (validation generations, padded batches) go to transformers' ``sdpa``.
+
+Each example is handed to transformers' ``sdpa_attention_forward``, which keeps what the model asks of it: causal
+or not (the module's ``is_causal``), grouped-query heads, and T5's relative position bias (``position_bias``,
+computed by T5 over the whole row: an example's block of it is the bias it has alone, since it depends on the
+distance between two positions only).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
@@ -25,17 +29,34 @@ def packs(model) -> bool:
     return getattr(model.config, "_attn_implementation", None) in VARLEN
 
 
+def _bounds(module, cu_seq_lens_q, cu_seq_lens_k):
+    """(query bounds, key bounds) of this attention. A packed row of an encoder-decoder carries the decoder's bounds
+    as ``cu_seq_lens_q`` and the encoder's as ``cu_seq_lens_k`` (a cross-attention's queries and keys, flash-attn's
+    convention); a self-attention uses its own sequence's for both. Decoder-only rows carry one set twice."""
+    if getattr(module, "is_decoder", True) is False:  # T5's encoder
+        return cu_seq_lens_k, cu_seq_lens_k
+    if not getattr(module, "is_causal", True):  # a decoder's cross-attention
+        return cu_seq_lens_q, cu_seq_lens_k
+    return cu_seq_lens_q, cu_seq_lens_q
+
+
 def sdpa_varlen(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
-                cu_seq_lens_q=None, cu_seq_lens_k=None, **kwargs):
-    if cu_seq_lens_q is None or query.shape[0] != 1 or query.shape[2] != key.shape[2]:
+                cu_seq_lens_q=None, cu_seq_lens_k=None, position_bias=None, **kwargs):
+    if cu_seq_lens_q is None or query.shape[0] != 1:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      **kwargs)
+                                      position_bias=position_bias, **kwargs)
+    q_bounds, k_bounds = _bounds(module, cu_seq_lens_q, cu_seq_lens_k if cu_seq_lens_k is not None else cu_seq_lens_q)
+    q_lengths, k_lengths = q_bounds.diff().tolist(), k_bounds.diff().tolist()
     # split, not slices: its backward is one concatenation, not a zero-filled full-size gradient per example
-    lengths = cu_seq_lens_q.diff().tolist()
-    out = torch.cat([F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scaling, is_causal=True,
-                                                    enable_gqa=query.shape[1] != key.shape[1])
-                     for q, k, v in zip(*(t.split(lengths, dim=2) for t in (query, key, value)))], dim=2)
-    return out.transpose(1, 2).contiguous(), None
+    qs, ks, vs = query.split(q_lengths, dim=2), key.split(k_lengths, dim=2), value.split(k_lengths, dim=2)
+    starts_q, starts_k = q_bounds.tolist(), k_bounds.tolist()
+    outs = []
+    for i, (q, k, v) in enumerate(zip(qs, ks, vs)):
+        bias = None if position_bias is None else \
+            position_bias[..., starts_q[i]:starts_q[i + 1], starts_k[i]:starts_k[i + 1]]
+        outs.append(sdpa_attention_forward(module, q, k, v, None, dropout=dropout, scaling=scaling,
+                                           position_bias=bias)[0])
+    return torch.cat(outs, dim=1), None
 
 
 def register() -> None:

@@ -47,8 +47,8 @@ class Family:
     # the labels are a sequence of their own (a decoder's), not positions of the input: they count
     # towards the tokens computed, and length grouping has two widths to keep tight
     separate_labels: ClassVar[bool]
-    # a micro-batch can be one row of concatenated examples (data.packing=padding_free): the model attends within
-    # each example given per-example position ids
+    # a micro-batch can be one row of concatenated examples (data.packing=padding_free): under a varlen attention
+    # (models/attention.py) each example attends within itself
     can_pack: ClassVar[bool] = False
     usage: ClassVar[str]  # the model card's code snippet; {path}, {instruction}, {prompt}
 
@@ -217,7 +217,7 @@ class EncoderDecoder(Family):
     lm_eval_backend = "seq2seq"
     padding_side = "right"
     separate_labels = True
-    can_pack = False  # T5's encoder, decoder and cross-attention would each need a block mask
+    can_pack = True  # inputs in one row, labels in another: encoder, decoder and cross-attention each per example
     # transformers 5 removed the text2text-generation pipeline that the LaMini-T5 cards use
     usage = """from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -250,9 +250,14 @@ print(tokenizer.decode(ids[0], skip_special_tokens=True))"""
         # decoder input = labels shifted right (T5's own rule); passing labels instead would also make the
         # model compute a mean loss we do not use
         decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
+        if "cu_seq_lens_q" in batch:  # a packed row: every example's decoder input starts from the start token,
+            # not from the previous example's last label
+            decoder_input_ids[:, batch["cu_seq_lens_q"][:-1].long()] = model.config.decoder_start_token_id
         keep = labels != IGNORE_INDEX
-        return _nll_at(model, keep, labels[keep], input_ids=batch["input_ids"],
-                       attention_mask=batch["attention_mask"], decoder_input_ids=decoder_input_ids)
+        # a packed row has varlen boundaries instead of an attention mask
+        inputs = {k: batch[k] for k in PACKED_INPUTS + ("attention_mask",) if k in batch}
+        return _nll_at(model, keep, labels[keep], input_ids=batch["input_ids"], decoder_input_ids=decoder_input_ids,
+                       **inputs)
 
 
 def from_hf_config(config) -> Family:

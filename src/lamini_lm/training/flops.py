@@ -54,11 +54,13 @@ class FlopCoefficients:
             head_rows = int((labels[:, 0 if self.encoder_layers else 1:] != IGNORE_INDEX).sum())
         flops = 6 * self.head * head_rows
         if self.encoder_layers:  # encoder over input_ids, decoder over the labels' width, cross between them
-            n, w_enc = ids.shape
-            w_dec = labels.shape[1]
             flops += 6 * ((self.encoder + self.cross_kv) * ids.numel() + self.decoder * labels.numel())
-            return flops + 12 * self.width * n * (self.encoder_layers * w_enc ** 2
-                                                  + self.decoder_layers * (w_dec ** 2 + w_dec * w_enc))
+            if "cu_seq_lens_q" in batch:  # packed rows: every example alone (decoder bounds q, encoder bounds k)
+                enc, dec = (batch[k].diff().long() for k in ("cu_seq_lens_k", "cu_seq_lens_q"))
+            else:  # every row its padded width
+                enc, dec = (torch.full((ids.shape[0],), w) for w in (ids.shape[1], labels.shape[1]))
+            return flops + 12 * self.width * int(self.encoder_layers * (enc ** 2).sum()
+                                                 + self.decoder_layers * (dec ** 2 + dec * enc).sum())
         if "cu_seq_lens_q" in batch:  # a packed row, each example attending to itself
             pairs = int((batch["cu_seq_lens_q"].diff().long() ** 2).sum())
         else:
