@@ -116,10 +116,13 @@ def test_the_command_plans_the_papers_run_from_a_given_rate():
     assert "| ddp | yes | " in text and f"{out['time']['hours']:,.1f} h (given)" in text
 
 
-def test_tokens_per_s_is_measured_on_this_device():
-    out = plan.plan(_cfg("model=tiny_gpt2", "plan.measure=true", "plan.measure_length=32", "plan.measure_steps=1"))
+@pytest.mark.parametrize("packing, padding", [("padding_free", "0.0"), ("padded", "0.08")])
+def test_tokens_per_s_is_measured_on_this_device(packing, padding):
+    out = plan.plan(_cfg("model=tiny_gpt2", "plan.measure=true", "plan.measure_length=32", "plan.measure_steps=1",
+                         f"data.packing={packing}"))
     t = out["time"]
     assert t["rate_from"].startswith("measured on cpu") and t["tokens_per_s_per_device"] > 0 and t["hours"] > 0
+    assert t["rate_from"].endswith(f"x (1 - padding {padding})")  # a packed run computes no padding
     assert [r["strategy"] for r in out["largest"]] == ["single", "single"]  # trainer=cpu: one device, no sharding
 
 

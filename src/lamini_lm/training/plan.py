@@ -204,6 +204,7 @@ def _time(cfg, p: PlanSpec, s: Setup) -> dict | None:
         return {**run_time(cfg, p, s, p.tokens_per_s), "rate_from": "given"}
     if not p.measure:
         return None
+    from lamini_lm.models import attention
     from lamini_lm.models.backbone import build_family
     from lamini_lm.training import throughput
 
@@ -211,10 +212,13 @@ def _time(cfg, p: PlanSpec, s: Setup) -> dict | None:
     n = p.measure_length
     rate, where = throughput.measure(spec, build_family(spec), p.measure_micro_batch, n, n, p.measure_steps,
                                      s.precision, cfg.fast_gelu)
-    # full-length random sequences hold no padding; training's length-grouped batches waste plan.padding of it
-    real = rate * (1 - p.padding)
+    # full-length random sequences hold no padding; training's padded micro-batches waste plan.padding of it, packed
+    # ones (data.packing=padding_free under a varlen attention) none
+    packed = cfg.data.packing == "padding_free" and s.family.can_pack and spec.attn_implementation in attention.VARLEN
+    padding = 0.0 if packed else p.padding
+    real = rate * (1 - padding)
     return {**run_time(cfg, p, s, real), "rate_from": f"measured on {where}: {rate:,.0f} tokens/s at micro-batch "
-            f"{p.measure_micro_batch} x {n} tokens, x (1 - padding {p.padding})"}
+            f"{p.measure_micro_batch} x {n} tokens, x (1 - padding {padding})"}
 
 
 def render(out: dict) -> str:
