@@ -118,7 +118,7 @@ def fuse_gelu(model) -> int:
     """Swap every gelu_new activation (GPT-2, GPT-Neo, Cerebras-GPT, Flan-T5's gated GELU) for transformers' GELUTanh,
     torch's one-kernel tanh GELU: the same function to float rounding (GELUTanh's own docstring), where gelu_new is
     eight element-wise ops, each keeping its input for the backward. On the idle 2-core CPU this made a gpt2-124M
-    training step 8-15% faster and what its forward keeps ~30% smaller (bench/README.md). The config still says
+    training step up to 16% faster and what its forward keeps 30% smaller (bench/README.md). The config still says
     gelu_new, so an export loads as the hub model does. Returns how many activations were swapped."""
     from transformers.activations import GELUTanh, NewGELUActivation
 
