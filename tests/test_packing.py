@@ -2,7 +2,7 @@
 
 import pytest
 
-from lamini_lm import config, prompts
+from lamini_lm import config
 from lamini_lm.data.collate import Collate
 from lamini_lm.data.tokenization import Tokenize
 from lamini_lm.models.backbone import build_family, load_model, load_tokenizer
@@ -121,8 +121,6 @@ def test_each_t5_example_in_a_packed_row_has_its_loss_alone(model):
 
 @pytest.mark.numerics
 def test_a_packed_t5_row_trains_the_same_gradient_as_padded_rows():
-    import torch
-
     family, model, tok, rows = _setup("tiny_t5", True)
     grads = {}
     for packed in (True, False):
