@@ -52,6 +52,7 @@ def sdpa_varlen(module, query, key, value, attention_mask, dropout: float = 0.0,
     starts_q, starts_k = q_bounds.tolist(), k_bounds.tolist()
     outs = []
     for i, (q, k, v) in enumerate(zip(qs, ks, vs)):
+        # T5's bias is sliced: its gradient is (1, heads, row, row), a few MB for a LaMini micro-batch
         bias = None if position_bias is None else \
             position_bias[..., starts_q[i]:starts_q[i + 1], starts_k[i]:starts_k[i + 1]]
         outs.append(sdpa_attention_forward(module, q, k, v, None, dropout=dropout, scaling=scaling,
