@@ -18,8 +18,9 @@ response as labels for T5), micro-batches of m examples:
   slower). TRL trains no encoder-decoder models.
 - "ours" at each global batch: the first global batch of our GlobalBatchSampler (random, sorted by length within
   it), collated by our Collate as data.packing says (padding_free: one row per micro-batch, T5 one row of inputs
-  and one of labels, sdpa_varlen), the family's LightningModule under conf/trainer/cpu.yaml, with train.yaml's fast_gelu (gelu_new as
-  torch's one-kernel tanh GELU); "ours_gelu_new": the same at the small global batch with fast_gelu=false.
+  and one of labels, sdpa_varlen), the family's LightningModule under conf/trainer/cpu.yaml, with train.yaml's
+  fast_gelu (gelu_new as torch's one-kernel tanh GELU); "ours_gelu_new": the same at the small global batch with
+  fast_gelu=false.
 
 Timing a whole global batch of 1024 would take ~15 min per recipe here, so each recipe trains one optimizer step
 of --micro-batches micro-batches spread evenly over its own plan (a sorted plan's short, middle and long
@@ -244,12 +245,18 @@ def ours_plan(dataset, m: int, global_batch: int, seed: int, family):
     return sampler.plan(0)
 
 
-def plan_padding(dataset, plan, enc_dec: bool) -> float:
-    """Padding share of a padded plan, from the lengths alone."""
+def plan_padding(dataset, plan, enc_dec: bool, pack_limit: int | None = 0) -> float:
+    """Padding share of a plan, from the lengths alone: every micro-batch padded (``pack_limit`` 0), or packed where
+    its row fits ``pack_limit`` (None: always), as lamini_lm.data.collate.Collate does."""
     src = np.array(dataset["source_length"])
     tgt = np.array(dataset["target_length"]) if enc_dec else np.zeros_like(src)
     real = sum(src[b].sum() + tgt[b].sum() for b in map(np.array, plan))
-    return 1 - real / sum(len(b) * (src[b].max() + tgt[b].max()) for b in map(np.array, plan))
+
+    def computed(b):
+        if pack_limit is None or (pack_limit and max(src[b].sum(), tgt[b].sum()) <= pack_limit):
+            return src[b].sum() + tgt[b].sum()
+        return len(b) * (src[b].max() + tgt[b].max())
+    return 1 - real / sum(computed(b) for b in map(np.array, plan))
 
 
 # -- the recipes ------------------------------------------------------------------------------------
@@ -321,7 +328,8 @@ def run_ours(cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter, tmp
     from lamini_lm.models.attention import packs
 
     real_collate = Collate(tokenizer.pad_token_id, separate_labels=family.separate_labels,
-                           packed=packing == "padding_free" and family.can_pack and packs(model))
+                           packed=packing == "padding_free" and family.can_pack and packs(model),
+                           pack_limit=family.pack_limit)
 
     def collate(item):
         batch = real_collate(item)
@@ -396,12 +404,13 @@ def whole_plan_padding(recipe, g, plan, packed, pool, lengths, family, args) -> 
     """Padding over the recipe's whole plan at each global batch it has, from the lengths: exact, unlike a sample
     of micro-batches."""
     m, seed, enc_dec = args.micro_batch, args.seed, family.separate_labels
-    if packed:
+    if recipe.startswith("ours"):  # packed: a row over the family's pack_limit is padded
+        return {g: plan_padding(pool, [b for step in ours_plan(pool, m, g, seed, family) for b in step], enc_dec,
+                                family.pack_limit if packed else 0)}
+    if packed:  # TRL padding_free: one row, no padding
         return {gb: 0.0 for gb in args.global_batches}
     if recipe.startswith("trl_grouped"):
         return {gb: plan_padding(pool, grouped_plan(lengths, m, gb // m, seed), enc_dec) for gb in args.global_batches}
-    if recipe.startswith("ours"):
-        return {g: plan_padding(pool, [b for step in ours_plan(pool, m, g, seed, family) for b in step], enc_dec)}
     return {gb: plan_padding(pool, plan, enc_dec) for gb in args.global_batches}
 
 

@@ -132,3 +132,23 @@ def test_a_packed_t5_row_trains_the_same_gradient_as_padded_rows():
     for name, g in grads[False].items():
         assert g.abs().max() > 0, name
         assert ((grads[True][name] - g).abs().max() / g.abs().max()).item() <= RTOL, name
+
+
+def test_a_micro_batch_longer_than_the_familys_pack_limit_is_padded():
+    # T5's position biases grow with the packed row's square (families.EncoderDecoder.pack_limit): a micro-batch
+    # whose input or label row would pass the limit is padded instead (the same loss either way, tests above)
+    from types import SimpleNamespace
+
+    from lamini_lm.data.datamodule import InstructionDataModule
+    from lamini_lm.models.families import DecoderOnly, EncoderDecoder
+
+    collate = Collate(0, separate_labels=True, packed=True, pack_limit=10)
+    short = collate(({"input_ids": [[5, 6, 7], [8, 9]], "labels": [[1, 2], [3] * 8]}, None))  # 5 and 10 tokens
+    long = collate(({"input_ids": [[5] * 8, [6] * 3], "labels": [[1], [2]]}, None))  # 11 input tokens
+    assert short["input_ids"].shape == (1, 5) and "attention_mask" not in short
+    assert long["input_ids"].shape == (2, 8) and "cu_seq_lens_q" not in long and long["attention_mask"].sum() == 11
+    assert DecoderOnly.pack_limit is None and EncoderDecoder.pack_limit == 2048  # decoder-only attends per example
+    dm = InstructionDataModule(None, SimpleNamespace(pad_token_id=0), None, EncoderDecoder(), global_batch_size=8,
+                               micro_batch_size=8, val_size=1, max_source_length=8, max_target_length=8,
+                               packing="padding_free")
+    assert dm.collate.packed and dm.collate.pack_limit == EncoderDecoder.pack_limit  # what training collates with

@@ -24,18 +24,24 @@ class TokenizedSet:
 
 
 class Collate:
-    def __init__(self, pad_token_id: int, separate_labels: bool, packed: bool = False):
+    def __init__(self, pad_token_id: int, separate_labels: bool, packed: bool = False, pack_limit: int | None = None):
         self.pad_token_id = pad_token_id
         self.separate_labels = separate_labels  # the labels are a second (decoder) sequence: Family.separate_labels
         self.packed = packed  # one row of concatenated examples (data.packing=padding_free, a varlen attention)
+        self.pack_limit = pack_limit  # Family.pack_limit: a micro-batch whose row would be longer is padded
 
     def __call__(self, item) -> dict:
         rows, step_target_tokens = item
-        batch = self._packed(rows) if self.packed else self._padded(rows)
+        batch = self._packed(rows) if self.packed and self._fits(rows) else self._padded(rows)
         # counted on the rows, not the batch: a packed row unmarks first tokens, which no mode predicts
         target_tokens = sum(v != IGNORE_INDEX for y in rows["labels"] for v in y)
         batch["step_target_tokens"] = torch.tensor(step_target_tokens or target_tokens, dtype=torch.float)
         return batch
+
+    def _fits(self, rows) -> bool:
+        if self.pack_limit is None:
+            return True
+        return max(sum(map(len, rows["input_ids"])), sum(map(len, rows["labels"]))) <= self.pack_limit
 
     def _padded(self, rows) -> dict:
         ids, labels = rows["input_ids"], rows["labels"]

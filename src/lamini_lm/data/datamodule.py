@@ -26,7 +26,7 @@ class InstructionDataModule(pl.LightningDataModule):
         self.val_size, self.seed, self.num_workers = val_size, seed, num_workers
         self.tokenize = Tokenize(tokenizer, style, family, max_source_length, max_target_length, mask_prompt, context)
         self.collate = Collate(tokenizer.pad_token_id, separate_labels=family.separate_labels,
-                               packed=packing == "padding_free" and family.can_pack)
+                               packed=packing == "padding_free" and family.can_pack, pack_limit=family.pack_limit)
         self.train_set = self.val_set = None
         self.dropped_empty = 0
 

@@ -50,6 +50,9 @@ class Family:
     # a micro-batch can be one row of concatenated examples (data.packing=padding_free): under a varlen attention
     # (models/attention.py) each example attends within itself
     can_pack: ClassVar[bool] = False
+    # the longest packed row in tokens (a longer micro-batch is padded), for a family whose packed row costs memory
+    # with its square; None: no limit
+    pack_limit: ClassVar[int | None] = None
     usage: ClassVar[str]  # the model card's code snippet; {path}, {instruction}, {prompt}
 
     @property
@@ -218,6 +221,11 @@ class EncoderDecoder(Family):
     padding_side = "right"
     separate_labels = True
     can_pack = True  # inputs in one row, labels in another: encoder, decoder and cross-attention each per example
+    # transformers' T5 builds its position biases (and their gradients) and the cross-attention's zero bias over
+    # the whole row, heads x row^2 floats each: 134 MB for t5-small at 2,048 tokens, 34 GB at 64 x 512. A LaMini
+    # micro-batch of 8 packs (~420 input tokens); the herd's GPU micro-batches of 32-64 mostly train padded.
+    # reconstruction: our choice, keeping those five tensors within a few % of a 40 GB device
+    pack_limit = 2048
     # transformers 5 removed the text2text-generation pipeline that the LaMini-T5 cards use
     usage = """from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 

@@ -25,8 +25,8 @@ r the residual stream's dtype (fp32 unless bf16-true), c the compute dtype, m a 
           of q and k.
 - MLP: gelu_new (Python tanh form) keeps its input and three intermediates (4c f) and its output is kept by
   the down projection (c f); gelu (native, and gelu_new under train.yaml's fast_gelu) 2c f; relu c f (its
-  output, shared with the next projection) plus the dropout mask; gated (T5 v1.1 gelu_new, Llama silu): both branches, the product and the activation's
-  intermediates.
+  output, shared with the next projection) plus the dropout mask; gated (T5 v1.1 gelu_new, Llama silu): both
+  branches, the product and the activation's intermediates.
 - The loss (models/families.py projects only the target positions onto the vocabulary): log_softmax keeps
   fp32 logits (4V per target token); at the start of backward nll_loss's and log_softmax's gradients join them,
   3 x 4V per target token, while every layer's activations are still alive; then the output layer's weight
