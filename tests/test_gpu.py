@@ -48,8 +48,9 @@ def _spec(*overrides: str) -> ModelSpec:
     return config.typed(config.compose("train", list(overrides)).model, ModelSpec, "model")
 
 
-def _batch(spec: ModelSpec, family, device):
-    """RECORDS tokenised and collated as training does (padding, masks, the step's target-token count)."""
+def _batch(spec: ModelSpec, family, device, packed: bool = False):
+    """RECORDS tokenised and collated as training does (padding and masks, or one packed row; the step's
+    target-token count)."""
     from lamini_lm.data.collate import Collate
     from lamini_lm.data.tokenization import Tokenize
     from lamini_lm.models.backbone import load_tokenizer
@@ -57,7 +58,8 @@ def _batch(spec: ModelSpec, family, device):
     tok = load_tokenizer(spec)
     toks = Tokenize(tok, family.style(spec.prompt_style), family, 512, 512)(RECORDS)
     rows = {"input_ids": toks["input_ids"], "labels": toks["labels"]}
-    batch = Collate(tok.pad_token_id, separate_labels=family.separate_labels)((rows, sum(toks["target_length"])))
+    batch = Collate(tok.pad_token_id, separate_labels=family.separate_labels, packed=packed)(
+        (rows, sum(toks["target_length"])))
     return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
 
 
@@ -168,6 +170,33 @@ def test_the_deepspeed_zero2_export_equals_the_consolidated_weights(tmp_path):
     # the export is the module's weights: under bf16-mixed DeepSpeed keeps them in bf16, rounded from the
     # fp32 master copy (relative 2^-8)
     _same_weights(_export(run), state, rtol=2 ** -8)
+
+
+@pytest.mark.parametrize("name", ["tiny_gpt2", "tiny_t5"])
+def test_a_packed_row_under_bf16_mixed_trains_as_the_padded_batch(name):
+    # data.packing=padding_free on CUDA: sdpa_varlen per example (T5: with its block of the position bias) under
+    # autocast gives the padded batch's loss and gradient (exact in float64 on the CPU: tests/test_packing.py)
+    import torch
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    from lamini_lm.models.backbone import build_family, load_model
+
+    _gpus(1)
+    spec = _spec(f"model={name}")
+    family = build_family(spec)
+    torch.manual_seed(0)
+    model = load_model(spec, family).cuda().eval()
+    assert model.config._attn_implementation == "sdpa_varlen"
+
+    def step(packed):
+        context = MixedPrecision("bf16-mixed", "cuda").forward_context()
+        return _loss_and_grad(model, family, _batch(spec, family, "cuda", packed), context)
+
+    (ref_loss, ref_grad), (loss, grad) = step(False), step(True)
+    assert torch.isclose(loss, ref_loss, rtol=BF16_LOSS_RTOL), (loss.item(), ref_loss.item())
+    cosine = torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0).item()
+    assert cosine >= BF16_GRAD_COSINE, cosine
+    print(f"{name}: padded loss {ref_loss.item():.5f}, packed {loss.item():.5f}, gradient cosine {cosine:.5f}")
 
 
 def test_training_attention_runs_a_fused_sdpa_kernel(monkeypatch):
