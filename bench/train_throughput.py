@@ -245,15 +245,15 @@ def ours_plan(dataset, m: int, global_batch: int, seed: int, family):
     return sampler.plan(0)
 
 
-def plan_padding(dataset, plan, enc_dec: bool, pack_limit: int | None = 0) -> float:
-    """Padding share of a plan, from the lengths alone: every micro-batch padded (``pack_limit`` 0), or packed where
-    its row fits ``pack_limit`` (None: always), as lamini_lm.data.collate.Collate does."""
+def plan_padding(dataset, plan, enc_dec: bool, packed: bool = False, pack_limit: int | None = None) -> float:
+    """Padding share of a plan, from the lengths alone: every micro-batch padded, or ``packed`` where its row fits
+    ``pack_limit`` (Family.pack_limit), as lamini_lm.data.collate.Collate does."""
     src = np.array(dataset["source_length"])
     tgt = np.array(dataset["target_length"]) if enc_dec else np.zeros_like(src)
     real = sum(src[b].sum() + tgt[b].sum() for b in map(np.array, plan))
 
     def computed(b):
-        if pack_limit is None or (pack_limit and max(src[b].sum(), tgt[b].sum()) <= pack_limit):
+        if packed and (pack_limit is None or max(src[b].sum(), tgt[b].sum()) <= pack_limit):
             return src[b].sum() + tgt[b].sum()
         return len(b) * (src[b].max() + tgt[b].max())
     return 1 - real / sum(computed(b) for b in map(np.array, plan))
@@ -406,7 +406,7 @@ def whole_plan_padding(recipe, g, plan, packed, pool, lengths, family, args) -> 
     m, seed, enc_dec = args.micro_batch, args.seed, family.separate_labels
     if recipe.startswith("ours"):  # packed: a row over the family's pack_limit is padded
         return {g: plan_padding(pool, [b for step in ours_plan(pool, m, g, seed, family) for b in step], enc_dec,
-                                family.pack_limit if packed else 0)}
+                                packed, family.pack_limit)}
     if packed:  # TRL padding_free: one row, no padding
         return {gb: 0.0 for gb in args.global_batches}
     if recipe.startswith("trl_grouped"):

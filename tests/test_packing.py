@@ -43,24 +43,33 @@ def _only(rows, i):
 
 
 @pytest.mark.numerics
-@pytest.mark.parametrize("model_name,mask_prompt", [
-    ("tiny_gpt2", True),
-    ("tiny_gpt2", False),     # every token a target: the example boundaries must not be
-    ("tiny_llama", True),     # grouped-query attention, rotary positions
+@pytest.mark.parametrize("model_name,mask_prompt,overrides", [
+    ("tiny_gpt2", True, ()),
+    ("tiny_gpt2", False, ()),  # every token a target: the example boundaries must not be
+    ("tiny_llama", True, ()),  # grouped-query attention, rotary positions
+    # T5 and Flan-T5's feed-forward: the inputs in one row, the labels in another; encoder, decoder and
+    # cross-attention each within the example, the relative position bias of the example alone, every decoder input
+    # starting from the start token
+    ("tiny_t5", True, ()),
+    ("tiny_t5", True, ("+model.architecture.feed_forward_proj=gated-gelu",)),
 ])
-def test_each_example_in_a_packed_row_has_its_loss_alone(model_name, mask_prompt):
+def test_each_example_in_a_packed_row_has_its_loss_alone(model_name, mask_prompt, overrides):
     import torch
 
-    family, model, tok, rows = _setup(model_name, mask_prompt)
-    packed = Collate(tok.pad_token_id, separate_labels=False, packed=True)
-    padded = Collate(tok.pad_token_id, separate_labels=False)
+    family, model, tok, rows = _setup(model_name, mask_prompt, *overrides)
+    two_rows = family.separate_labels
+    packed = Collate(tok.pad_token_id, separate_labels=two_rows, packed=True)
+    padded = Collate(tok.pad_token_id, separate_labels=two_rows)
     n = len(rows["input_ids"])
     with torch.no_grad():
         alone = [family.token_nll(model, padded(({k: [v[i]] for k, v in rows.items()}, None))) for i in range(n)]
         in_row = [family.token_nll(model, packed((_only(rows, i), None))) for i in range(n)]
         whole = packed((rows, None))
-        assert whole["input_ids"].shape == (1, sum(map(len, rows["input_ids"])))  # one row, no padding
-        assert whole["real_tokens"] == whole["padded_tokens"] == whole["input_ids"].numel()
+        assert whole["input_ids"].shape == (1, sum(map(len, rows["input_ids"])))  # one row (each), no padding
+        if two_rows:
+            assert whole["labels"].shape == (1, sum(map(len, rows["labels"])))
+        computed = whole["input_ids"].numel() + (whole["labels"].numel() if two_rows else 0)
+        assert whole["real_tokens"] == whole["padded_tokens"] == computed
         total = family.token_nll(model, whole)
         padded_total = family.token_nll(model, padded((rows, None)))
         leaky = family.token_nll(model, {k: whole[k] for k in ("input_ids", "labels")})
@@ -68,7 +77,8 @@ def test_each_example_in_a_packed_row_has_its_loss_alone(model_name, mask_prompt
         assert torch.isclose(a, b, rtol=RTOL, atol=0), (a.item(), b.item())
     assert torch.isclose(total, sum(alone), rtol=RTOL, atol=0)
     assert torch.isclose(total, padded_total, rtol=RTOL, atol=0)  # the same micro-batch padded: the same loss
-    assert (leaky - total).abs() / total > 1e3 * RTOL  # the check can fail: without positions examples see each other
+    # the check can fail: without positions or bounds the examples see each other
+    assert (leaky - total).abs() / total > 1e3 * RTOL
     # the step normaliser (when no plan gives it) does not depend on the packing
     assert whole["step_target_tokens"] == padded((rows, None))["step_target_tokens"]
 
@@ -85,38 +95,6 @@ def test_a_packed_row_trains_the_same_gradient_as_padded_rows():
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
     assert grads[0].abs().max() > 0
     assert ((grads[0] - grads[1]).abs().max() / grads[1].abs().max()).item() <= RTOL
-
-
-T5S = [("tiny_t5",), ("tiny_t5", "+model.architecture.feed_forward_proj=gated-gelu")]  # T5 and Flan-T5's feed-forward
-
-
-@pytest.mark.numerics
-@pytest.mark.parametrize("model", T5S)
-def test_each_t5_example_in_a_packed_row_has_its_loss_alone(model):
-    # the inputs in one row, the labels in another: encoder, decoder and cross-attention each within the example,
-    # the relative position bias of the example alone, every decoder input starting from the start token
-    import torch
-
-    family, model, tok, rows = _setup(*model[:1], True, *model[1:])
-    packed = Collate(tok.pad_token_id, separate_labels=True, packed=True)
-    padded = Collate(tok.pad_token_id, separate_labels=True)
-    n = len(rows["input_ids"])
-    with torch.no_grad():
-        alone = [family.token_nll(model, padded(({k: [v[i]] for k, v in rows.items()}, None))) for i in range(n)]
-        in_row = [family.token_nll(model, packed((_only(rows, i), None))) for i in range(n)]
-        whole = packed((rows, None))
-        assert whole["input_ids"].shape == (1, sum(map(len, rows["input_ids"])))  # one row each, no padding
-        assert whole["labels"].shape == (1, sum(map(len, rows["labels"])))
-        assert whole["real_tokens"] == whole["padded_tokens"] == whole["input_ids"].numel() + whole["labels"].numel()
-        total = family.token_nll(model, whole)
-        padded_total = family.token_nll(model, padded((rows, None)))
-        leaky = family.token_nll(model, {k: whole[k] for k in ("input_ids", "labels")})
-    for a, b in zip(alone, in_row):
-        assert torch.isclose(a, b, rtol=RTOL, atol=0), (a.item(), b.item())
-    assert torch.isclose(total, sum(alone), rtol=RTOL, atol=0)
-    assert torch.isclose(total, padded_total, rtol=RTOL, atol=0)
-    assert (leaky - total).abs() / total > 1e3 * RTOL  # the check can fail: without bounds examples see each other
-    assert whole["step_target_tokens"] == padded((rows, None))["step_target_tokens"]
 
 
 @pytest.mark.numerics

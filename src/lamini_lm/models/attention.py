@@ -45,16 +45,15 @@ def sdpa_varlen(module, query, key, value, attention_mask, dropout: float = 0.0,
     if cu_seq_lens_q is None or query.shape[0] != 1:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       position_bias=position_bias, **kwargs)
-    q_bounds, k_bounds = _bounds(module, cu_seq_lens_q, cu_seq_lens_k if cu_seq_lens_k is not None else cu_seq_lens_q)
-    q_lengths, k_lengths = q_bounds.diff().tolist(), k_bounds.diff().tolist()
+    q_bounds, k_bounds = (b.tolist() for b in _bounds(module, cu_seq_lens_q, cu_seq_lens_k))
+    q_spans, k_spans = list(zip(q_bounds, q_bounds[1:])), list(zip(k_bounds, k_bounds[1:]))
     # split, not slices: its backward is one concatenation, not a zero-filled full-size gradient per example
-    qs, ks, vs = query.split(q_lengths, dim=2), key.split(k_lengths, dim=2), value.split(k_lengths, dim=2)
-    starts_q, starts_k = q_bounds.tolist(), k_bounds.tolist()
+    qs = query.split([b - a for a, b in q_spans], dim=2)
+    ks, vs = (t.split([b - a for a, b in k_spans], dim=2) for t in (key, value))
     outs = []
-    for i, (q, k, v) in enumerate(zip(qs, ks, vs)):
+    for q, k, v, (qa, qb), (ka, kb) in zip(qs, ks, vs, q_spans, k_spans):
         # T5's bias is sliced: its gradient is (1, heads, row, row), a few MB for a LaMini micro-batch
-        bias = None if position_bias is None else \
-            position_bias[..., starts_q[i]:starts_q[i + 1], starts_k[i]:starts_k[i + 1]]
+        bias = None if position_bias is None else position_bias[..., qa:qb, ka:kb]
         outs.append(sdpa_attention_forward(module, q, k, v, None, dropout=dropout, scaling=scaling,
                                            position_bias=bias)[0])
     return torch.cat(outs, dim=1), None

@@ -35,6 +35,12 @@ IGNORE_INDEX = -100  # label of a token that is not a target (transformers' and 
 PACKED_INPUTS = ("position_ids", "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
 
 
+def _row_inputs(batch: dict) -> dict:
+    """What a batch hands the model besides its ids: a padded batch's attention mask, or a packed row's position
+    ids and varlen boundaries (Collate packed=True)."""
+    return {k: batch[k] for k in PACKED_INPUTS + ("attention_mask",) if k in batch}
+
+
 class Family:
     """What differs between architectures; subclasses fill in the class attributes and methods."""
 
@@ -200,9 +206,8 @@ print(generator(prompt, max_new_tokens=256, do_sample=False)[0]["generated_text"
         # hidden state t predicts token t+1
         targets = batch["labels"][:, 1:]
         keep = F.pad(targets != IGNORE_INDEX, (0, 1), value=False)
-        # a packed row (Collate packed=True) has position ids and varlen boundaries instead of an attention mask
-        inputs = {k: batch[k] for k in PACKED_INPUTS + ("attention_mask",) if k in batch}
-        return _nll_at(model, keep, targets[targets != IGNORE_INDEX], input_ids=batch["input_ids"], **inputs)
+        return _nll_at(model, keep, targets[targets != IGNORE_INDEX], input_ids=batch["input_ids"],
+                       **_row_inputs(batch))
 
     def prompt_limit(self, context, max_new_tokens):
         # prompt and completion share the positions: a prompt longer than this loses its start
@@ -262,10 +267,8 @@ print(tokenizer.decode(ids[0], skip_special_tokens=True))"""
             # not from the previous example's last label
             decoder_input_ids[:, batch["cu_seq_lens_q"][:-1].long()] = model.config.decoder_start_token_id
         keep = labels != IGNORE_INDEX
-        # a packed row has varlen boundaries instead of an attention mask
-        inputs = {k: batch[k] for k in PACKED_INPUTS + ("attention_mask",) if k in batch}
         return _nll_at(model, keep, labels[keep], input_ids=batch["input_ids"], decoder_input_ids=decoder_input_ids,
-                       **inputs)
+                       **_row_inputs(batch))
 
 
 def from_hf_config(config) -> Family:
