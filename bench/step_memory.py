@@ -13,7 +13,8 @@ each masked as prompt), gpt2-124M with random weights, forward and backward of
   what the HF Trainer and TRL's SFTTrainer call (TRL adds its own metrics over the logits on top).
 
 Memory is live allocated bytes (glibc mallinfo2, train_throughput.live_bytes) over the weights alone, sampled every
-5 ms: after the forward (what autograd keeps) and at the peak of the backward (the gradients included).
+50 ms (train_throughput.INTERVAL): after the forward (what autograd keeps) and at the peak of the backward (the
+gradients included).
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ response as labels for T5), micro-batches of m examples:
   and one of labels, sdpa_varlen), the family's LightningModule under conf/trainer/cpu.yaml, with train.yaml's
   fast_gelu (gelu_new as torch's one-kernel tanh GELU); "ours_gelu_new": the same at the small global batch with
   fast_gelu=false.
+- --compile adds "ours_compiled" (compile=true: each block compiled, dynamic shapes) and "trl_grouped_compiled"
+  (trl_grouped with TrainingArguments' torch_compile=True, the whole model compiled with torch's defaults): TRL's
+  fastest mode when compiling is allowed. The untimed warm-up step pays the compilation of both.
 
 Timing a whole global batch of 1024 would take ~15 min per recipe here, so each recipe trains one optimizer step
 of --micro-batches micro-batches spread evenly over its own plan (a sorted plan's short, middle and long
@@ -36,7 +39,8 @@ reconstruction: sigma 0.8 is our choice: with it, random batches of 8 waste 48% 
 their tokens on padding over a long plan, close to the 48% / 60% issue 2 reports for LaMini-shaped data.
 
 On a shared machine the wall-clock numbers move with the other jobs' load (the "cores" and "matmul" columns show
-it); the padding shares are exact and do not.
+it); the padding shares are exact and do not. --rounds N runs the recipes N times, interleaved, and reports each
+recipe's median and the ratios round by round, so that a slow minute of the machine does not decide a ratio.
 """
 
 from __future__ import annotations
@@ -194,8 +198,14 @@ def live_bytes() -> int:
     return info.uordblks + info.hblkhd
 
 
+# Every wake-up of the sampling thread takes the GIL and a core from the step: alternating gpt2 steps with and
+# without it on the idle machine, a 5 ms sampling cost 5-19% of the step (noisy), 25-100 ms 0-5%; the peak read the
+# same 1,550 MB at 5, 25, 50 and 100 ms (a step's peak lasts through much of its backward)
+INTERVAL = 0.05
+
+
 class LivePeak:
-    """live_bytes() sampled every 5 ms on a thread until close(), which returns the peak."""
+    """live_bytes() sampled every INTERVAL seconds on a thread until close(), which returns the peak."""
 
     def __init__(self):
         import threading
@@ -206,7 +216,7 @@ class LivePeak:
         self._thread.start()
 
     def _run(self):
-        while not self._stop.wait(0.005):
+        while not self._stop.wait(INTERVAL):
             self.peak = max(self.peak, live_bytes())
 
     def close(self) -> int:
@@ -300,8 +310,9 @@ def run_hf(kind, cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter,
 
         # the prompt is already -100 in the labels (completion-only loss); no packing across examples
         # TRL's fastest: gradient_checkpointing off (TRL 1.16 defaults it on: trl_grouped_ckpt, less memory, slower)
+        # trl_grouped_compiled: TrainingArguments' torch_compile (the whole model, torch.compile's defaults)
         args = SFTConfig(**_hf_args(cfg, tmp, m, accum), padding_free=kind == "trl_padding_free", max_length=None,
-                         gradient_checkpointing=kind == "trl_grouped_ckpt")
+                         gradient_checkpointing=kind == "trl_grouped_ckpt", torch_compile=kind.endswith("_compiled"))
         t = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=[Clock()])
         t.data_collator = counting(t.data_collator)  # TRL's own collator (it refuses another one when padding-free)
         return t
@@ -397,6 +408,8 @@ def recipes(pool, lengths, family, args) -> list[tuple]:
         runs.append(("ours_gelu_new", small, ours_plan(pool, m, small, seed, family)[0]))
     if args.compile:  # compile=true: the warm-up step pays the compilation
         runs.append(("ours_compiled", small, ours_plan(pool, m, small, seed, family)[0]))
+        if not family.separate_labels:  # TRL compiled as well: its torch_compile argument
+            runs.append(("trl_grouped_compiled", small, grouped_plan(lengths, m, small // m, seed)))
     return [r for r in runs if r[0] in args.recipes] if args.recipes else runs
 
 
@@ -440,7 +453,8 @@ def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
 
     lengths = src + tgt if enc_dec else src
     rows = []
-    for recipe, g, plan in recipes(pool, lengths, family, args):
+    # rounds interleave the recipes (a, b, c, a, b, c, ...), so a slow minute of the machine falls on every recipe
+    for rnd, (recipe, g, plan) in ((r, x) for r in range(args.rounds) for x in recipes(pool, lengths, family, args)):
         micro = spaced(plan, n_micro)
         torch.manual_seed(cfg.seed)  # every recipe starts from the same random weights
         # HF and TRL: transformers' default attention (sdpa); ours: the model config's (sdpa_varlen)
@@ -465,7 +479,8 @@ def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
         print(f"  {recipe:16s} done in {time.perf_counter() - t:.0f} s, timed step {meter.seconds:.0f} s; "
               f"{load_average()}", flush=True)
         plan_pad = whole_plan_padding(recipe, g, plan, packed, pool, lengths, family, args)
-        rows.append({"shape": shape, "recipe": recipe, "global": g, "real": meter.real, "padded": meter.padded,
+        rows.append({"shape": shape, "recipe": recipe, "global": g, "round": rnd, "real": meter.real,
+                     "padded": meter.padded,
                      "seconds": meter.seconds, "cpu_seconds": meter.cpu_seconds, "flops": meter.flops, "cpu": cpu,
                      "peak_mb": (meter.live_peak - meter.live0) / 2 ** 20, "plan_padding": plan_pad})
         del model
@@ -488,6 +503,8 @@ def parse_args():
     p.add_argument("--compile", action="store_true",
                    help="also ours with compile=true (torch.compile of each block) at the smallest global batch")
     p.add_argument("--recipes", default="", help="comma-separated: run only these (e.g. ours,ours_compiled)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every recipe this many times, interleaved; the table shows each recipe's median")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -546,31 +563,64 @@ def main() -> None:
     print(f"\nend: {load_average()}; total {time.perf_counter() - t_start:.0f} s")
 
 
+def medians(rows: list[dict]) -> list[dict]:
+    """One row per (shape, recipe, global batch): the median of its rounds in every measured column, with the
+    range of its tokens/s."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["shape"], r["recipe"], r["global"]), []).append(r)
+    out = []
+    for runs in groups.values():
+        row = dict(runs[0])
+        for k in ("real", "padded", "seconds", "cpu_seconds", "flops", "cpu", "peak_mb", "tok_s", "padding"):
+            row[k] = float(np.median([r[k] for r in runs]))
+        row["util"] = float(np.median([r["flops"] / r["seconds"] for r in runs]))
+        row["range"] = (min(r["tok_s"] for r in runs), max(r["tok_s"] for r in runs), len(runs))
+        out.append(row)
+    return out
+
+
+def ratios(rows: list[dict], mine: dict, other: dict) -> str:
+    """ours / other in tokens/s, per round (the two ran minutes apart): the median, and the range over rounds."""
+    def same(r, x):
+        return (r["shape"], r["recipe"], r["global"]) == (x["shape"], x["recipe"], x["global"])
+    theirs = {b["round"]: b["tok_s"] for b in rows if same(b, other)}
+    per = [a["tok_s"] / theirs[a["round"]] for a in rows if same(a, mine)]
+    spread = f" ({min(per):.2f}-{max(per):.2f})" if len(per) > 1 else ""
+    return f"{np.median(per):.2f}x{spread} {other['recipe']}"
+
+
 def report(rows: list[dict], shapes: list[str], peak: float, args) -> None:
     print(f"\nfp32 matmul roof (2048^3, best seen, {args.threads} threads): {peak / 1e9:.1f} GFLOP/s")
     print("util = executed FLOPs / time / roof (lamini_lm.training.flops: padding, attention squares and every "
           "projected output row included); time = data + forward + backward of the timed micro-batches (not the "
           "optimizer step); peak MB = live allocated bytes (mallinfo2) over the weights alone; cores = process CPU s / "
-          "wall s (< threads: other jobs took the CPU); plan padding = over the recipe's whole plan (exact)")
+          "wall s (< threads: other jobs took the CPU); plan padding = over the recipe's whole plan (exact)"
+          + (f"; every column is the median of {args.rounds} interleaved rounds, tok/s range beside it"
+             if args.rounds > 1 else ""))
     gb = args.global_batches
-    print(f"\n{'shape':9s} {'recipe':16s} {'global':>6s} {'real tok':>8s} {'time s':>7s} {'real tok/s':>10s} "
-          f"{'padding':>8s} {'util':>5s} {'peak MB':>7s} {'matmul GF/s':>11s} {'cores':>5s}  plan padding at "
+    table = medians(rows)
+    print(f"\n{'shape':9s} {'recipe':20s} {'global':>6s} {'real tok':>8s} {'time s':>7s} {'real tok/s':>10s} "
+          + (f"{'range':>13s} " if args.rounds > 1 else "")
+          + f"{'padding':>8s} {'util':>5s} {'peak MB':>7s} {'matmul GF/s':>11s} {'cores':>5s}  plan padding at "
           + ", ".join(map(str, gb)))
-    for r in rows:
+    for r in table:
         pads = ", ".join(f"{r['plan_padding'][g]:.1%}" if g in r["plan_padding"] else "-" for g in gb)
-        print(f"{r['shape']:9s} {r['recipe']:16s} {r['global'] or 'any':>6} {r['real']:>8,d} {r['seconds']:>7.1f} "
-              f"{r['tok_s']:>10.1f} {r['padding']:>8.1%} {r['flops'] / r['seconds'] / peak:>5.2f} "
+        lo, hi, _ = r["range"]
+        print(f"{r['shape']:9s} {r['recipe']:20s} {r['global'] or 'any':>6} {r['real']:>8,.0f} {r['seconds']:>7.1f} "
+              f"{r['tok_s']:>10.1f} " + (f"{f'{lo:.1f}-{hi:.1f}':>13s} " if args.rounds > 1 else "")
+              + f"{r['padding']:>8.1%} {r['util'] / peak:>5.2f} "
               f"{r['peak_mb']:>7.0f} {r['cpu'] / 1e9:>11.1f} {r['cpu_seconds'] / r['seconds']:>5.2f}  {pads}")
     print()
     for shape in shapes:
-        mine = {r["global"]: r for r in rows if r["shape"] == shape and r["recipe"] == "ours"}
-        others = [r for r in rows if r["shape"] == shape and not r["recipe"].startswith("ours")]
+        mine = [r for r in table if r["shape"] == shape and r["recipe"] in ("ours", "ours_compiled")]
+        others = [r for r in table if r["shape"] == shape and not r["recipe"].startswith("ours")]
         if not others:
             continue
         best = max(others, key=lambda r: r["tok_s"])
-        for g, o in mine.items():
-            print(f"{shape:9s} ours at global {g}: " + ", ".join(f"{o['tok_s'] / r['tok_s']:.2f}x {r['recipe']}"
-                                                               for r in others)
+        for o in mine:
+            print(f"{shape:9s} {o['recipe']} at global {o['global']}: "
+                  + ", ".join(ratios(rows, o, r) for r in others)
                   + f"; peak memory {o['peak_mb'] / best['peak_mb']:.2f}x {best['recipe']} (the fastest other)")
 
 

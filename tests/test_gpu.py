@@ -48,15 +48,15 @@ def _spec(*overrides: str) -> ModelSpec:
     return config.typed(config.compose("train", list(overrides)).model, ModelSpec, "model")
 
 
-def _batch(spec: ModelSpec, family, device, packed: bool = False):
-    """RECORDS tokenised and collated as training does (padding and masks, or one packed row; the step's
+def _batch(spec: ModelSpec, family, device, packed: bool = False, records: dict = RECORDS):
+    """``records`` tokenised and collated as training does (padding and masks, or one packed row; the step's
     target-token count)."""
     from lamini_lm.data.collate import Collate
     from lamini_lm.data.tokenization import Tokenize
     from lamini_lm.models.backbone import load_tokenizer
 
     tok = load_tokenizer(spec)
-    toks = Tokenize(tok, family.style(spec.prompt_style), family, 512, 512)(RECORDS)
+    toks = Tokenize(tok, family.style(spec.prompt_style), family, 512, 512)(records)
     rows = {"input_ids": toks["input_ids"], "labels": toks["labels"]}
     batch = Collate(tok.pad_token_id, separate_labels=family.separate_labels, packed=packed)(
         (rows, sum(toks["target_length"])))
@@ -197,6 +197,37 @@ def test_a_packed_row_under_bf16_mixed_trains_as_the_padded_batch(name):
     cosine = torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0).item()
     assert cosine >= BF16_GRAD_COSINE, cosine
     print(f"{name}: padded loss {ref_loss.item():.5f}, packed {loss.item():.5f}, gradient cosine {cosine:.5f}")
+
+
+@pytest.mark.parametrize("name", ["tiny_gpt2", "tiny_t5"])
+def test_compiled_blocks_under_bf16_mixed_train_as_eager_ones(name):
+    # compile=true on CUDA before a GPU config turns it on: each block compiled with dynamic shapes, packed rows of
+    # three lengths under autocast, against eager (the CPU check in float32: tests/test_train_compile.py)
+    import torch
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    from lamini_lm.models.backbone import build_family, compile_blocks, load_model
+
+    _gpus(1)
+    spec = _spec(f"model={name}")
+    family = build_family(spec)
+    torch.manual_seed(0)
+    model = load_model(spec, family).cuda().eval()
+    batches = [_batch(spec, family, "cuda", packed=True)]
+    for cut in (1, 2):  # fewer examples: shorter rows, so the compiled code meets several lengths
+        batches.append(_batch(spec, family, "cuda", packed=True, records={k: v[cut:] for k, v in RECORDS.items()}))
+
+    def steps():
+        context = MixedPrecision("bf16-mixed", "cuda").forward_context()
+        return [_loss_and_grad(model, family, b, context) for b in batches]
+
+    eager = steps()
+    assert compile_blocks(model, spec.fsdp_block) > 0
+    for (ref_loss, ref_grad), (loss, grad) in zip(eager, steps()):
+        assert torch.isclose(loss, ref_loss, rtol=BF16_LOSS_RTOL), (loss.item(), ref_loss.item())
+        cosine = torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0).item()
+        assert cosine >= BF16_GRAD_COSINE, cosine
+        print(f"{name}: eager loss {ref_loss.item():.5f}, compiled {loss.item():.5f}, gradient cosine {cosine:.5f}")
 
 
 def test_training_attention_runs_a_fused_sdpa_kernel(monkeypatch):
