@@ -575,7 +575,7 @@ def medians(rows: list[dict]) -> list[dict]:
         for k in ("real", "padded", "seconds", "cpu_seconds", "flops", "cpu", "peak_mb", "tok_s", "padding"):
             row[k] = float(np.median([r[k] for r in runs]))
         row["util"] = float(np.median([r["flops"] / r["seconds"] for r in runs]))
-        row["range"] = (min(r["tok_s"] for r in runs), max(r["tok_s"] for r in runs), len(runs))
+        row["range"] = (min(r["tok_s"] for r in runs), max(r["tok_s"] for r in runs))
         out.append(row)
     return out
 
@@ -606,7 +606,7 @@ def report(rows: list[dict], shapes: list[str], peak: float, args) -> None:
           + ", ".join(map(str, gb)))
     for r in table:
         pads = ", ".join(f"{r['plan_padding'][g]:.1%}" if g in r["plan_padding"] else "-" for g in gb)
-        lo, hi, _ = r["range"]
+        lo, hi = r["range"]
         print(f"{r['shape']:9s} {r['recipe']:20s} {r['global'] or 'any':>6} {r['real']:>8,.0f} {r['seconds']:>7.1f} "
               f"{r['tok_s']:>10.1f} " + (f"{f'{lo:.1f}-{hi:.1f}':>13s} " if args.rounds > 1 else "")
               + f"{r['padding']:>8.1%} {r['util'] / peak:>5.2f} "
