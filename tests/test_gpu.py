@@ -74,6 +74,31 @@ def _loss_and_grad(model, family, batch, context):
     return loss.detach().float(), grad
 
 
+def _tiny_on_cuda(name: str):
+    """(spec, family, model): the tiny model ``name`` on the GPU in eval mode (no dropout: every pass compared sees
+    the same network)."""
+    import torch
+
+    from lamini_lm.models.backbone import build_family, load_model
+
+    _gpus(1)
+    spec = _spec(f"model={name}")
+    family = build_family(spec)
+    torch.manual_seed(0)
+    return spec, family, load_model(spec, family).cuda().eval()
+
+
+def _assert_bf16_close(reference, measured, what: str) -> None:
+    """Loss and gradient of ``measured`` within bf16's rounding of ``reference`` (both (loss, grad)); prints them."""
+    import torch
+
+    (ref_loss, ref_grad), (loss, grad) = reference, measured
+    assert torch.isclose(loss, ref_loss, rtol=BF16_LOSS_RTOL), (loss.item(), ref_loss.item())
+    cosine = torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0).item()
+    assert cosine >= BF16_GRAD_COSINE, cosine
+    print(f"{what}: loss {ref_loss.item():.5f} against {loss.item():.5f}, gradient cosine {cosine:.5f}")
+
+
 @pytest.mark.parametrize("name", TINY)
 def test_a_bf16_mixed_step_matches_fp32(name):
     import contextlib
@@ -81,22 +106,13 @@ def test_a_bf16_mixed_step_matches_fp32(name):
     import torch
     from lightning.pytorch.plugins.precision import MixedPrecision
 
-    from lamini_lm.models.backbone import build_family, load_model
-
-    _gpus(1)
+    spec, family, model = _tiny_on_cuda(name)
     precision = config.compose("train", ["trainer=gpu"]).trainer.precision
     assert precision == "bf16-mixed"  # what trainer=gpu|ddp|fsdp train with
-    spec = _spec(f"model={name}")
-    family = build_family(spec)
-    torch.manual_seed(0)
-    model = load_model(spec, family).cuda().eval()  # eval: no dropout, so both passes see the same network
     batch = _batch(spec, family, "cuda")
-    ref_loss, ref_grad = _loss_and_grad(model, family, batch, contextlib.nullcontext())
-    loss, grad = _loss_and_grad(model, family, batch, MixedPrecision(precision, "cuda").forward_context())
-    assert torch.isclose(loss, ref_loss, rtol=BF16_LOSS_RTOL), (loss.item(), ref_loss.item())
-    cosine = torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0).item()
-    assert cosine >= BF16_GRAD_COSINE, cosine
-    print(f"{name}: fp32 loss {ref_loss.item():.5f}, bf16-mixed {loss.item():.5f}, gradient cosine {cosine:.5f}")
+    _assert_bf16_close(_loss_and_grad(model, family, batch, contextlib.nullcontext()),
+                       _loss_and_grad(model, family, batch, MixedPrecision(precision, "cuda").forward_context()),
+                       f"{name}, fp32 against bf16-mixed")
     # and one optimizer step under bf16-mixed leaves finite fp32 weights (the master copy stays fp32)
     torch.optim.AdamW(model.parameters(), lr=1e-3).step()
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
@@ -176,58 +192,39 @@ def test_the_deepspeed_zero2_export_equals_the_consolidated_weights(tmp_path):
 def test_a_packed_row_under_bf16_mixed_trains_as_the_padded_batch(name):
     # data.packing=padding_free on CUDA: sdpa_varlen per example (T5: with its block of the position bias) under
     # autocast gives the padded batch's loss and gradient (exact in float64 on the CPU: tests/test_packing.py)
-    import torch
     from lightning.pytorch.plugins.precision import MixedPrecision
 
-    from lamini_lm.models.backbone import build_family, load_model
-
-    _gpus(1)
-    spec = _spec(f"model={name}")
-    family = build_family(spec)
-    torch.manual_seed(0)
-    model = load_model(spec, family).cuda().eval()
+    spec, family, model = _tiny_on_cuda(name)
     assert model.config._attn_implementation == "sdpa_varlen"
 
     def step(packed):
         context = MixedPrecision("bf16-mixed", "cuda").forward_context()
         return _loss_and_grad(model, family, _batch(spec, family, "cuda", packed), context)
 
-    (ref_loss, ref_grad), (loss, grad) = step(False), step(True)
-    assert torch.isclose(loss, ref_loss, rtol=BF16_LOSS_RTOL), (loss.item(), ref_loss.item())
-    cosine = torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0).item()
-    assert cosine >= BF16_GRAD_COSINE, cosine
-    print(f"{name}: padded loss {ref_loss.item():.5f}, packed {loss.item():.5f}, gradient cosine {cosine:.5f}")
+    _assert_bf16_close(step(False), step(True), f"{name}, padded against packed")
 
 
 @pytest.mark.parametrize("name", ["tiny_gpt2", "tiny_t5"])
 def test_compiled_blocks_under_bf16_mixed_train_as_eager_ones(name):
     # compile=true on CUDA before a GPU config turns it on: each block compiled with dynamic shapes, packed rows of
     # three lengths under autocast, against eager (the CPU check in float32: tests/test_train_compile.py)
-    import torch
     from lightning.pytorch.plugins.precision import MixedPrecision
 
-    from lamini_lm.models.backbone import build_family, compile_blocks, load_model
+    from lamini_lm.models.backbone import compile_blocks
 
-    _gpus(1)
-    spec = _spec(f"model={name}")
-    family = build_family(spec)
-    torch.manual_seed(0)
-    model = load_model(spec, family).cuda().eval()
+    spec, family, model = _tiny_on_cuda(name)
     batches = [_batch(spec, family, "cuda", packed=True)]
     for cut in (1, 2):  # fewer examples: shorter rows, so the compiled code meets several lengths
         batches.append(_batch(spec, family, "cuda", packed=True, records={k: v[cut:] for k, v in RECORDS.items()}))
 
-    def steps():
-        context = MixedPrecision("bf16-mixed", "cuda").forward_context()
-        return [_loss_and_grad(model, family, b, context) for b in batches]
+    def steps():  # a fresh autocast context per pass: one can be entered only once
+        return [_loss_and_grad(model, family, b, MixedPrecision("bf16-mixed", "cuda").forward_context())
+                for b in batches]
 
     eager = steps()
     assert compile_blocks(model, spec.fsdp_block) > 0
-    for (ref_loss, ref_grad), (loss, grad) in zip(eager, steps()):
-        assert torch.isclose(loss, ref_loss, rtol=BF16_LOSS_RTOL), (loss.item(), ref_loss.item())
-        cosine = torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0).item()
-        assert cosine >= BF16_GRAD_COSINE, cosine
-        print(f"{name}: eager loss {ref_loss.item():.5f}, compiled {loss.item():.5f}, gradient cosine {cosine:.5f}")
+    for reference, compiled in zip(eager, steps()):
+        _assert_bf16_close(reference, compiled, f"{name}, eager against compiled")
 
 
 def test_training_attention_runs_a_fused_sdpa_kernel(monkeypatch):
