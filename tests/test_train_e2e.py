@@ -40,6 +40,12 @@ def test_default_run_reports_where_everything_went(gpt2_run):
 
 
 @pytest.mark.slow
+def test_a_cpu_run_keeps_freed_memory_in_the_process(gpt2_run):
+    out, _ = gpt2_run  # cpu_memory_cache=true, train.yaml's default, on the CPU trainer
+    assert "cpu_memory_cache: memory torch frees stays in this process" in (out / "train.log").read_text()
+
+
+@pytest.mark.slow
 def test_wandb_offline_run_holds_the_config_without_secrets(gpt2_run, monkeypatch):
     out, _ = gpt2_run
     runs = list((out / "wandb").glob("offline-run-*"))

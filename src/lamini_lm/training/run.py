@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import yaml
@@ -17,8 +18,10 @@ from lamini_lm.config import typed
 from lamini_lm.errors import UserError
 from lamini_lm.run_lock import RunLock, is_first_process
 from lamini_lm.secret_keys import redacted
-from lamini_lm.training import checkpoints, recipe
+from lamini_lm.training import checkpoints, cpu_heap, recipe
 from lamini_lm.training.spec import TrainSpec
+
+log = logging.getLogger(__name__)
 
 
 def _write_rank_record(output_dir: Path, rank: int, world_size: int, record: dict) -> None:
@@ -63,6 +66,8 @@ def _fit(spec: TrainSpec, record: dict, output_dir: Path) -> dict:
         reader.load()
     pl.seed_everything(spec.seed, workers=True)
     loggers, callbacks, trainer = _trainer(spec, record)  # a wrong trainer, logger or callback value fails first
+    if spec.cpu_memory_cache and trainer.strategy.root_device.type == "cpu" and cpu_heap.keep_freed_memory():
+        log.info("cpu_memory_cache: memory torch frees stays in this process for the next micro-batch")
     module, datamodule, tokenizer = _build(spec, reader)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)

@@ -53,6 +53,7 @@ class TrainSpec:
     allow_recipe_change: bool = False  # resume although what is optimised changed (training/recipe.py)
     compile: bool = False  # torch.compile each transformer block (models/backbone.py compile_blocks)
     fast_gelu: bool = True  # gelu_new as torch's one-kernel tanh GELU (models/backbone.py fuse_gelu)
+    cpu_memory_cache: bool = True  # freed CPU memory kept for the next micro-batch (training/cpu_heap.py)
     task_name: str = "train"
     # instantiated by Lightning/Hydra as they are: their own constructors check them
     trainer: Any = None
