@@ -19,8 +19,9 @@ response as labels for T5), micro-batches of m examples:
 - "ours" at each global batch: the first global batch of our GlobalBatchSampler (random, sorted by length within
   it), collated by our Collate as data.packing says (padding_free: one row per micro-batch, T5 one row of inputs
   and one of labels, sdpa_varlen), the family's LightningModule under conf/trainer/cpu.yaml, with train.yaml's
-  fast_gelu (gelu_new as torch's one-kernel tanh GELU); "ours_gelu_new": the same at the small global batch with
-  fast_gelu=false.
+  fast_gelu (gelu_new as torch's one-kernel tanh GELU) and cpu_memory_cache (freed memory kept in the process);
+  "ours_gelu_new": the same at the small global batch with fast_gelu=false; "ours_glibc": with
+  cpu_memory_cache=false (--same-heap gives the HF and TRL runs that setting too).
 - --compile adds "ours_compiled" (compile=true: each block compiled, dynamic shapes) and "trl_grouped_compiled"
   (trl_grouped with TrainingArguments' torch_compile=True, the whole model compiled with torch's defaults): TRL's
   fastest mode when compiling is allowed. The untimed warm-up step pays the compilation of both.
@@ -37,6 +38,9 @@ instruction / response length (D_ALL means: 50.6 / 32.9 tokens), lognormal withi
 clipped so that instruction + response <= 480 words (wrapped GPT-2 sequences <= ~512 tokens).
 reconstruction: sigma 0.8 is our choice: with it, random batches of 8 waste 48% (gpt2) / 65% (t5) of
 their tokens on padding over a long plan, close to the 48% / 60% issue 2 reports for LaMini-shaped data.
+
+Every run (a recipe in a round) is a fresh process: a process-wide setting of one recipe (cpu_memory_cache, TRL's
+torch_compile) or the heap its warm-up left never reaches another.
 
 On a shared machine the wall-clock numbers move with the other jobs' load (the "cores" and "matmul" columns show
 it); the padding shares are exact and do not. --rounds N runs the recipes N times, interleaved, and reports each
@@ -406,6 +410,8 @@ def recipes(pool, lengths, family, args) -> list[tuple]:
     runs.append(("ours_padded", small, ours_plan(pool, m, small, seed, family)[0]))
     if not family.separate_labels:  # fast_gelu=false: what the one-kernel GELU brings (t5-small's ReLU has none)
         runs.append(("ours_gelu_new", small, ours_plan(pool, m, small, seed, family)[0]))
+    # cpu_memory_cache=false: glibc's malloc as it comes, what keeping freed memory brings
+    runs.append(("ours_glibc", small, ours_plan(pool, m, small, seed, family)[0]))
     if args.compile:  # compile=true: the warm-up step pays the compilation
         runs.append(("ours_compiled", small, ours_plan(pool, m, small, seed, family)[0]))
         if not family.separate_labels:  # TRL compiled as well: its torch_compile argument
@@ -427,25 +433,14 @@ def whole_plan_padding(recipe, g, plan, packed, pool, lengths, family, args) -> 
     return {gb: plan_padding(pool, plan, enc_dec) for gb in args.global_batches}
 
 
-def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
-    import dataclasses
+def bench_shape(shape: str, args, words) -> list[dict]:
+    """Every recipe of ``shape``, each run in a process of its own (run_recipe): a process-wide setting of one recipe
+    (ours' cpu_memory_cache, TRL's torch_compile) or what its warm-up left in the heap never reaches another."""
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
 
-    import torch
-
-    from lamini_lm.data.tokenization import Tokenize
-    from lamini_lm.models.backbone import build_family, compile_blocks, fuse_gelu, load_model, load_tokenizer
-    from lamini_lm.training.flops import FlopCoefficients
-
-    cfg = compose(shape)
-    family = build_family(cfg.model)
+    cfg, family, tokenizer, pool, warm = shape_data(shape, args, words)
     enc_dec = family.separate_labels
-    tokenizer = load_tokenizer(cfg.model)
-    tokenize = Tokenize(tokenizer, family.style(cfg.model.prompt_style), family,
-                        cfg.data.max_source_length, cfg.data.max_target_length)
-    m, n_micro = args.micro_batch, args.micro_batches
-    pool = records(args.pool, words, args.seed, args.max_words).map(tokenize, batched=True)
-    # the warm-up only has to pay the first-call costs: short examples keep it cheap
-    warm = records(m, words, args.seed + 2, args.max_words // 8).map(tokenize, batched=True)
     src, tgt = np.array(pool["source_length"]), np.array(pool["target_length"])
     side = "input" if enc_dec else "sequence"
     print(f"\n[{shape}] pool of {len(pool)} examples: {side} tokens mean {src.mean():.1f} max {src.max()}, "
@@ -455,20 +450,67 @@ def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
     rows = []
     # rounds interleave the recipes (a, b, c, a, b, c, ...), so a slow minute of the machine falls on every recipe
     for rnd, (recipe, g, plan) in ((r, x) for r in range(args.rounds) for x in recipes(pool, lengths, family, args)):
-        micro = spaced(plan, n_micro)
-        torch.manual_seed(cfg.seed)  # every recipe starts from the same random weights
-        # HF and TRL: transformers' default attention (sdpa); ours: the model config's (sdpa_varlen)
-        ours = recipe.startswith("ours")
-        spec = cfg.model if ours else dataclasses.replace(cfg.model, attn_implementation=None)
-        model = load_model(spec, family)
-        # fast_gelu as training/run.py applies it; HF and TRL train the model as transformers builds it
-        if ours and cfg.fast_gelu and recipe != "ours_gelu_new":
-            fuse_gelu(model)
-        if recipe == "ours_compiled":
-            compile_blocks(model, cfg.model.fsdp_block)
-        meter = Meter(FlopCoefficients(model), head_rows_all=not ours)
-        cpu = matmul_roof(reps=4)  # the shared machine's speed just before this run
         t = time.perf_counter()
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+            row = child.submit(run_recipe, shape, recipe, spaced(plan, args.micro_batches), args, words).result()
+        print(f"  {recipe:16s} done in {time.perf_counter() - t:.0f} s, timed step {row['seconds']:.0f} s; "
+              f"{load_average()}", flush=True)
+        packed = row.pop("packed")
+        row.update(shape=shape, recipe=recipe, round=rnd, **{"global": g},
+                   plan_padding=whole_plan_padding(recipe, g, plan, packed, pool, lengths, family, args))
+        row["tok_s"] = row["real"] / row["seconds"]
+        row["padding"] = 1 - row["real"] / row["padded"]
+        rows.append(row)
+    return rows
+
+
+def shape_data(shape: str, args, words):
+    """The train config of ``shape``, its family and tokenizer, the pool of tokenised examples and the warm-up's
+    (the same in every process: drawn from args.seed)."""
+    from lamini_lm.data.tokenization import Tokenize
+    from lamini_lm.models.backbone import build_family, load_tokenizer
+
+    cfg = compose(shape)
+    family = build_family(cfg.model)
+    tokenizer = load_tokenizer(cfg.model)
+    tokenize = Tokenize(tokenizer, family.style(cfg.model.prompt_style), family,
+                        cfg.data.max_source_length, cfg.data.max_target_length)
+    pool = records(args.pool, words, args.seed, args.max_words).map(tokenize, batched=True)
+    # the warm-up only has to pay the first-call costs: short examples keep it cheap
+    warm = records(args.micro_batch, words, args.seed + 2, args.max_words // 8).map(tokenize, batched=True)
+    return cfg, family, tokenizer, pool, warm
+
+
+def run_recipe(shape: str, recipe: str, micro: list, args, words) -> dict:
+    """One recipe's warm-up and timed step, in the fresh process bench_shape starts for it: what its collator
+    counted, the clock, peak live memory and the process's peak resident memory."""
+    import dataclasses
+    import resource
+
+    import torch
+
+    from lamini_lm.models.backbone import compile_blocks, fuse_gelu, load_model
+    from lamini_lm.training.cpu_heap import keep_freed_memory
+    from lamini_lm.training.flops import FlopCoefficients
+
+    quiet(args.threads)
+    cfg, family, tokenizer, pool, warm = shape_data(shape, args, words)
+    ours = recipe.startswith("ours")
+    # cpu_memory_cache as training/run.py applies it on a CPU; --same-heap: the HF and TRL runs too
+    if (ours and cfg.cpu_memory_cache and recipe != "ours_glibc") or (args.same_heap and not ours):
+        keep_freed_memory()
+    torch.manual_seed(cfg.seed)  # every recipe starts from the same random weights
+    # HF and TRL: transformers' default attention (sdpa); ours: the model config's (sdpa_varlen)
+    spec = cfg.model if ours else dataclasses.replace(cfg.model, attn_implementation=None)
+    model = load_model(spec, family)
+    # fast_gelu as training/run.py applies it; HF and TRL train the model as transformers builds it
+    if ours and cfg.fast_gelu and recipe != "ours_gelu_new":
+        fuse_gelu(model)
+    if recipe == "ours_compiled":
+        compile_blocks(model, cfg.model.fsdp_block)
+    meter = Meter(FlopCoefficients(model), head_rows_all=not ours)
+    cpu = matmul_roof(reps=4)  # the shared machine's speed just before this run
+    with tempfile.TemporaryDirectory() as tmp:
         if ours:
             packing = "padded" if recipe == "ours_padded" else cfg.data.packing
             run_ours(cfg, model, tokenizer, pool, micro, warm, meter, tmp, family, packing)
@@ -476,18 +518,9 @@ def bench_shape(shape: str, args, words, tmp: str) -> list[dict]:
         else:
             run_hf(recipe, cfg, model, tokenizer, pool, micro, warm, meter, tmp)
             packed = recipe == "trl_padding_free"
-        print(f"  {recipe:16s} done in {time.perf_counter() - t:.0f} s, timed step {meter.seconds:.0f} s; "
-              f"{load_average()}", flush=True)
-        plan_pad = whole_plan_padding(recipe, g, plan, packed, pool, lengths, family, args)
-        rows.append({"shape": shape, "recipe": recipe, "global": g, "round": rnd, "real": meter.real,
-                     "padded": meter.padded,
-                     "seconds": meter.seconds, "cpu_seconds": meter.cpu_seconds, "flops": meter.flops, "cpu": cpu,
-                     "peak_mb": (meter.live_peak - meter.live0) / 2 ** 20, "plan_padding": plan_pad})
-        del model
-    for r in rows:
-        r["tok_s"] = r["real"] / r["seconds"]
-        r["padding"] = 1 - r["real"] / r["padded"]
-    return rows
+    return {"real": meter.real, "padded": meter.padded, "seconds": meter.seconds, "cpu_seconds": meter.cpu_seconds,
+            "flops": meter.flops, "cpu": cpu, "peak_mb": (meter.live_peak - meter.live0) / 2 ** 20,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10, "packed": packed}
 
 
 def parse_args():
@@ -505,6 +538,9 @@ def parse_args():
     p.add_argument("--recipes", default="", help="comma-separated: run only these (e.g. ours,ours_compiled)")
     p.add_argument("--rounds", type=int, default=1,
                    help="run every recipe this many times, interleaved; the table shows each recipe's median")
+    p.add_argument("--same-heap", action="store_true",
+                   help="the HF and TRL runs also keep freed memory (ours' cpu_memory_cache): what the setting brings "
+                   "them")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -533,7 +569,7 @@ def quiet(threads: int) -> None:
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     for message in (".*does not have many workers.*", ".*no `val_dataloader`.*", ".*LeafSpec.*", ".*padding_free.*",
-                    ".*max_length.*"):
+                    ".*max_length.*", ".*gradient_checkpointing.*"):
         warnings.filterwarnings("ignore", message)
 
 
@@ -553,9 +589,8 @@ def main() -> None:
           f"over {args.pool} examples; ours at global batch {args.global_batches}; word pool {len(words)}", flush=True)
 
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for shape in shapes:
-            rows += bench_shape(shape, args, words, tmp)
+    for shape in shapes:
+        rows += bench_shape(shape, args, words)
     # This machine's roof: the best fp32 matmul speed seen (the machine is shared, so the best is the least
     # disturbed); "matmul" shows what it reached just before each recipe ran.
     peak = max([matmul_roof(reps=6)] + [r["cpu"] for r in rows])
@@ -572,7 +607,7 @@ def medians(rows: list[dict]) -> list[dict]:
     out = []
     for runs in groups.values():
         row = dict(runs[0])
-        for k in ("real", "padded", "seconds", "cpu_seconds", "flops", "cpu", "peak_mb", "tok_s", "padding"):
+        for k in ("real", "padded", "seconds", "cpu_seconds", "flops", "cpu", "peak_mb", "rss_mb", "tok_s", "padding"):
             row[k] = float(np.median([r[k] for r in runs]))
         row["util"] = float(np.median([r["flops"] / r["seconds"] for r in runs]))
         row["range"] = (min(r["tok_s"] for r in runs), max(r["tok_s"] for r in runs))
@@ -594,7 +629,8 @@ def report(rows: list[dict], shapes: list[str], peak: float, args) -> None:
     print(f"\nfp32 matmul roof (2048^3, best seen, {args.threads} threads): {peak / 1e9:.1f} GFLOP/s")
     print("util = executed FLOPs / time / roof (lamini_lm.training.flops: padding, attention squares and every "
           "projected output row included); time = data + forward + backward of the timed micro-batches (not the "
-          "optimizer step); peak MB = live allocated bytes (mallinfo2) over the weights alone; cores = process CPU s / "
+          "optimizer step); peak MB = live allocated bytes (mallinfo2) over the weights alone; RSS MB = the recipe's "
+          "process's peak resident memory (imports, data and warm-up included); cores = process CPU s / "
           "wall s (< threads: other jobs took the CPU); plan padding = over the recipe's whole plan (exact)"
           + (f"; every column is the median of {args.rounds} interleaved rounds, tok/s range beside it"
              if args.rounds > 1 else ""))
@@ -602,7 +638,8 @@ def report(rows: list[dict], shapes: list[str], peak: float, args) -> None:
     table = medians(rows)
     print(f"\n{'shape':9s} {'recipe':20s} {'global':>6s} {'real tok':>8s} {'time s':>7s} {'real tok/s':>10s} "
           + (f"{'range':>13s} " if args.rounds > 1 else "")
-          + f"{'padding':>8s} {'util':>5s} {'peak MB':>7s} {'matmul GF/s':>11s} {'cores':>5s}  plan padding at "
+          + f"{'padding':>8s} {'util':>5s} {'peak MB':>7s} {'RSS MB':>6s} {'matmul GF/s':>11s} {'cores':>5s}  "
+          + "plan padding at "
           + ", ".join(map(str, gb)))
     for r in table:
         pads = ", ".join(f"{r['plan_padding'][g]:.1%}" if g in r["plan_padding"] else "-" for g in gb)
@@ -610,7 +647,8 @@ def report(rows: list[dict], shapes: list[str], peak: float, args) -> None:
         print(f"{r['shape']:9s} {r['recipe']:20s} {r['global'] or 'any':>6} {r['real']:>8,.0f} {r['seconds']:>7.1f} "
               f"{r['tok_s']:>10.1f} " + (f"{f'{lo:.1f}-{hi:.1f}':>13s} " if args.rounds > 1 else "")
               + f"{r['padding']:>8.1%} {r['util'] / peak:>5.2f} "
-              f"{r['peak_mb']:>7.0f} {r['cpu'] / 1e9:>11.1f} {r['cpu_seconds'] / r['seconds']:>5.2f}  {pads}")
+              f"{r['peak_mb']:>7.0f} {r['rss_mb']:>6.0f} {r['cpu'] / 1e9:>11.1f} "
+              f"{r['cpu_seconds'] / r['seconds']:>5.2f}  {pads}")
     print()
     for shape in shapes:
         mine = [r for r in table if r["shape"] == shape and r["recipe"] in ("ours", "ours_compiled")]
@@ -622,6 +660,9 @@ def report(rows: list[dict], shapes: list[str], peak: float, args) -> None:
             print(f"{shape:9s} {o['recipe']} at global {o['global']}: "
                   + ", ".join(ratios(rows, o, r) for r in others)
                   + f"; peak memory {o['peak_mb'] / best['peak_mb']:.2f}x {best['recipe']} (the fastest other)")
+        glibc = [r for r in table if r["shape"] == shape and r["recipe"] == "ours_glibc"]
+        for o in (o for o in mine for g in glibc if o["recipe"] == "ours" and o["global"] == g["global"]):
+            print(f"{shape:9s} ours at global {o['global']}: {ratios(rows, o, glibc[0])} (cpu_memory_cache=false)")
 
 
 if __name__ == "__main__":
