@@ -439,7 +439,8 @@ def bench_shape(shape: str, args, words) -> list[dict]:
     from concurrent.futures import ProcessPoolExecutor
     import multiprocessing
 
-    cfg, family, tokenizer, pool, warm = shape_data(shape, args, words)
+    cfg, family, tokenizer = shape_model(shape)
+    pool, warm = examples(cfg, family, tokenizer, args, words)
     enc_dec = family.separate_labels
     src, tgt = np.array(pool["source_length"]), np.array(pool["target_length"])
     side = "input" if enc_dec else "sequence"
@@ -452,7 +453,7 @@ def bench_shape(shape: str, args, words) -> list[dict]:
     for rnd, (recipe, g, plan) in ((r, x) for r in range(args.rounds) for x in recipes(pool, lengths, family, args)):
         t = time.perf_counter()
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
-            row = child.submit(run_recipe, shape, recipe, spaced(plan, args.micro_batches), args, words).result()
+            row = child.submit(run_recipe, shape, recipe, spaced(plan, args.micro_batches), pool, warm, args).result()
         print(f"  {recipe:16s} done in {time.perf_counter() - t:.0f} s, timed step {row['seconds']:.0f} s; "
               f"{load_average()}", flush=True)
         packed = row.pop("packed")
@@ -464,26 +465,31 @@ def bench_shape(shape: str, args, words) -> list[dict]:
     return rows
 
 
-def shape_data(shape: str, args, words):
-    """The train config of ``shape``, its family and tokenizer, the pool of tokenised examples and the warm-up's
-    (the same in every process: drawn from args.seed)."""
-    from lamini_lm.data.tokenization import Tokenize
+def shape_model(shape: str):
+    """The train config of ``shape``, its family and tokenizer."""
     from lamini_lm.models.backbone import build_family, load_tokenizer
 
     cfg = compose(shape)
     family = build_family(cfg.model)
-    tokenizer = load_tokenizer(cfg.model)
+    return cfg, family, load_tokenizer(cfg.model)
+
+
+def examples(cfg, family, tokenizer, args, words):
+    """The pool of tokenised examples the plans draw from, and the warm-up's."""
+    from lamini_lm.data.tokenization import Tokenize
+
     tokenize = Tokenize(tokenizer, family.style(cfg.model.prompt_style), family,
                         cfg.data.max_source_length, cfg.data.max_target_length)
     pool = records(args.pool, words, args.seed, args.max_words).map(tokenize, batched=True)
     # the warm-up only has to pay the first-call costs: short examples keep it cheap
     warm = records(args.micro_batch, words, args.seed + 2, args.max_words // 8).map(tokenize, batched=True)
-    return cfg, family, tokenizer, pool, warm
+    return pool, warm
 
 
-def run_recipe(shape: str, recipe: str, micro: list, args, words) -> dict:
-    """One recipe's warm-up and timed step, in the fresh process bench_shape starts for it: what its collator
-    counted, the clock, peak live memory and the process's peak resident memory."""
+def run_recipe(shape: str, recipe: str, micro: list, pool, warm, args) -> dict:
+    """One recipe's warm-up and timed step on the parent's tokenised ``pool`` and ``warm``, in the fresh process
+    bench_shape starts for it: what its collator counted, the clock, peak live memory and the process's peak
+    resident memory."""
     import dataclasses
     import resource
 
@@ -494,7 +500,7 @@ def run_recipe(shape: str, recipe: str, micro: list, args, words) -> dict:
     from lamini_lm.training.flops import FlopCoefficients
 
     quiet(args.threads)
-    cfg, family, tokenizer, pool, warm = shape_data(shape, args, words)
+    cfg, family, tokenizer = shape_model(shape)
     ours = recipe.startswith("ours")
     # cpu_memory_cache as training/run.py applies it on a CPU; --same-heap: the HF and TRL runs too
     if (ours and cfg.cpu_memory_cache and recipe != "ours_glibc") or (args.same_heap and not ours):
@@ -660,9 +666,9 @@ def report(rows: list[dict], shapes: list[str], peak: float, args) -> None:
             print(f"{shape:9s} {o['recipe']} at global {o['global']}: "
                   + ", ".join(ratios(rows, o, r) for r in others)
                   + f"; peak memory {o['peak_mb'] / best['peak_mb']:.2f}x {best['recipe']} (the fastest other)")
-        glibc = [r for r in table if r["shape"] == shape and r["recipe"] == "ours_glibc"]
-        for o in (o for o in mine for g in glibc if o["recipe"] == "ours" and o["global"] == g["global"]):
-            print(f"{shape:9s} ours at global {o['global']}: {ratios(rows, o, glibc[0])} (cpu_memory_cache=false)")
+        for g in (r for r in table if r["shape"] == shape and r["recipe"] == "ours_glibc"):
+            for o in (o for o in mine if o["recipe"] == "ours" and o["global"] == g["global"]):
+                print(f"{shape:9s} ours at global {o['global']}: {ratios(rows, o, g)} (cpu_memory_cache=false)")
 
 
 if __name__ == "__main__":
