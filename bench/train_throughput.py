@@ -16,21 +16,24 @@ response as labels for T5), micro-batches of m examples:
   loss (the prompt is -100 in the labels), no packing across examples and gradient_checkpointing=False, TRL's
   fastest; "trl_grouped_ckpt": trl_grouped with TRL 1.16's default gradient_checkpointing=True (less memory,
   slower). TRL trains no encoder-decoder models.
-- "ours" at each global batch: the first global batch of our GlobalBatchSampler (random, sorted by length within
-  it), collated by our Collate as data.packing says (padding_free: one row per micro-batch, T5 one row of inputs
-  and one of labels, sdpa_varlen), the family's LightningModule under conf/trainer/cpu.yaml, with train.yaml's
-  fast_gelu (gelu_new as torch's one-kernel tanh GELU) and cpu_memory_cache (freed memory kept in the process);
-  "ours_gelu_new": the same at the small global batch with fast_gelu=false; "ours_glibc": with
-  cpu_memory_cache=false (--same-heap gives the HF and TRL runs that setting too).
+- "ours" at each global batch: the first global batch of our GlobalBatchSampler as training cuts it (packed: into
+  micro-batches of even tokens; padded: sorted by length, m examples each), collated by our Collate as data.packing says
+  (padding_free: one row per micro-batch, T5 one row of inputs and one of labels, sdpa_varlen), the family's
+  LightningModule under conf/trainer/cpu.yaml, with train.yaml's fast_gelu (gelu_new as torch's one-kernel tanh GELU)
+  and cpu_memory_cache (freed memory kept in the process); "ours_gelu_new": the same at the small global batch with
+  fast_gelu=false; "ours_glibc": with cpu_memory_cache=false (--same-heap gives the HF and TRL runs that setting too);
+  "ours_count_cut": packed rows of the sorted global batch cut m examples each, as before the token cut; "ours_padded":
+  data.packing=padded.
 - --compile adds "ours_compiled" (compile=true: each block compiled, dynamic shapes) and "trl_grouped_compiled"
   (trl_grouped with TrainingArguments' torch_compile=True, the whole model compiled with torch's defaults): TRL's
   fastest mode when compiling is allowed. The untimed warm-up step pays the compilation of both.
 
-Timing a whole global batch of 1024 would take ~15 min per recipe here, so each recipe trains one optimizer step
-of --micro-batches micro-batches spread evenly over its own plan (a sorted plan's short, middle and long
-micro-batches alike), after one untimed warm-up step; the padding of each whole plan is also computed from the
-lengths alone. The plans of alpaca and trl_padding_free do not depend on the global batch; trl_grouped's mega-batch
-does (its timed micro-batches come from the smallest global batch's plan).
+Timing a whole global batch of 1024 would take ~15 min per recipe here, so each recipe trains one optimizer step of
+--micro-batches micro-batches spread evenly over its own plan (a sorted plan's short, middle and long micro-batches
+alike), after one untimed warm-up step (m examples of the same length distribution: it pays the first-call costs, the
+heap's growth to a micro-batch's working set among them); the padding of each whole plan is also computed from the
+lengths alone. The plans of alpaca and trl_padding_free do not depend on the global batch; trl_grouped's mega-batch does
+(its timed micro-batches come from the smallest global batch's plan).
 
 Data: records of words that are one token in both tokenizers, so a text of n words is ~n tokens in both.
 Lengths follow the paper's Table 1: each of the seven subsets with its share of D_ALL and its mean
@@ -250,12 +253,15 @@ def grouped_plan(lengths, m: int, k: int, seed: int) -> list[list[int]]:
     return [order[i:i + m] for i in range(0, len(order) - m + 1, m)]
 
 
-def ours_plan(dataset, m: int, global_batch: int, seed: int, family):
-    """The first global batch of our GlobalBatchSampler: its micro-batches, each carrying the step normaliser."""
+def ours_plan(dataset, m: int, global_batch: int, seed: int, family, packed: bool):
+    """The first global batch of our GlobalBatchSampler, as InstructionDataModule cuts it (``packed``: by tokens,
+    else sorted and by count): its micro-batches, each carrying the step normaliser."""
     from lamini_lm.data.batching import GlobalBatchSampler
 
-    sampler = GlobalBatchSampler(dataset["source_length"], dataset["target_length"], global_batch_size=global_batch,
-                                 micro_batch_size=m, seed=seed, order=family.order)
+    src, tgt = dataset["source_length"], dataset["target_length"]
+    row_tokens = list(map(family.row_tokens, src, tgt)) if packed else None
+    sampler = GlobalBatchSampler(src, tgt, global_batch_size=global_batch, micro_batch_size=m, seed=seed,
+                                 order=family.order, row_tokens=row_tokens)
     return sampler.plan(0)
 
 
@@ -397,23 +403,27 @@ def compose(shape: str, *extra: str):
                            **{k: config.typed(cfg[k], t, k) for k, t in typed.items()})
 
 
-def recipes(pool, lengths, family, args) -> list[tuple]:
-    """(recipe, its global batch or None, its plan of micro-batches) for every recipe this shape runs."""
+def recipes(pool, lengths, family, packed, args) -> list[tuple]:
+    """(recipe, its global batch or None, its plan of micro-batches) for every recipe this shape runs; ``packed``:
+    ours packs its micro-batches (data.packing)."""
     m, small, seed = args.micro_batch, min(args.global_batches), args.seed
+    ours = functools.partial(ours_plan, pool, m, seed=seed, family=family, packed=packed)
     runs = [("alpaca", None, random_plan(len(pool), m, seed))]
     if not family.separate_labels:  # TRL trains decoder-only models only
         runs += [("trl_grouped", small, grouped_plan(lengths, m, small // m, seed)),
                  ("trl_grouped_ckpt", small, grouped_plan(lengths, m, small // m, seed)),
                  ("trl_padding_free", None, random_plan(len(pool), m, seed))]
-    runs += [("ours", g, ours_plan(pool, m, g, seed, family)[0]) for g in args.global_batches]
+    runs += [("ours", g, ours(g)[0]) for g in args.global_batches]
     # data.packing=padded: the alternative, sorted micro-batches padded to their longest
-    runs.append(("ours_padded", small, ours_plan(pool, m, small, seed, family)[0]))
+    runs.append(("ours_padded", small, ours_plan(pool, m, small, seed, family, packed=False)[0]))
+    if packed:  # packed rows cut like padded ones (sorted, m examples each): what the token cut brings
+        runs.append(("ours_count_cut", small, ours_plan(pool, m, small, seed, family, packed=False)[0]))
     if not family.separate_labels:  # fast_gelu=false: what the one-kernel GELU brings (t5-small's ReLU has none)
-        runs.append(("ours_gelu_new", small, ours_plan(pool, m, small, seed, family)[0]))
+        runs.append(("ours_gelu_new", small, ours(small)[0]))
     # cpu_memory_cache=false: glibc's malloc as it comes, what keeping freed memory brings
-    runs.append(("ours_glibc", small, ours_plan(pool, m, small, seed, family)[0]))
+    runs.append(("ours_glibc", small, ours(small)[0]))
     if args.compile:  # compile=true: the warm-up step pays the compilation
-        runs.append(("ours_compiled", small, ours_plan(pool, m, small, seed, family)[0]))
+        runs.append(("ours_compiled", small, ours(small)[0]))
         if not family.separate_labels:  # TRL compiled as well: its torch_compile argument
             runs.append(("trl_grouped_compiled", small, grouped_plan(lengths, m, small // m, seed)))
     return [r for r in runs if r[0] in args.recipes] if args.recipes else runs
@@ -424,8 +434,9 @@ def whole_plan_padding(recipe, g, plan, packed, pool, lengths, family, args) -> 
     of micro-batches."""
     m, seed, enc_dec = args.micro_batch, args.seed, family.separate_labels
     if recipe.startswith("ours"):  # packed: a row over the family's pack_limit is padded
-        return {g: plan_padding(pool, [b for step in ours_plan(pool, m, g, seed, family) for b in step], enc_dec,
-                                packed, family.pack_limit)}
+        cut_by_tokens = packed and recipe != "ours_count_cut"
+        steps = ours_plan(pool, m, g, seed, family, cut_by_tokens)
+        return {g: plan_padding(pool, [b for step in steps for b in step], enc_dec, packed, family.pack_limit)}
     if packed:  # TRL padding_free: one row, no padding
         return {gb: 0.0 for gb in args.global_batches}
     if recipe.startswith("trl_grouped"):
@@ -448,9 +459,11 @@ def bench_shape(shape: str, args, words) -> list[dict]:
           f"{'label' if enc_dec else 'target'} tokens mean {tgt.mean():.1f} max {tgt.max()}", flush=True)
 
     lengths = src + tgt if enc_dec else src
+    ours_packs = cfg.data.packing == "padding_free" and family.can_pack
     rows = []
     # rounds interleave the recipes (a, b, c, a, b, c, ...), so a slow minute of the machine falls on every recipe
-    for rnd, (recipe, g, plan) in ((r, x) for r in range(args.rounds) for x in recipes(pool, lengths, family, args)):
+    runs = ((r, x) for r in range(args.rounds) for x in recipes(pool, lengths, family, ours_packs, args))
+    for rnd, (recipe, g, plan) in runs:
         t = time.perf_counter()
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
             row = child.submit(run_recipe, shape, recipe, spaced(plan, args.micro_batches), pool, warm, args).result()
@@ -481,8 +494,9 @@ def examples(cfg, family, tokenizer, args, words):
     tokenize = Tokenize(tokenizer, family.style(cfg.model.prompt_style), family,
                         cfg.data.max_source_length, cfg.data.max_target_length)
     pool = records(args.pool, words, args.seed, args.max_words).map(tokenize, batched=True)
-    # the warm-up only has to pay the first-call costs: short examples keep it cheap
-    warm = records(args.micro_batch, words, args.seed + 2, args.max_words // 8).map(tokenize, batched=True)
+    # one micro-batch of the same lengths as the timed ones: it pays the first-call costs, the heap's growth to a
+    # micro-batch's working set among them (a run pays that once, in its first step)
+    warm = records(args.micro_batch, words, args.seed + 2, args.max_words).map(tokenize, batched=True)
     return pool, warm
 
 

@@ -130,3 +130,28 @@ def test_a_micro_batch_longer_than_the_familys_pack_limit_is_padded():
                                micro_batch_size=8, val_size=1, max_source_length=8, max_target_length=8,
                                packing="padding_free")
     assert dm.collate.packed and dm.collate.pack_limit == EncoderDecoder.pack_limit  # what training collates with
+
+
+@pytest.mark.parametrize("packing", ["padded", "padding_free"])
+def test_training_cuts_packed_global_batches_by_tokens_and_padded_ones_by_count(packing):
+    from types import SimpleNamespace
+
+    import datasets
+
+    from lamini_lm.data.datamodule import InstructionDataModule
+    from lamini_lm.models.families import EncoderDecoder
+
+    src, tgt = [3, 40, 5, 30, 7, 2, 9, 60], [4, 1, 20, 2, 6, 8, 1, 2]
+    dm = InstructionDataModule(None, SimpleNamespace(pad_token_id=0), None, EncoderDecoder(), global_batch_size=8,
+                               micro_batch_size=2, val_size=1, max_source_length=8, max_target_length=8,
+                               packing=packing)
+    dm.train_set = datasets.Dataset.from_dict({"input_ids": [[1] * n for n in src], "labels": [[1] * n for n in tgt],
+                                               "source_length": src, "target_length": tgt})
+    micros = list(dm.train_dataloader().batch_sampler)
+    assert sorted(i for mb in micros for i in mb) == list(range(8)) and len(micros) == 4
+    rows = sorted(sum(src[i] + tgt[i] for i in mb) for mb in micros)
+    if packing == "padding_free":  # input + label tokens: 7 41 25 32 13 10 10 62, longest first into
+        # the lightest: 62 | 41+7 | 32+10 | 25+13+10
+        assert rows == [42, 48, 48, 62]
+    else:
+        assert all(len(mb) == 2 for mb in micros)

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from lamini_lm.data.batching import GlobalBatchSampler, accumulation_steps
+from lamini_lm.data.batching import GlobalBatchSampler, accumulation_steps, token_cut
 from lamini_lm.errors import UserError
 from lamini_lm.models.families import DecoderOnly, EncoderDecoder
 
@@ -22,12 +22,14 @@ def _lengths(n, seed=0):
     return src, tgt
 
 
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
 @pytest.mark.parametrize("family", [DecoderOnly(), EncoderDecoder()], ids=repr)
-def test_ranks_partition_every_global_batch(family):
+def test_ranks_partition_every_global_batch(family, packed):
     src, tgt = _lengths(1000)
     world = 4
+    row_tokens = list(map(family.row_tokens, src, tgt)) if packed else None
     samplers = [GlobalBatchSampler(src, tgt, global_batch_size=64, micro_batch_size=4, world_size=world, rank=r,
-                                   seed=7, order=family.order) for r in range(world)]
+                                   seed=7, order=family.order, row_tokens=row_tokens) for r in range(world)]
     plans = [s.plan(epoch=3) for s in samplers]
     assert all(len(p) == 1000 // 64 for p in plans)
     seen = []
@@ -67,6 +69,34 @@ def test_length_grouping_cuts_padding_without_changing_the_global_batches():
         assert sorted(i for mb in g for i in mb) == sorted(i for mb in p for i in mb)
     assert _padding_share(plain, src) > 0.4
     assert _padding_share(grouped, src) < 0.1
+
+
+def test_packed_global_batches_are_cut_into_micro_batches_of_even_tokens():
+    # a packed row has no padding to save: its micro-batches hold the same global batch, cut by tokens, and the
+    # largest is never longer than the count cut's longest (the m longest examples): peak memory never rises
+    src, tgt = _lengths(4096)
+    kw = dict(global_batch_size=256, micro_batch_size=8, seed=3)
+    by_count = GlobalBatchSampler(src, tgt, order=DecoderOnly().order, **kw).plan(0)
+    by_tokens = GlobalBatchSampler(src, tgt, row_tokens=src, **kw).plan(0)
+    for c, t in zip(by_count, by_tokens):
+        assert sorted(i for mb in c for i in mb) == sorted(i for mb in t for i in mb)
+        assert len(t) == len(c) == 256 // 8
+        count_rows, token_rows = ([sum(src[i] for i in mb) for mb in step] for step in (c, t))
+        mean = sum(token_rows) / len(token_rows)
+        assert max(count_rows) > 1.5 * mean  # LaMini-like lengths: the sorted cut's last row is long
+        longest = max(src[i] for mb in t for i in mb)  # a micro-batch holds at least one example
+        assert max(token_rows) <= min(max(count_rows), max(1.1 * mean, longest))
+        assert len({len(mb) for mb in t}) > 1  # as many examples as the tokens take
+
+
+def test_the_token_cut_never_makes_a_micro_batch_longer_than_the_m_longest_examples():
+    r = random.Random(0)
+    for _ in range(3000):
+        n, m = r.randint(1, 6), r.randint(1, 5)
+        tokens = [r.randint(1, r.choice([2, 5, 20, 500])) for _ in range(n * m)]
+        micros = token_cut(list(range(n * m)), tokens, n)
+        assert sorted(i for mb in micros for i in mb) == list(range(n * m)) and all(micros)
+        assert max(sum(tokens[i] for i in mb) for mb in micros) <= sum(sorted(tokens)[-m:])
 
 
 def test_skip_resumes_mid_epoch_at_the_next_micro_batch():

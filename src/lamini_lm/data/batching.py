@@ -6,7 +6,9 @@ micro-batches of ``micro_batch_size``. Because the loss of every micro-batch is 
 of target tokens of the *whole global batch* (carried with each micro-batch as ``step_target_tokens``),
 the gradient of a step does not depend on how the global batch is cut. So we are free to cut it by
 length: sorting a global batch before cutting it removes most padding (one long P3/FLAN prompt no
-longer sets the width of a whole random batch) without changing what is optimised.
+longer sets the width of a whole random batch) without changing what is optimised. A packed micro-batch
+(data.packing=padding_free) has no padding to save, so its global batch is cut by tokens instead: every
+micro-batch about as long as the others, however many examples that takes (``token_cut``).
 
 Every rank computes the same plan from (seed, epoch) and takes its own micro-batches, so no
 DistributedSampler is needed. The plan is resumable mid-epoch: the loader's state is how many
@@ -15,6 +17,7 @@ micro-batches of the epoch this rank has handed to the training loop.
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections.abc import Callable, Iterator, Sequence
 
@@ -35,6 +38,23 @@ def accumulation_steps(global_batch_size: int, micro_batch_size: int, world_size
     return global_batch_size // per_pass
 
 
+def token_cut(batch: list[int], tokens: Sequence[int], n: int) -> list[list[int]]:
+    """``batch`` cut into ``n`` micro-batches of near-equal ``tokens``: the longest example first, each into the
+    micro-batch with the fewest tokens so far (longest-processing-time first). The largest micro-batch never holds
+    more tokens than the ``len(batch) // n`` longest examples together, the last micro-batch of a count cut of the
+    sorted batch, so peak memory is never higher than that cut's. (Proof: let x be the last example put into the
+    largest micro-batch, which held L tokens then, the fewest of any. Fewer than len(batch) examples had been placed,
+    each at least as long as x, so some micro-batch held c < len(batch) // n of them and at least L tokens: L + x is
+    at most the c + 1 longest examples together.)"""
+    micros: list[list[int]] = [[] for _ in range(n)]
+    lightest = [(0, m) for m in range(n)]  # (tokens, micro-batch): a heap
+    for i in sorted(batch, key=lambda i: -tokens[i]):
+        load, m = heapq.heappop(lightest)
+        micros[m].append(i)
+        heapq.heappush(lightest, (load + tokens[i], m))
+    return micros
+
+
 class MicroBatch(list):
     """Dataset indices of one micro-batch, with the target-token count of its whole global batch."""
 
@@ -52,12 +72,16 @@ class GlobalBatchSampler:
     ``source_lengths``/``target_lengths`` are per example. Within a global batch, examples are put in
     the order ``order(batch, source_lengths, target_lengths, micro_batch_size)`` gives (the model family's
     ``Family.order``: by length, so micro-batches waste little padding); None keeps the random order.
-    An incomplete last global batch is dropped (it would change the step size).
+    ``row_tokens`` (per example, what it adds to a packed micro-batch: ``Family.row_tokens``) cuts every global
+    batch by tokens instead (``token_cut``): still ``accumulation`` micro-batches per rank and step, each
+    ``micro_batch_size`` examples on average. An incomplete last global batch is dropped (it would change the step
+    size).
     """
 
     def __init__(self, source_lengths: Sequence[int], target_lengths: Sequence[int], *, global_batch_size: int,
                  micro_batch_size: int, world_size: int = 1, rank: int = 0, seed: int = 0,
-                 order: Callable[[list[int], Sequence[int], Sequence[int], int], list[int]] | None = None):
+                 order: Callable[[list[int], Sequence[int], Sequence[int], int], list[int]] | None = None,
+                 row_tokens: Sequence[int] | None = None):
         self.accumulation = accumulation_steps(global_batch_size, micro_batch_size, world_size)
         if len(source_lengths) < global_batch_size:
             raise UserError(
@@ -72,6 +96,7 @@ class GlobalBatchSampler:
         self.rank = rank
         self.seed = seed
         self.order = order
+        self.row_tokens = None if row_tokens is None else list(row_tokens)
         self.epoch = 0
         self.skip = 0  # micro-batches of the current epoch to skip (set when resuming mid-epoch)
 
@@ -93,10 +118,13 @@ class GlobalBatchSampler:
         n_micro = self.global_batch_size // self.micro_batch_size
         for s in range(self.steps_per_epoch):
             batch = shuffled[s * self.global_batch_size:(s + 1) * self.global_batch_size]
-            if self.order is not None:
-                batch = self.order(batch, self.source_lengths, self.target_lengths, self.micro_batch_size)
             total = sum(self.target_lengths[i] for i in batch)
-            micros = [batch[m * self.micro_batch_size:(m + 1) * self.micro_batch_size] for m in range(n_micro)]
+            if self.row_tokens is not None:
+                micros = token_cut(batch, self.row_tokens, n_micro)
+            else:
+                if self.order is not None:
+                    batch = self.order(batch, self.source_lengths, self.target_lengths, self.micro_batch_size)
+                micros = [batch[m * self.micro_batch_size:(m + 1) * self.micro_batch_size] for m in range(n_micro)]
             # interleave so that every rank gets a similar mix of short and long micro-batches
             steps.append([MicroBatch(micros[m], total) for m in range(self.rank, n_micro, self.world_size)])
         return steps

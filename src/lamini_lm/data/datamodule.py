@@ -57,11 +57,13 @@ class InstructionDataModule(pl.LightningDataModule):
 
     def train_dataloader(self):
         trainer = self.trainer
+        src, tgt = self.train_set["source_length"], self.train_set["target_length"]
+        # packed rows have no padding to save by sorting: they are cut into micro-batches of even tokens instead
+        row_tokens = list(map(self.family.row_tokens, src, tgt)) if self.collate.packed else None
         sampler = GlobalBatchSampler(
-            self.train_set["source_length"], self.train_set["target_length"],
-            global_batch_size=self.global_batch_size, micro_batch_size=self.micro_batch_size,
+            src, tgt, global_batch_size=self.global_batch_size, micro_batch_size=self.micro_batch_size,
             world_size=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0,
-            seed=self.seed, order=self.family.order,
+            seed=self.seed, order=self.family.order, row_tokens=row_tokens,
         )
         return make_loader(TokenizedSet(self.train_set), sampler, self.collate, self.num_workers)
 

@@ -96,6 +96,11 @@ class Family:
         """A global batch sorted so that cutting it into micro-batches wastes little padding."""
         return sorted(batch, key=source_lengths.__getitem__)
 
+    def row_tokens(self, source_length: int, target_length: int) -> int:
+        """The tokens one example adds to a packed micro-batch: its sequence, and its labels when they are a
+        sequence of their own."""
+        return source_length + (target_length if self.separate_labels else 0)
+
     # -- training ---------------------------------------------------------------------------------
     def token_nll(self, model, batch: dict) -> torch.Tensor:
         """Summed NLL over the micro-batch's target tokens (labels == IGNORE_INDEX are ignored)."""
