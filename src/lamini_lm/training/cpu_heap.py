@@ -2,13 +2,14 @@
 CUDA's caching allocator keeps a GPU's.
 
 torch allocates CPU tensors with the C library's malloc. glibc serves every block over its mmap threshold (32 MB at
-most) with a fresh mapping and unmaps it on free, so every micro-batch faults its large blocks back in, page by page,
-each page zeroed by the kernel: GPT-2's tied embedding gradient alone is 154 MB, its logits 77 MB. On the 2-core
-CPU (gpt2-124M, one packed micro-batch of 8 LaMini-length examples, after a short first step): ~1 GB of page faults
-per micro-batch under glibc's defaults, 0-150 MB with these settings. bench/train_throughput.py, after a warm-up as
-long as the timed steps, measures 1.25x the tokens/s on t5-small but 0.95x on gpt2-124M (bench/README.md). The
-cost: the process's resident memory stays at the highest it reached, 3-5% higher there since blocks no longer fit
-exactly where freed ones were (torch asks for 64-byte aligned blocks).
+most) with a fresh mapping and unmaps it on free, so every micro-batch faults its large blocks back in, page by
+page, each page zeroed by the kernel: GPT-2's tied embedding gradient alone is 154 MB, its logits 77 MB. On the
+2-core CPU (gpt2-124M, one packed micro-batch of 8 LaMini-length examples, after a short first step): ~1 GB of page
+faults per micro-batch under glibc's defaults, 0-150 MB with these settings (~750 against ~90 MB once the first
+steps have raised glibc's mmap threshold to its 32 MB cap). bench/train_throughput.py measures 1.25x the tokens/s on
+t5-small, 1.14x on gpt2-124M (one of two runs read 0.95x there; bench/README.md). The cost: the process's resident
+memory stays at the highest it reached, 3-8% higher there since blocks no longer fit exactly where freed ones were
+(torch asks for 64-byte aligned blocks).
 """
 
 from __future__ import annotations
