@@ -261,7 +261,7 @@ def ours_plan(dataset, m: int, global_batch: int, seed: int, family, packed: boo
     src, tgt = dataset["source_length"], dataset["target_length"]
     row_tokens = list(map(family.row_tokens, src, tgt)) if packed else None
     sampler = GlobalBatchSampler(src, tgt, global_batch_size=global_batch, micro_batch_size=m, seed=seed,
-                                 order=family.order, row_tokens=row_tokens)
+                                 order=family.order, row_tokens=row_tokens, pack_limit=family.pack_limit)
     return sampler.plan(0)
 
 

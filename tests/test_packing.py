@@ -132,8 +132,10 @@ def test_a_micro_batch_longer_than_the_familys_pack_limit_is_padded():
     assert dm.collate.packed and dm.collate.pack_limit == EncoderDecoder.pack_limit  # what training collates with
 
 
-@pytest.mark.parametrize("packing", ["padded", "padding_free"])
-def test_training_cuts_packed_global_batches_by_tokens_and_padded_ones_by_count(packing):
+@pytest.mark.parametrize("packing,pack_limit", [("padded", 2048), ("padding_free", 2048), ("padding_free", 50)])
+def test_training_cuts_packed_global_batches_by_tokens_and_padded_ones_by_count(packing, pack_limit):
+    # and a global batch whose token cut has a micro-batch over the pack limit by count, sorted: the collator pads
+    # that micro-batch, and a mix of lengths would waste more padding
     from types import SimpleNamespace
 
     import datasets
@@ -141,8 +143,12 @@ def test_training_cuts_packed_global_batches_by_tokens_and_padded_ones_by_count(
     from lamini_lm.data.datamodule import InstructionDataModule
     from lamini_lm.models.families import EncoderDecoder
 
+    class Limited(EncoderDecoder):
+        pass
+
+    Limited.pack_limit = pack_limit
     src, tgt = [3, 40, 5, 30, 7, 2, 9, 60], [4, 1, 20, 2, 6, 8, 1, 2]
-    dm = InstructionDataModule(None, SimpleNamespace(pad_token_id=0), None, EncoderDecoder(), global_batch_size=8,
+    dm = InstructionDataModule(None, SimpleNamespace(pad_token_id=0), None, Limited(), global_batch_size=8,
                                micro_batch_size=2, val_size=1, max_source_length=8, max_target_length=8,
                                packing=packing)
     dm.train_set = datasets.Dataset.from_dict({"input_ids": [[1] * n for n in src], "labels": [[1] * n for n in tgt],
@@ -150,8 +156,8 @@ def test_training_cuts_packed_global_batches_by_tokens_and_padded_ones_by_count(
     micros = list(dm.train_dataloader().batch_sampler)
     assert sorted(i for mb in micros for i in mb) == list(range(8)) and len(micros) == 4
     rows = sorted(sum(src[i] + tgt[i] for i in mb) for mb in micros)
-    if packing == "padding_free":  # input + label tokens: 7 41 25 32 13 10 10 62, longest first into
-        # the lightest: 62 | 41+7 | 32+10 | 25+13+10
+    if packing == "padding_free" and pack_limit == 2048:  # input + label tokens: 7 41 25 32 13 10 10 62, longest
+        # first into the lightest: 62 | 41+7 | 32+10 | 25+13+10
         assert rows == [42, 48, 48, 62]
-    else:
+    else:  # 60 input tokens in one micro-batch pass a limit of 50
         assert all(len(mb) == 2 for mb in micros)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from torch.utils.data import DataLoader
 
+from lamini_lm.data.collate import fits
 from lamini_lm.errors import UserError
 
 
@@ -74,14 +75,15 @@ class GlobalBatchSampler:
     ``Family.order``: by length, so micro-batches waste little padding); None keeps the random order.
     ``row_tokens`` (per example, what it adds to a packed micro-batch: ``Family.row_tokens``) cuts every global
     batch by tokens instead (``token_cut``): still ``accumulation`` micro-batches per rank and step, each
-    ``micro_batch_size`` examples on average. An incomplete last global batch is dropped (it would change the step
-    size).
+    ``micro_batch_size`` examples on average. A global batch whose token cut makes a micro-batch too long for the
+    family's ``pack_limit`` (the collator would pad it, and a mix of lengths wastes more padding than a sorted cut)
+    is cut by count as above. An incomplete last global batch is dropped (it would change the step size).
     """
 
     def __init__(self, source_lengths: Sequence[int], target_lengths: Sequence[int], *, global_batch_size: int,
                  micro_batch_size: int, world_size: int = 1, rank: int = 0, seed: int = 0,
                  order: Callable[[list[int], Sequence[int], Sequence[int], int], list[int]] | None = None,
-                 row_tokens: Sequence[int] | None = None):
+                 row_tokens: Sequence[int] | None = None, pack_limit: int | None = None):
         self.accumulation = accumulation_steps(global_batch_size, micro_batch_size, world_size)
         if len(source_lengths) < global_batch_size:
             raise UserError(
@@ -97,6 +99,7 @@ class GlobalBatchSampler:
         self.seed = seed
         self.order = order
         self.row_tokens = None if row_tokens is None else list(row_tokens)
+        self.pack_limit = pack_limit
         self.epoch = 0
         self.skip = 0  # micro-batches of the current epoch to skip (set when resuming mid-epoch)
 
@@ -119,15 +122,18 @@ class GlobalBatchSampler:
         for s in range(self.steps_per_epoch):
             batch = shuffled[s * self.global_batch_size:(s + 1) * self.global_batch_size]
             total = sum(self.target_lengths[i] for i in batch)
-            if self.row_tokens is not None:
-                micros = token_cut(batch, self.row_tokens, n_micro)
-            else:
+            micros = None if self.row_tokens is None else token_cut(batch, self.row_tokens, n_micro)
+            if micros is None or not all(self._packs(mb) for mb in micros):
                 if self.order is not None:
                     batch = self.order(batch, self.source_lengths, self.target_lengths, self.micro_batch_size)
                 micros = [batch[m * self.micro_batch_size:(m + 1) * self.micro_batch_size] for m in range(n_micro)]
             # interleave so that every rank gets a similar mix of short and long micro-batches
             steps.append([MicroBatch(micros[m], total) for m in range(self.rank, n_micro, self.world_size)])
         return steps
+
+    def _packs(self, micro: list[int]) -> bool:
+        return fits(self.pack_limit, sum(self.source_lengths[i] for i in micro),
+                    sum(self.target_lengths[i] for i in micro))
 
     def __iter__(self) -> Iterator[MicroBatch]:
         flat = [mb for step in self.plan(self.epoch) for mb in step]

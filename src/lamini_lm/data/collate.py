@@ -39,9 +39,7 @@ class Collate:
         return batch
 
     def _fits(self, rows) -> bool:
-        if self.pack_limit is None:
-            return True
-        return max(sum(map(len, rows["input_ids"])), sum(map(len, rows["labels"]))) <= self.pack_limit
+        return fits(self.pack_limit, sum(map(len, rows["input_ids"])), sum(map(len, rows["labels"])))
 
     def _padded(self, rows) -> dict:
         ids, labels = rows["input_ids"], rows["labels"]
@@ -82,6 +80,12 @@ class Collate:
             "cu_seq_lens_q": q_bounds, "cu_seq_lens_k": k_bounds, "max_length_q": q_longest, "max_length_k": k_longest,
             "real_tokens": total, "padded_tokens": total,
         }
+
+
+def fits(pack_limit: int | None, input_tokens: int, label_tokens: int) -> bool:
+    """Whether a micro-batch of this many input and label tokens is packed under the family's ``pack_limit`` (a
+    longer one is padded)."""
+    return pack_limit is None or max(input_tokens, label_tokens) <= pack_limit
 
 
 def _bounds(seqs) -> tuple[torch.Tensor, int]:

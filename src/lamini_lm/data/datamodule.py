@@ -63,7 +63,7 @@ class InstructionDataModule(pl.LightningDataModule):
         sampler = GlobalBatchSampler(
             src, tgt, global_batch_size=self.global_batch_size, micro_batch_size=self.micro_batch_size,
             world_size=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0,
-            seed=self.seed, order=self.family.order, row_tokens=row_tokens,
+            seed=self.seed, order=self.family.order, row_tokens=row_tokens, pack_limit=self.family.pack_limit,
         )
         return make_loader(TokenizedSet(self.train_set), sampler, self.collate, self.num_workers)
 
