@@ -99,3 +99,15 @@ def test_report_errors_name_the_problem(tmp_path):
     (tmp_path / "bad" / "summary.json").write_text("{}")
     with pytest.raises(UserError, match="not an evaluate.py summary"):
         report.run(compose(tmp_path, "mode=report", f"report.results=[{tmp_path / 'bad'}]").report)
+
+
+def test_labels_given_on_the_command_line_place_a_result_in_the_papers_table(tmp_path):
+    from lamini_lm.evaluation import report
+
+    _summary(tmp_path / "r" / "c", "my-run", {"PIQA": 0.6})  # a name matching no paper model
+    cfg = compose(tmp_path / "out", "mode=report", f"report.results=[{tmp_path / 'r'}]", "report.tables=[13]",
+                  "report.labels={my-run:LaMini-GPT-124M}")
+    report.run(cfg.report)
+    rows = {(r["result"], r["task"]): r for r in csv.DictReader(open(tmp_path / "out" / "tables.csv"))}
+    assert rows[("my-run", "PIQA")]["table"] == "13"
+    assert float(rows[("my-run", "PIQA")]["diff"]) == pytest.approx(60.0 - 62.4)  # Table 13: LaMini-GPT-124M PIQA

@@ -21,7 +21,7 @@ def _ok(res):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # eight fresh processes, two of them loading the local teacher
+@pytest.mark.timeout(1200)  # seven fresh processes, two of them loading the local teacher
 def test_the_offline_loop_end_to_end(tmp_path, monkeypatch):
     from lamini_lm import assets
 
@@ -42,12 +42,11 @@ def test_the_offline_loop_end_to_end(tmp_path, monkeypatch):
     _ok(run_entry("train.py", *student, "trainer.max_epochs=2", f"hydra.run.dir={tmp_path / 'after'}"))
     assert json.loads((tmp_path / "after" / "metrics.json").read_text())["global_step"] == 2
 
-    for name in ("before", "after"):
-        _ok(run_entry("evaluate.py", f"model={tmp_path / name / 'hf'}", "eval=lamini15_local", "tasks=[PIQA,RTE]",
-                      "lm_eval.limit=4", f"paper_model={'gpt2' if name == 'before' else 'LaMini-GPT-124M'}",
-                      "wandb.enabled=false", f"hydra.run.dir={tmp_path / 'eval' / name}"))
+    models = f"model=[{tmp_path / 'before' / 'hf'},{tmp_path / 'after' / 'hf'}]"  # named by their run folders
+    _ok(run_entry("evaluate.py", models, "eval=lamini15_local", "tasks=[PIQA,RTE]", "lm_eval.limit=4",
+                  "wandb.enabled=false", f"hydra.run.dir={tmp_path / 'eval'}"))
     _ok(run_entry("evaluate.py", "mode=report", f"report.results=[{tmp_path / 'eval'}]", "report.tables=[13]",
-                  f"hydra.run.dir={tmp_path / 'report'}"))
+                  "report.labels={before:gpt2,after:LaMini-GPT-124M}", f"hydra.run.dir={tmp_path / 'report'}"))
     rows = list(csv.DictReader(open(tmp_path / "report" / "tables.csv")))
     ours = {(r["paper_model"], r["task"]) for r in rows if r["ours"]}
     assert {("gpt2", "PIQA"), ("LaMini-GPT-124M", "PIQA"), ("gpt2", "RTE"), ("LaMini-GPT-124M", "RTE")} <= ours
@@ -55,7 +54,6 @@ def test_the_offline_loop_end_to_end(tmp_path, monkeypatch):
     ids = tmp_path / "ids.txt"
     ids.write_text("user_oriented_task_0\nuser_oriented_task_3\n")
     human = [f"human.path={HUMAN}", f"human.ids_file={ids}", f"human.responses={tmp_path / 'human' / 'responses'}"]
-    models = f"model=[{tmp_path / 'before' / 'hf'},{tmp_path / 'after' / 'hf'}]"
     _ok(run_entry("evaluate.py", "mode=human_generate", models, *human, "human.generation.max_new_tokens=8",
                   f"hydra.run.dir={tmp_path / 'human'}"))
     _ok(run_entry("evaluate.py", "mode=human_judge", "teacher=hf_local", *human, "judge.progress=false",

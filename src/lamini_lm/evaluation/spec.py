@@ -52,7 +52,7 @@ class ReportSpec:
     out_dir: str
     results: list[str] = field(default_factory=list)  # evaluate.py run folders or summary.json files
     tables: list[int] = field(default_factory=lambda: [4, 9, 10, 11, 12, 13])
-    labels: dict[str, str] = field(default_factory=dict)  # our model name -> paper model
+    labels: dict[str, str] | None = None  # our model name -> paper model
 
 
 @dataclass
