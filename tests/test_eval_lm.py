@@ -18,7 +18,7 @@ def runs(tmp_path_factory):
     root = tiny_root(tmp_path_factory)
     out = tmp_path_factory.mktemp("eval")
     wrapped = run_lm_eval(compose(out / "wrapped", f"models={root}/gpt2/hf", "eval=lamini15_local", TASKS,
-                                  "lm_eval.limit=6", "wrapper=alpaca"))
+                                  "lm_eval.limit=6", "wrapper=alpaca", "paper_model=LaMini-GPT-124M"))
     plain = run_lm_eval(compose(out / "plain", f"models={root}", "eval=lamini15_local", TASKS, "lm_eval.limit=6",
                                 "wrapper=none"))
     return {"root": root, "out": out, "wrapped": wrapped, "plain": plain}
@@ -33,6 +33,7 @@ def test_results_files_and_provenance(runs):
     assert results["lamini_lm"]["wrapper"] == "alpaca"
     assert len(s["model"]["weights_sha256"]) == 64 and s["model"]["architecture"] == "decoder-only"
     assert s["model"]["params"] > 0
+    assert s["paper_model"] == results["lamini_lm"]["paper_model"] == "LaMini-GPT-124M"  # as paper_model= said
     rows = {r["paper"]: r for r in s["tasks"]}
     assert [r["paper"] for r in s["tasks"]] == ["RACE", "ARC", "PIQA", "SST", "WinoGrande"]  # the paper's order
     assert rows["RACE"]["status"] == "unavailable"  # listed, never dropped
