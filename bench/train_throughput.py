@@ -23,7 +23,9 @@ response as labels for T5), micro-batches of m examples:
   and cpu_memory_cache (freed memory kept in the process); "ours_gelu_new": the same at the small global batch with
   fast_gelu=false; "ours_glibc": with cpu_memory_cache=false (--same-heap gives the HF and TRL runs that setting too);
   "ours_count_cut": packed rows of the sorted global batch cut m examples each, as before the token cut; "ours_padded":
-  data.packing=padded.
+  data.packing=padded; "ours_no_dropout": every dropout off (attention's too), not a recipe to train with but the
+  ceiling a free dropout would give: on a CPU torch draws dropout masks serially, and attention dropout keeps SDPA
+  on its math kernel (its flash kernel takes no dropout there).
 - --compile adds "ours_compiled" (compile=true: each block compiled, dynamic shapes) and "trl_grouped_compiled"
   (trl_grouped with TrainingArguments' torch_compile=True, the whole model compiled with torch's defaults): TRL's
   fastest mode when compiling is allowed. The untimed warm-up step pays the compilation of both.
@@ -422,6 +424,7 @@ def recipes(pool, lengths, family, packed, args) -> list[tuple]:
         runs.append(("ours_gelu_new", small, ours(small)[0]))
     # cpu_memory_cache=false: glibc's malloc as it comes, what keeping freed memory brings
     runs.append(("ours_glibc", small, ours(small)[0]))
+    runs.append(("ours_no_dropout", small, ours(small)[0]))  # a ceiling: what dropout costs on this CPU
     if args.compile:  # compile=true: the warm-up step pays the compilation
         runs.append(("ours_compiled", small, ours(small)[0]))
         if not family.separate_labels:  # TRL compiled as well: its torch_compile argument
@@ -528,6 +531,8 @@ def run_recipe(shape: str, recipe: str, micro: list, pool, warm, args) -> dict:
         fuse_gelu(model)
     if recipe == "ours_compiled":
         compile_blocks(model, cfg.model.fsdp_block)
+    if recipe == "ours_no_dropout":
+        no_dropout(model)
     meter = Meter(FlopCoefficients(model), head_rows_all=not ours)
     cpu = matmul_roof(reps=4)  # the shared machine's speed just before this run
     with tempfile.TemporaryDirectory() as tmp:
@@ -541,6 +546,18 @@ def run_recipe(shape: str, recipe: str, micro: list, pool, warm, args) -> dict:
     return {"real": meter.real, "padded": meter.padded, "seconds": meter.seconds, "cpu_seconds": meter.cpu_seconds,
             "flops": meter.flops, "cpu": cpu, "peak_mb": (meter.live_peak - meter.live0) / 2 ** 20,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10, "packed": packed}
+
+
+def no_dropout(model) -> None:
+    """Every dropout of ``model`` off: its nn.Dropout modules (GPT-2's attention reads its rate from one) and the
+    float rate T5's attention hands to SDPA."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        elif isinstance(getattr(module, "dropout", None), float):
+            module.dropout = 0.0
 
 
 def parse_args():
