@@ -1,6 +1,6 @@
 """Benchmark: the memory one training micro-batch adds over the weights, our path against transformers' own loss.
 
-    python -m bench.step_memory      # from the repository root (it imports bench.train_throughput)
+    python -m bench.step_memory      # from the repository root (it imports bench.live_memory)
 
 train_throughput.py's peak column compares each recipe's own sample of micro-batches, whose largest differs from
 recipe to recipe; this is the like-for-like check: one micro-batch of 8 examples (100-135 tokens, the first 70% of
@@ -12,8 +12,8 @@ each masked as prompt), gpt2-124M with random weights, forward and backward of
 - transformers' loss: the model as transformers builds it, its own loss on the padded batch (labels passed in),
   what the HF Trainer and TRL's SFTTrainer call (TRL adds its own metrics over the logits on top).
 
-Memory is live allocated bytes (glibc mallinfo2, train_throughput.live_bytes) over the weights alone, sampled every
-50 ms (train_throughput.INTERVAL): after the forward (what autograd keeps) and at the peak of the backward (the
+Memory is live allocated bytes (glibc mallinfo2, live_memory.live_bytes) over the weights alone, sampled every
+50 ms (live_memory.INTERVAL): after the forward (what autograd keeps) and at the peak of the backward (the
 gradients included).
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import gc
 
-from bench.train_throughput import LivePeak, live_bytes
+from bench.live_memory import LivePeak, live_bytes
 
 LENGTHS = [100, 105, 110, 115, 120, 125, 130, 135]
 

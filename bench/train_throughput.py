@@ -1,7 +1,7 @@
 """Benchmark: our training path against the Stanford Alpaca recipe and TRL's SFTTrainer, in one run.
 
-    python bench/train_throughput.py            # gpt2 (124M) and t5-small (61M), random init
-    python bench/train_throughput.py --quick    # smoke run: tiny plans, 2 micro-batches of 2 short examples
+    python -m bench.train_throughput            # gpt2 (124M) and t5-small (61M), random init (from the repository root)
+    python -m bench.train_throughput --quick    # smoke run: tiny plans, 2 micro-batches of 2 short examples
 
 Every recipe trains the same randomly initialised model (the herd configs conf/model/gpt2.yaml and t5_small.yaml,
 init=random) with the real GPT-2 / T5 tokenizers, on one pool of token ids (tokenised once by
@@ -37,12 +37,9 @@ heap's growth to a micro-batch's working set among them); the padding of each wh
 lengths alone. The plans of alpaca and trl_padding_free do not depend on the global batch; trl_grouped's mega-batch does
 (its timed micro-batches come from the smallest global batch's plan).
 
-Data: records of words that are one token in both tokenizers, so a text of n words is ~n tokens in both.
-Lengths follow the paper's Table 1: each of the seven subsets with its share of D_ALL and its mean
-instruction / response length (D_ALL means: 50.6 / 32.9 tokens), lognormal within a subset (sigma 0.8),
-clipped so that instruction + response <= 480 words (wrapped GPT-2 sequences <= ~512 tokens).
-reconstruction: sigma 0.8 is our choice: with it, random batches of 8 waste 48% (gpt2) / 65% (t5) of
-their tokens on padding over a long plan, close to the 48% / 60% issue 2 reports for LaMini-shaped data.
+Data: LaMini-shaped records (bench/lamini_shaped.py): lengths drawn like the paper's Table 1 (D_ALL means 50.6 /
+32.9 tokens), clipped so that instruction + response <= 480 words (wrapped GPT-2 sequences <= ~512 tokens). The recipes
+and their plans are in bench/train_recipes.py; this module runs them, each in a process of its own, and reports.
 
 Every run (a recipe in a round) is a fresh process: a process-wide setting of one recipe (cpu_memory_cache, TRL's
 torch_compile) or the heap its warm-up left never reaches another.
@@ -60,349 +57,18 @@ import os
 import subprocess
 import tempfile
 import time
-from types import SimpleNamespace
 import warnings
 
 import numpy as np
 
-from lamini_lm import assets
-from lamini_lm.analysis.tables import paper_numbers  # noqa: E402
+from bench.lamini_shaped import MAX_WORDS, SHAPES, compose, examples, shape_model, word_pool
+from bench.train_recipes import (Meter, grouped_plan, no_dropout, ours_plan, plan_padding, random_plan, run_hf,
+                                 run_ours, spaced)
 from lamini_lm.training.flops import matmul_roof
 
-SIGMA = 0.8
-MAX_WORDS = 480  # instruction + response; + Alpaca wrapper (~27 GPT-2 tokens) + EOS stays within 512
 
-# The real herd configs (conf/model/gpt2.yaml, t5_small.yaml) built with random weights from the architecture they
-# carry, with the offline tokenizers
-SHAPES = {
-    "gpt2": ["model=gpt2", "model.init=random", "model.tokenizer=${asset:gpt2_tokenizer}"],
-    "t5_small": ["model=t5_small", "model.init=random", "model.tokenizer=${asset:t5_tokenizer}"],
-}
-
-
-# -- machine ----------------------------------------------------------------------------------------
 def load_average() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
-# -- data -------------------------------------------------------------------------------------------
-def word_pool(tokenizers) -> np.ndarray:
-    """Lower-case words that each tokenizer encodes as exactly one token (with a leading space)."""
-    import json
-
-    vocab = json.loads((assets.path("gpt2_tokenizer") / "vocab.json").read_text())
-    words = sorted({w[1:] for w in vocab if w[:1] == "Ġ" and w[1:].isascii() and w[1:].isalpha() and w[1:].islower()})
-    keep = np.ones(len(words), dtype=bool)
-    for tok in tokenizers:
-        ids = tok([" " + w for w in words], add_special_tokens=False)["input_ids"]
-        keep &= np.array([len(x) == 1 for x in ids])
-    return np.array(words)[keep]
-
-
-def lamini_lengths(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Instruction and response lengths (words) drawn like D_ALL: Table 1 subset shares and means."""
-    paper = paper_numbers()
-    paper.pop("all")
-    subsets = list(paper)
-    share = np.array([paper[s]["samples_M"] for s in subsets])
-    pick = rng.choice(len(subsets), n, p=share / share.sum())
-
-    def draw(key):
-        mean = np.array([paper[s][key] for s in subsets])[pick]
-        return np.exp(np.log(mean) - SIGMA ** 2 / 2 + SIGMA * rng.standard_normal(n))  # lognormal with that mean
-
-    ins = np.clip(np.round(draw("avg_ins_len")), 1, MAX_WORDS - 1).astype(int)
-    res = np.clip(np.round(draw("avg_res_len")), 1, None).astype(int)
-    return ins, np.minimum(res, MAX_WORDS - ins)
-
-
-def records(n: int, words: np.ndarray, seed: int, max_words: int = MAX_WORDS):
-    import datasets
-
-    rng = np.random.default_rng(seed)
-    ins, res = lamini_lengths(n, rng)
-    scale = max_words / MAX_WORDS  # --quick: the same shape, shorter
-    ins, res = np.maximum(1, (ins * scale).astype(int)), np.maximum(1, (res * scale).astype(int))
-    text = lambda k: " ".join(words[rng.integers(0, len(words), k)])  # noqa: E731
-    return datasets.Dataset.from_dict({
-        "instruction": [text(k) + "?" for k in ins],
-        "response": [text(k) + "." for k in res],
-    })
-
-
-# -- shared measurement -----------------------------------------------------------------------------
-class Meter:
-    """What the collator hands to the model: real and computed tokens, executed FLOPs; the clock; peak memory."""
-
-    def __init__(self, coefficients, head_rows_all: bool):
-        self.coefficients = coefficients  # lamini_lm.training.flops.FlopCoefficients of the model
-        self.head_rows_all = head_rows_all  # transformers' own loss projects every row onto the vocabulary
-        self.reset()
-
-    def reset(self, model=None):
-        """Before the timed run. With ``model``: the warm-up's gradients and trainer freed first, so that every
-        recipe's peak memory is counted over the same baseline (the weights; Lightning frees gradients, the HF
-        Trainer zeroes them in place, which would hide them from one recipe's count only)."""
-        import gc
-
-        if model is not None:
-            model.zero_grad(set_to_none=True)
-            gc.collect()
-        self.real = self.padded = 0
-        self.flops = 0.0
-        self.t0 = self.t1 = None
-        self.c0 = self.c1 = None  # process CPU time (all threads): how much of the cores this run really got
-        self.live0, self.live_peak = live_bytes(), 0
-        self._sampler = None
-
-    def start(self) -> None:
-        if self.t0 is None:
-            self.t0, self.c0 = time.perf_counter(), time.process_time()
-            self._sampler = LivePeak()
-
-    def stop(self) -> None:
-        """Before the optimizer step: timed are the micro-batches' data, forward and backward (a step of 1024
-        examples spends ~1/128 of its time in AdamW, a step of a few timed micro-batches far more)."""
-        self.t1, self.c1 = time.perf_counter(), time.process_time()
-        self.live_peak = self._sampler.close()
-
-    def count(self, batch) -> None:
-        ids, labels = batch["input_ids"], batch["labels"]
-        # a packed row (ours, TRL padding_free) has no attention mask: every token is real
-        self.real += int(batch["attention_mask"].sum()) if "attention_mask" in batch else ids.numel()
-        self.padded += ids.numel()
-        if self.coefficients.encoder_layers:  # the labels are a second, decoder-side sequence
-            self.real += int((labels != -100).sum())
-            self.padded += labels.numel()
-        self.flops += self.coefficients.of_batch(batch, head_rows=labels.numel() if self.head_rows_all else None)
-
-    @property
-    def seconds(self) -> float:
-        return self.t1 - self.t0
-
-    @property
-    def cpu_seconds(self) -> float:
-        return self.c1 - self.c0
-
-
-@functools.cache
-def _mallinfo2():
-    import ctypes
-
-    class Info(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                   "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-    fn = ctypes.CDLL(None).mallinfo2
-    fn.restype = Info
-    return fn
-
-
-def live_bytes() -> int:
-    """Bytes the process has allocated and not freed: glibc's mallinfo2, in-heap + mmapped blocks (where torch's
-    CPU tensors live). Unlike resident memory it leaves out what the allocator keeps after a free, so it follows
-    live tensors with the allocator as users run it (an earlier version made glibc unmap every freed block
-    instead, which cost ~38% of the training speed)."""
-    info = _mallinfo2()()
-    return info.uordblks + info.hblkhd
-
-
-# Every wake-up of the sampling thread takes the GIL and a core from the step: alternating gpt2 steps with and
-# without it on the idle machine, a 5 ms sampling cost 5-19% of the step (noisy), 25-100 ms 0-5%; the peak read the
-# same 1,550 MB at 5, 25, 50 and 100 ms (a step's peak lasts through much of its backward)
-INTERVAL = 0.05
-
-
-class LivePeak:
-    """live_bytes() sampled every INTERVAL seconds on a thread until close(), which returns the peak."""
-
-    def __init__(self):
-        import threading
-
-        self.peak = live_bytes()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.wait(INTERVAL):
-            self.peak = max(self.peak, live_bytes())
-
-    def close(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
-
-
-# -- micro-batch plans: which examples each recipe puts together ------------------------------------------
-def spaced(plan: list, n: int) -> list:
-    """n micro-batches evenly spread over ``plan`` (a sorted plan: short, middle and long ones alike)."""
-    return [plan[(2 * j + 1) * len(plan) // (2 * n)] for j in range(n)]
-
-
-def random_plan(n_examples: int, m: int, seed: int) -> list[list[int]]:
-    order = np.random.default_rng(seed).permutation(n_examples).tolist()
-    return [order[i:i + m] for i in range(0, n_examples - m + 1, m)]
-
-
-def grouped_plan(lengths, m: int, k: int, seed: int) -> list[list[int]]:
-    """transformers' train_sampling_strategy="group_by_length" (the sampler TRL's SFTTrainer uses): random
-    mega-batches of up to 50 x m x k examples, each sorted by length, cut into micro-batches of m."""
-    import torch
-    from transformers.trainer_pt_utils import get_length_grouped_indices
-
-    order = get_length_grouped_indices(list(lengths), m * k, generator=torch.Generator().manual_seed(seed))
-    return [order[i:i + m] for i in range(0, len(order) - m + 1, m)]
-
-
-def ours_plan(dataset, m: int, global_batch: int, seed: int, family, packed: bool):
-    """The first global batch of our GlobalBatchSampler, as InstructionDataModule cuts it (``packed``: by tokens,
-    else sorted and by count): its micro-batches, each carrying the step normaliser."""
-    from lamini_lm.data.batching import GlobalBatchSampler
-
-    src, tgt = dataset["source_length"], dataset["target_length"]
-    row_tokens = list(map(family.row_tokens, src, tgt)) if packed else None
-    sampler = GlobalBatchSampler(src, tgt, global_batch_size=global_batch, micro_batch_size=m, seed=seed,
-                                 order=family.order, row_tokens=row_tokens, pack_limit=family.pack_limit)
-    return sampler.plan(0)
-
-
-def plan_padding(dataset, plan, enc_dec: bool, packed: bool = False, pack_limit: int | None = None) -> float:
-    """Padding share of a plan, from the lengths alone: every micro-batch padded, or ``packed`` where its row fits
-    ``pack_limit`` (Family.pack_limit), as lamini_lm.data.collate.Collate does."""
-    src = np.array(dataset["source_length"])
-    tgt = np.array(dataset["target_length"]) if enc_dec else np.zeros_like(src)
-    real = sum(src[b].sum() + tgt[b].sum() for b in map(np.array, plan))
-
-    def computed(b):
-        if packed and (pack_limit is None or max(src[b].sum(), tgt[b].sum()) <= pack_limit):
-            return src[b].sum() + tgt[b].sum()
-        return len(b) * (src[b].max() + tgt[b].max())
-    return 1 - real / sum(computed(b) for b in map(np.array, plan))
-
-
-# -- the recipes ------------------------------------------------------------------------------------
-def _hf_args(cfg, tmp, m, accum, **extra):
-    o = cfg.optim
-    return dict(output_dir=tmp, per_device_train_batch_size=m, gradient_accumulation_steps=accum, max_steps=1,
-                train_sampling_strategy="sequential", learning_rate=o.lr, weight_decay=o.weight_decay,
-                adam_beta1=o.betas[0], adam_beta2=o.betas[1], adam_epsilon=o.eps, lr_scheduler_type=o.scheduler,
-                max_grad_norm=cfg.trainer.gradient_clip_val, seed=cfg.seed, use_cpu=True, dataloader_num_workers=0,
-                report_to="none", save_strategy="no", eval_strategy="no", logging_strategy="no", disable_tqdm=True,
-                **extra)
-
-
-def run_hf(kind, cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter, tmp: str):
-    """The HF Trainer (Alpaca's recipe) or TRL's SFTTrainer on exactly ``micro_batches`` (sampling sequential:
-    the plan of the sampler each recipe uses was drawn beforehand, see grouped_plan / random_plan)."""
-    from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
-
-    class Clock(TrainerCallback):
-        def on_epoch_begin(self, args, state, control, **kw):
-            meter.start()
-
-        def on_pre_optimizer_step(self, args, state, control, **kw):
-            meter.stop()
-
-    m = len(micro_batches[0])
-
-    def counting(pad):
-        def collate(features):
-            batch = pad(features)
-            meter.count(batch)
-            return batch
-        return collate
-
-    def trainer(dataset, accum):
-        if kind == "alpaca":
-            pad = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
-            return Trainer(model=model, args=TrainingArguments(**_hf_args(cfg, tmp, m, accum)), train_dataset=dataset,
-                           data_collator=counting(pad), callbacks=[Clock()])
-        from trl import SFTConfig, SFTTrainer
-
-        # the prompt is already -100 in the labels (completion-only loss); no packing across examples
-        # TRL's fastest: gradient_checkpointing off (TRL 1.16 defaults it on: trl_grouped_ckpt, less memory, slower)
-        # trl_grouped_compiled: TrainingArguments' torch_compile (the whole model, torch.compile's defaults)
-        args = SFTConfig(**_hf_args(cfg, tmp, m, accum), padding_free=kind == "trl_padding_free", max_length=None,
-                         gradient_checkpointing=kind == "trl_grouped_ckpt", torch_compile=kind.endswith("_compiled"))
-        t = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=[Clock()])
-        t.data_collator = counting(t.data_collator)  # TRL's own collator (it refuses another one when padding-free)
-        return t
-
-    columns = ["input_ids", "labels"]
-    t = trainer(warm.select_columns(columns), 1)
-    t.remove_callback(PrinterCallback)
-    t.train()
-    del t
-    meter.reset(model)
-    t = trainer(pool.select([i for mb in micro_batches for i in mb]).select_columns(columns), len(micro_batches))
-    t.remove_callback(PrinterCallback)
-    t.train()
-
-
-def run_ours(cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter, tmp: str, family, packing: str):
-    """Our path (src/lamini_lm/training/run.py): TokenizedSet + Collate (data.packing as configured) + the family's
-    LightningModule under the Trainer of conf/trainer/cpu.yaml, on exactly ``micro_batches``."""
-    import lightning.pytorch as pl
-    from hydra.utils import instantiate
-
-    from lamini_lm.data.batching import MicroBatch, make_loader
-    from lamini_lm.data.collate import Collate, TokenizedSet
-    from lamini_lm.models.attention import packs
-
-    real_collate = Collate(tokenizer.pad_token_id, separate_labels=family.separate_labels,
-                           packed=packing == "padding_free" and family.can_pack and packs(model),
-                           pack_limit=family.pack_limit)
-
-    def collate(item):
-        batch = real_collate(item)
-        meter.count(batch)
-        return batch
-
-    class Clock(pl.Callback):
-        def on_train_epoch_start(self, trainer, pl_module):
-            meter.start()
-
-        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-            meter.stop()
-
-    class Plan:  # a fixed list of micro-batches in place of the GlobalBatchSampler
-        def __init__(self, batches):
-            self.batches, self.skip = batches, 0
-
-        def __iter__(self):
-            return iter(self.batches)
-
-        def __len__(self):
-            return len(self.batches)
-
-    module = family.module(model, cfg.model, cfg.optim)
-
-    def fit(dataset, batches):
-        trainer = instantiate(cfg.trainer, logger=False, callbacks=[Clock()], max_steps=1,
-                              accumulate_grad_batches=len(batches), enable_checkpointing=False,
-                              enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                              default_root_dir=tmp)
-        trainer.fit(module, train_dataloaders=make_loader(TokenizedSet(dataset), Plan(batches), collate))
-
-    warm_tokens = sum(warm["target_length"])
-    fit(warm, [MicroBatch(range(len(warm)), warm_tokens)])
-    meter.reset(model)
-    fit(pool, micro_batches)
-
-
-# -- main -------------------------------------------------------------------------------------------
-def compose(shape: str, *extra: str):
-    """The train config of ``shape``, its model and optim nodes typed (ModelSpec, OptimSpec) as train.py types them."""
-    from lamini_lm import config
-    from lamini_lm.data.spec import DataSpec
-    from lamini_lm.models.spec import ModelSpec
-    from lamini_lm.training.spec import OptimSpec
-
-    cfg = config.compose("train", SHAPES[shape] + list(extra))
-    typed = {"model": ModelSpec, "optim": OptimSpec, "data": DataSpec}
-    return SimpleNamespace(**{k: cfg[k] for k in cfg if k not in typed},
-                           **{k: config.typed(cfg[k], t, k) for k, t in typed.items()})
 
 
 def recipes(pool, lengths, family, packed, args) -> list[tuple]:
@@ -481,28 +147,6 @@ def bench_shape(shape: str, args, words) -> list[dict]:
     return rows
 
 
-def shape_model(shape: str):
-    """The train config of ``shape``, its family and tokenizer."""
-    from lamini_lm.models.backbone import build_family, load_tokenizer
-
-    cfg = compose(shape)
-    family = build_family(cfg.model)
-    return cfg, family, load_tokenizer(cfg.model)
-
-
-def examples(cfg, family, tokenizer, args, words):
-    """The pool of tokenised examples the plans draw from, and the warm-up's."""
-    from lamini_lm.data.tokenization import Tokenize
-
-    tokenize = Tokenize(tokenizer, family.style(cfg.model.prompt_style), family,
-                        cfg.data.max_source_length, cfg.data.max_target_length)
-    pool = records(args.pool, words, args.seed, args.max_words).map(tokenize, batched=True)
-    # one micro-batch of the same lengths as the timed ones: it pays the first-call costs, the heap's growth to a
-    # micro-batch's working set among them (a run pays that once, in its first step)
-    warm = records(args.micro_batch, words, args.seed + 2, args.max_words).map(tokenize, batched=True)
-    return pool, warm
-
-
 def run_recipe(shape: str, recipe: str, micro: list, pool, warm, args) -> dict:
     """One recipe's warm-up and timed step on the parent's tokenised ``pool`` and ``warm``, in the fresh process
     bench_shape starts for it: what its collator counted, the clock, peak live memory and the process's peak
@@ -546,18 +190,6 @@ def run_recipe(shape: str, recipe: str, micro: list, pool, warm, args) -> dict:
     return {"real": meter.real, "padded": meter.padded, "seconds": meter.seconds, "cpu_seconds": meter.cpu_seconds,
             "flops": meter.flops, "cpu": cpu, "peak_mb": (meter.live_peak - meter.live0) / 2 ** 20,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10, "packed": packed}
-
-
-def no_dropout(model) -> None:
-    """Every dropout of ``model`` off: its nn.Dropout modules (GPT-2's attention reads its rate from one) and the
-    float rate T5's attention hands to SDPA."""
-    import torch
-
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-        elif isinstance(getattr(module, "dropout", None), float):
-            module.dropout = 0.0
 
 
 def parse_args():
