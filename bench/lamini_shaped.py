@@ -24,6 +24,7 @@ MAX_WORDS = 480  # instruction + response; + Alpaca wrapper (~27 GPT-2 tokens) +
 SHAPES = {
     "gpt2": ["model=gpt2", "model.init=random", "model.tokenizer=${asset:gpt2_tokenizer}"],
     "t5_small": ["model=t5_small", "model.init=random", "model.tokenizer=${asset:t5_tokenizer}"],
+    "t5_base": ["model=t5_base", "model.init=random", "model.tokenizer=${asset:t5_tokenizer}"],
 }
 
 
