@@ -46,26 +46,23 @@ def sdpa_varlen(module, query, key, value, attention_mask, dropout: float = 0.0,
     if cu_seq_lens_q is None or query.shape[0] != 1:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       position_bias=position_bias, **kwargs)
-    q_bounds, k_bounds = _bounds(module, cu_seq_lens_q, cu_seq_lens_k)
-    self_attention = q_bounds is k_bounds
-    q_bounds, k_bounds = q_bounds.tolist(), k_bounds.tolist()
+    q_bounds, k_bounds = (b.tolist() for b in _bounds(module, cu_seq_lens_q, cu_seq_lens_k))
     q_spans, k_spans = list(zip(q_bounds, q_bounds[1:])), list(zip(k_bounds, k_bounds[1:]))
-    q_lengths, k_lengths = [b - a for a, b in q_spans], [b - a for a, b in k_spans]
     # split, not slices: its backward is one concatenation, not a zero-filled full-size gradient per example
-    qs = query.split(q_lengths, dim=2)
-    ks, vs = (t.split(k_lengths, dim=2) for t in (key, value))
-    if position_bias is None:
-        biases = [None] * len(q_spans)
-    elif self_attention:
+    qs = query.split([b - a for a, b in q_spans], dim=2)
+    ks, vs = (t.split([b - a for a, b in k_spans], dim=2) for t in (key, value))
+    if position_bias is not None and q_spans == k_spans:
         # A self-attention's bias depends on distances only, so every example's block is the same top-left corner.
         # Sliced from one corner, the backward builds one row x row gradient, not one per example (n x heads x row^2
         # floats written and summed: a quarter of a packed t5-base micro-batch's time on the CPU, bench/README.md).
-        corner = position_bias[..., :max(q_lengths), :max(k_lengths)]
-        biases = [corner[..., :n, :n] for n in q_lengths]
-    else:  # a cross-attention (T5's: zeros, it has no relative bias)
-        biases = [position_bias[..., qa:qb, ka:kb] for (qa, qb), (ka, kb) in zip(q_spans, k_spans)]
-    outs = [sdpa_attention_forward(module, q, k, v, None, dropout=dropout, scaling=scaling, position_bias=bias)[0]
-            for q, k, v, bias in zip(qs, ks, vs, biases)]
+        longest = max(b - a for a, b in q_spans)
+        position_bias = position_bias[..., :longest, :longest]
+        q_spans = k_spans = [(0, b - a) for a, b in q_spans]
+    outs = []
+    for q, k, v, (qa, qb), (ka, kb) in zip(qs, ks, vs, q_spans, k_spans):
+        bias = None if position_bias is None else position_bias[..., qa:qb, ka:kb]
+        outs.append(sdpa_attention_forward(module, q, k, v, None, dropout=dropout, scaling=scaling,
+                                           position_bias=bias)[0])
     return torch.cat(outs, dim=1), None
 
 
