@@ -52,7 +52,7 @@ CHILD_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 def _cfg(member: str, *extra: str):
     from lamini_lm import config
 
-    return config.compose("plan", [f"model={member}", "model.init=random", "trainer=cpu",
+    return config.compose("train", [f"model={member}", "model.init=random", "trainer=cpu",
                                    "paths.output_dir=/tmp/unused", *extra])
 
 

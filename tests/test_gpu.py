@@ -260,9 +260,9 @@ def test_training_attention_runs_a_fused_sdpa_kernel(monkeypatch):
     assert used is not None, "neither flash nor memory-efficient SDPA takes a training batch: the math kernel runs"
 
 
-# true-shape members at their configured micro-batch and 512 tokens, as under trainer=ddp (a whole model per GPU);
-# the 1.3-1.5B members train under FSDP and are left out
-THROUGHPUT = ["gpt2", "flan_t5_base", "gpt2_large"]
+# true-shape members at their configured micro-batch and activation checkpointing and 512 tokens, as under
+# experiment=lamini_paper (DDP: a whole model per GPU); gpt2_xl is the largest, at micro-batch 8 with checkpointing
+THROUGHPUT = ["gpt2", "flan_t5_base", "gpt2_large", "gpt2_xl"]
 SEQ = 512
 GB = 1e9
 
@@ -271,12 +271,14 @@ GB = 1e9
 def test_true_shape_throughput_and_peak_memory(name, record_property):
     import torch
 
-    from lamini_lm.models.backbone import build_family, load_model
+    from lamini_lm.models.backbone import build_family, checkpoint_blocks, load_model
 
     _gpus(1)
     spec = _spec(f"model={name}", "model.init=random")
     family = build_family(spec)
     model = load_model(spec, family).cuda().train()
+    if spec.activation_checkpointing:
+        checkpoint_blocks(model)
     mb = spec.micro_batch_size
     ids = torch.randint(100, 30000, (mb, SEQ), device="cuda")
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
@@ -301,7 +303,19 @@ def test_true_shape_throughput_and_peak_memory(name, record_property):
     peak = torch.cuda.max_memory_allocated() / GB
     record_property("tokens_per_s", round(tokens_per_s))
     record_property("peak_memory_gb", round(peak, 2))
-    print(f"{name} ({model.num_parameters() / 1e6:.0f}M, micro-batch {mb} x {SEQ}): {tokens_per_s:,.0f} tokens/s, "
+    print(f"{name} ({model.num_parameters() / 1e6:.0f}M, micro-batch {mb} x {SEQ}"
+          f"{', checkpointed' if spec.activation_checkpointing else ''}): {tokens_per_s:,.0f} tokens/s, "
           f"peak {peak:.1f} GB on {torch.cuda.get_device_name()}")
     # the model configs promise their micro-batch fits 40 GB in bf16 at 512 tokens
     assert peak <= 40, f"micro_batch_size={mb} needs {peak:.1f} GB: lower it in conf/model/{name}.yaml"
+
+
+def test_the_preflight_stops_a_run_whose_plan_passes_this_gpu(tmp_path):
+    # train.py's real path on a GPU: gpt2_xl at 32 sequences without checkpointing is planned at 89 GB per device,
+    # over any one GPU here; the run stops in one line before the model loads (it would need the Hub otherwise)
+    _gpus(1)
+    res = run_entry("train.py", "model=gpt2_xl", "model.init=random", "experiment=lamini_paper", "trainer.devices=1",
+                    "micro_batch_size=32", "activation_checkpointing=false", "plan.length=2048",
+                    f"hydra.run.dir={tmp_path / 'run'}", timeout=300)
+    assert res.returncode == 2 and "the planner puts the peak at" in res.stderr, res.stderr[-2000:]
+    assert "set micro_batch_size=" in res.stderr and not (tmp_path / "run" / "checkpoints").exists()

@@ -95,3 +95,12 @@ def test_unknown_model_choice_lists_the_valid_ones():
     line = fails_with(run_entry("train.py", "model=gpt5"), "Could not find 'model/gpt5'", "gpt2_xl", "tiny_t5")
     choices = line.split("choose one of: ")[1].split(", ")
     assert not [c for c in choices if c.startswith(("base", "_"))]  # conf/model/base/'s abstract configs are no choice
+
+
+@pytest.mark.parametrize("generic", GENERIC)
+def test_a_generic_member_takes_a_gguf_file_on_the_command_line(generic):
+    from lamini_lm.training.spec import TrainSpec
+
+    cfg = _compose(f"model={generic}", "model.hub_id=${asset:smollm2}", "model.gguf_file=SmolLM2-135M-Instruct.Q4_1.gguf",
+                   "model.params=135M", "paths.output_dir=/tmp/unused")
+    assert config.typed(cfg, TrainSpec).model.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"

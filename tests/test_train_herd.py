@@ -81,3 +81,52 @@ def test_the_largest_member_composes_and_builds_offline_with_random_init():
     assert spec.model.init == "random" and spec.model.hub_id == "openai-community/gpt2-xl"
     assert abs(_on_meta(spec.model).num_parameters() - 1.5e9) <= 0.1e9  # LaMini-GPT-1.5B
     assert config.compose("train", ["model=gpt2_xl"]).model.init == "pretrained"  # the real weights stay the default
+
+
+def test_the_herd_sweep_is_the_fifteen_members_of_table_3():
+    params = config.compose("train", ["experiment=lamini_herd"], return_hydra_config=True).hydra.sweeper.params
+    assert sorted(params.model.split(",")) == sorted(HERD)
+
+
+@pytest.fixture(scope="module")
+def herd_plan():
+    """python -m lamini_lm.training.plan experiment=lamini_herd, as plain rows (one per member)."""
+    from lamini_lm.training import sweep_plan
+
+    jobs = sweep_plan.jobs(["experiment=lamini_herd"])
+    return {r["model"]: r for r in (sweep_plan.row(config.compose("train", ["paths.output_dir=/tmp/u", *job]))
+                                    for job in jobs)}
+
+
+@pytest.mark.parametrize("name", HERD)
+def test_each_member_carries_the_planners_setting_for_the_papers_hardware(name, herd_plan):
+    # under experiment=lamini_paper every member trains with DDP on 8 x 40 GB in bf16 at its own micro-batch and
+    # activation checkpointing; both are re-derived here, so a change to the planner or a default (fast_gelu once
+    # changed four of them) fails until the configs follow
+    row = herd_plan[name]
+    assert (row["strategy"], row["devices"], row["precision"]) == ("ddp", 8, "bf16-mixed")
+    assert row["fits"] and row["peak"] <= 40 - 4, f"{name}: {row['peak']:.1f} GB"
+    mine = {"micro_batch": row["micro_batch"], "accumulation": row["accumulation"],
+            "checkpointing": row["checkpointing"]}
+    assert mine == row["planner"], f"conf/model/{name}.yaml should say {row['planner']}"
+
+
+def test_the_preflight_stops_a_plan_over_the_gpu_and_names_a_setting_that_fits():
+    from lamini_lm.errors import UserError
+    from lamini_lm.training import preflight
+    from lamini_lm.training.spec import PlanSpec
+
+    def verdict(*overrides, device_gb=40):
+        cfg = config.compose("train", ["paths.output_dir=/tmp/u", "experiment=lamini_paper", *overrides])
+        preflight.verdict(cfg, config.typed(cfg.plan, PlanSpec, "plan"), device_gb * 10**9, 8)
+
+    verdict("model=gpt2_xl")  # its own setting fits 40 GB
+    # the mission command's old mistake: gpt2_xl under DDP at FSDP's micro-batch of 32
+    with pytest.raises(UserError, match=r"gpt2_xl: the planner puts the peak at 89\.1 GB per device .* this 40\.0 GB "
+                                         r"GPU leaves 36\.0 GB .*set micro_batch_size=8 activation_checkpointing=true"):
+        verdict("model=gpt2_xl", "micro_batch_size=32", "activation_checkpointing=false")
+    with pytest.raises(UserError, match="set micro_batch_size=16 activation_checkpointing=false"):
+        verdict("model=gpt2", device_gb=16)  # a smaller GPU: a smaller micro-batch, no checkpointing needed
+    verdict("model=gpt2", "plan.reserve_gb=0", device_gb=34)  # the reserve is part of the capacity: 33.9 GB fit
+    with pytest.raises(UserError, match="leaves 30.0 GB"):
+        verdict("model=gpt2", device_gb=34)

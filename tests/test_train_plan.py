@@ -14,7 +14,7 @@ from tests.helpers.run import fails_with, run_entry
 
 
 def _cfg(*overrides):
-    return config.compose("plan", ["paths.output_dir=/tmp/unused", *overrides])
+    return config.compose("train", ["paths.output_dir=/tmp/unused", *overrides])
 
 
 def _setup(*overrides):

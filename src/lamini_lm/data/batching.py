@@ -27,6 +27,17 @@ from lamini_lm.data.collate import fits
 from lamini_lm.errors import UserError
 
 
+def micro_batch(global_batch_size: int, micro_batch_size: int | None, world_size: int) -> int:
+    """The run's micro-batch: ``micro_batch_size`` as configured, or (None) the global batch split evenly over the
+    devices, one pass per device per step."""
+    if micro_batch_size is not None:
+        return micro_batch_size
+    if global_batch_size % world_size:
+        raise UserError(f"global_batch_size={global_batch_size} does not split over devices x nodes={world_size}: "
+                        "give a global_batch_size that does, or set micro_batch_size")
+    return global_batch_size // world_size
+
+
 def accumulation_steps(global_batch_size: int, micro_batch_size: int, world_size: int) -> int:
     """Gradient-accumulation steps that make ``global_batch_size`` examples per optimizer step."""
     per_pass = micro_batch_size * world_size

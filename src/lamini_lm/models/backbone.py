@@ -103,6 +103,13 @@ def find_fsdp_block(spec: ModelSpec, family: Family) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def checkpoint_blocks(model) -> None:
+    """Activation checkpointing through transformers' own switch: each transformer block keeps only its input and
+    recomputes the rest in the backward (torch's non-reentrant checkpoint, which replays the dropout masks), so
+    the gradient is the plain one's. The FSDP strategy checkpoints the same blocks through its policy instead."""
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+
+
 def compile_blocks(model, block: str) -> int:
     """torch.compile every transformer block (the ``block`` class, model.fsdp_block) in place, dynamic shapes:
     one compiled code shared by all layers, micro-batch lengths without a recompile each; the output layer, whose

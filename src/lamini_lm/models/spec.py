@@ -20,7 +20,7 @@ class ModelSpec:
     lr: float
     tokenizer: str  # a hub id, a folder or an offline asset
     fsdp_block: str  # the transformer block class FSDP wraps
-    micro_batch_size: int
+    micro_batch_size: int  # on the paper's hardware (experiment=lamini_paper)
     hub_id: Optional[str] = None
     revision: Optional[str] = None
     prompt_style: Optional[str] = None  # null: the family's default
@@ -30,6 +30,7 @@ class ModelSpec:
     init: str = "pretrained"  # pretrained: the weights of hub_id; random: built from architecture
     gguf_file: Optional[str] = None  # a GGUF file inside hub_id (a folder): transformers dequantizes it to fp32
     attn_implementation: Optional[str] = None  # transformers' attn_implementation; null: its default
+    activation_checkpointing: bool = False  # on the paper's hardware (experiment=lamini_paper)
 
     def __post_init__(self):
         parse_size(self.params)

@@ -144,10 +144,10 @@ def world_size(trainer_cfg) -> int:
     return devices * nodes
 
 
-def plan(cfg, model=None) -> tuple[Shape, str, int, Memory]:
+def plan(cfg, model=None, world: int | None = None) -> tuple[Shape, str, int, Memory]:
     """The memory of a composed train config's model under its trainer, per device (``model``: its meta model,
-    when the caller has built it)."""
-    world = world_size(cfg.trainer)
+    when the caller has built it; ``world``: devices x nodes, default the trainer config's)."""
+    world = world or world_size(cfg.trainer)
     model = meta_model(cfg)[1] if model is None else model
     shape = shape_of(model, get_class(cfg.model.fsdp_block))
     strategy = strategy_name(cfg.trainer)

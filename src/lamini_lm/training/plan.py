@@ -2,10 +2,13 @@
 and without activation checkpointing) under DDP, FSDP full-shard and ZeRO-2, the largest micro-batch that fits a
 device, the accumulation that makes the global batch, and the time of the run on D_ALL.
 
-    python -m lamini_lm.training.plan model=gpt2 experiment=lamini_paper trainer.devices=8 plan.tokens_per_s=30000
+    python -m lamini_lm.training.plan model=gpt2 experiment=lamini_paper plan.tokens_per_s=30000
     python -m lamini_lm.training.plan model=gpt2_xl trainer=fsdp trainer.devices=8 plan.measure=true
+    python -m lamini_lm.training.plan experiment=lamini_herd      one row per member of the sweep
 
-It composes conf/plan.yaml: the train config (every group) plus the `plan` keys. The peak planned is that of a
+It takes train.py's command line and composes its config (every group, and the `plan` keys); a sweep (model=a,b,
+or an experiment whose hydra.sweeper.params list one) is planned job by job (training/sweep_plan.py). The peak
+planned is that of a
 step under gradient accumulation (gradients already held while a micro-batch runs forward and backward):
 weights + gradients + optimizer state (training/memory.py) + activations at the start of backward
 (training/activations.py).
@@ -19,16 +22,17 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from hydra.errors import HydraException
 
 from lamini_lm import table_render
 from lamini_lm.analysis.tables import paper_numbers
-from lamini_lm.config import BadValue, compose, typed
+from lamini_lm.config import compose, typed
 from lamini_lm.errors import UserError, exit_on_user_error
 from lamini_lm.models.spec import ModelSpec
 from lamini_lm.training import activations, memory
+from lamini_lm.training.spec import PlanSpec
 
 if TYPE_CHECKING:  # the family module imports torch, which this command defers
     from lamini_lm.models.families import Family
@@ -36,38 +40,10 @@ if TYPE_CHECKING:  # the family module imports torch, which this command defers
 GB = memory.GB
 
 
-@dataclass
-class PlanSpec:
-    """conf/plan.yaml's `plan` keys, typed and checked once (lamini_lm.config.typed) when a plan starts."""
-
-    memory_gb: float
-    reserve_gb: float
-    length: int
-    target_length: int
-    micro_batches: list[int]
-    attention: str  # checked against the kernels by activations.kernel
-    tokens_per_s: Optional[float]
-    measure: bool
-    measure_micro_batch: int
-    measure_length: int
-    measure_steps: int
-    prompt_tokens: dict[str, int]
-    padding: float
-    json: bool
-
-    def __post_init__(self):
-        for key in ("memory_gb", "length", "target_length", "measure_micro_batch", "measure_length", "measure_steps"):
-            if getattr(self, key) <= 0:
-                raise BadValue(key, f"{getattr(self, key)}: give a positive number")
-        if not 0 <= self.reserve_gb < self.memory_gb:
-            raise BadValue("reserve_gb", f"{self.reserve_gb} must be at least 0 and below plan.memory_gb={self.memory_gb}")
-        if any(b < 1 for b in self.micro_batches):
-            raise BadValue("micro_batches", f"{self.micro_batches}: give positive whole numbers")
-        if self.tokens_per_s is not None and self.tokens_per_s <= 0:
-            raise BadValue("tokens_per_s", f"{self.tokens_per_s}: give a positive number of tokens/s per device")
-        if not 0 <= self.padding < 1:
-            raise BadValue("padding", f"{self.padding}: give the padding share, at least 0 and below 1")
 STRATEGIES = ("ddp", "fsdp", "deepspeed")  # what the table compares (one device: single)
+# the smallest micro-batch the planner's setting takes without activation checkpointing: below it a step is 16+
+# passes of a GPU working at its memory's edge, and a third more compute buys a micro-batch several times larger
+CHECKPOINT_BELOW = 8
 
 
 @dataclass(frozen=True)
@@ -99,11 +75,12 @@ class Point:
         return self.states.total + self.acts.total
 
 
-def setup(cfg) -> Setup:
+def setup(cfg, world: int | None = None) -> Setup:
+    """``world``: the devices x nodes of the run (default: the trainer config's)."""
     from lamini_lm.models.backbone import build_family
 
     spec, model = memory.meta_model(cfg)
-    shape, strategy, world, _ = memory.plan(cfg, model)
+    shape, strategy, world, _ = memory.plan(cfg, model, world)
     d = activations.dims(spec.architecture, cfg.fast_gelu)
     device = "cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu"
     if cfg.trainer.precision not in memory.PRECISION:
@@ -155,6 +132,29 @@ def dividing(largest: int, global_batch: int, world: int) -> tuple[int, int] | N
     return None
 
 
+def fit(s: Setup, strategy: str, capacity: float, global_batch: int, length: int,
+        target_length: int) -> tuple[int, int, bool] | None:
+    """The planner's setting for ``strategy``: (micro-batch, accumulation, activation checkpointing), the largest
+    micro-batch that fits ``capacity`` bytes and divides the global batch, without checkpointing when that gives
+    at least CHECKPOINT_BELOW sequences; None when not even one sequence fits."""
+    world = 1 if strategy == "single" else s.world
+    found = None
+    for ckpt in (False, True):
+        div = dividing(largest_micro_batch(s, strategy, capacity, length, target_length, ckpt), global_batch, world)
+        if div:
+            found = (*div, ckpt)
+            if div[0] >= CHECKPOINT_BELOW:
+                break
+    return found
+
+
+def micro_batch(cfg, s: Setup) -> int:
+    """The run's micro-batch (train.py resolves a null one the same way: data/batching.py micro_batch)."""
+    from lamini_lm.data.batching import micro_batch as resolve
+
+    return resolve(cfg.global_batch_size, cfg.micro_batch_size, s.world)
+
+
 def run_time(cfg, p: PlanSpec, s: Setup, tokens_per_s: float) -> dict:
     """Hours of trainer.max_epochs over D_ALL (Table 1's tokens) at ``tokens_per_s`` real tokens/s per device."""
     all_ = paper_numbers()["all"]
@@ -179,9 +179,9 @@ def plan(cfg) -> dict:
     out = {"model": s.name, "params": s.shape.params, "trainer_strategy": s.strategy, "devices": s.world,
            "precision": s.precision, "device": s.device, "attention": s.kernel, "length": length,
            "target_length": target, "memory_gb": p.memory_gb, "reserve_gb": p.reserve_gb,
-           "global_batch_size": cfg.global_batch_size, "micro_batch_size": cfg.micro_batch_size, "rows": [],
+           "global_batch_size": cfg.global_batch_size, "micro_batch_size": micro_batch(cfg, s), "rows": [],
            "largest": []}
-    sizes = sorted({*p.micro_batches, cfg.micro_batch_size})
+    sizes = sorted({*p.micro_batches, out["micro_batch_size"]})
     for strategy in strategies:
         for ckpt in (False, True):
             big = largest_micro_batch(s, strategy, capacity, length, target, ckpt)
@@ -250,16 +250,27 @@ def render(out: dict) -> str:
 
 
 def main(argv=None) -> None:
+    from lamini_lm.overrides import check_overrides
+
     overrides = list(sys.argv[1:] if argv is None else argv)
+    # --help, and train.py's check of every override (a typo gets the closest real keys)
+    check_overrides("train", overrides, doc=__doc__, command="python -m lamini_lm.training.plan", app=False)
 
     @exit_on_user_error
     def run():
+        from lamini_lm.training import sweep_plan
+
         try:
-            cfg = compose("plan", ["paths.output_dir=/tmp/unused", *overrides])
+            cfgs = [compose("train", ["paths.output_dir=/tmp/unused", *job]) for job in sweep_plan.jobs(overrides)]
         except HydraException as e:  # an unknown choice or key: Hydra's own message, one line
             raise UserError(str(e).splitlines()[0]) from None
-        out = plan(cfg)
-        print(json.dumps(out, indent=1) if cfg.plan.json else render(out))
+        as_json = cfgs[0].plan.json
+        if len(cfgs) > 1:  # a sweep (the herd): one row per job
+            rows = [sweep_plan.row(cfg) for cfg in cfgs]
+            print(json.dumps(rows, indent=1) if as_json else sweep_plan.render(rows))
+            return
+        out = plan(cfgs[0])
+        print(json.dumps(out, indent=1) if as_json else render(out))
 
     run()
 

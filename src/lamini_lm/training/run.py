@@ -18,7 +18,7 @@ from lamini_lm.config import typed
 from lamini_lm.errors import UserError
 from lamini_lm.run_lock import RunLock, is_first_process
 from lamini_lm.secret_keys import redacted
-from lamini_lm.training import checkpoints, cpu_heap, recipe
+from lamini_lm.training import checkpoints, cpu_heap, preflight, recipe
 from lamini_lm.training.spec import TrainSpec
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ def train(cfg: DictConfig) -> dict:
 
         cfg.model.fsdp_block = find_fsdp_block(spec.model, build_family(spec.model))
         spec = typed(cfg, TrainSpec)
+    preflight.check(cfg, spec.plan)  # a GPU run whose plan does not fit stops before the model loads
     record = redacted(cfg)  # what W&B, the rank records and the export keep of the config
 
     from lamini_lm.training import ddp_hydra
@@ -68,7 +69,9 @@ def _fit(spec: TrainSpec, record: dict, output_dir: Path) -> dict:
     loggers, callbacks, trainer = _trainer(spec, record)  # a wrong trainer, logger or callback value fails first
     if spec.cpu_memory_cache and trainer.strategy.root_device.type == "cpu" and cpu_heap.keep_freed_memory():
         log.info("cpu_memory_cache: memory torch frees stays in this process for the next micro-batch")
-    module, datamodule, tokenizer = _build(spec, reader)
+    # FSDP checkpoints through its own policy (conf/trainer/fsdp.yaml); every other strategy through the model
+    checkpoint = spec.activation_checkpointing and type(trainer.strategy).__name__ != "FSDPStrategy"
+    module, datamodule, tokenizer = _build(spec, reader, checkpoint)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
         _write_rank_record(output_dir, trainer.global_rank, trainer.world_size, record)
@@ -79,17 +82,21 @@ def _fit(spec: TrainSpec, record: dict, output_dir: Path) -> dict:
                 logger.experiment.finish()  # one W&B run per sweep job, also when the job fails
 
 
-def _build(spec: TrainSpec, reader):
-    """The LightningModule (backbone + family + optimizer settings), the DataModule over ``reader``, the tokenizer."""
+def _build(spec: TrainSpec, reader, checkpoint: bool):
+    """The LightningModule (backbone + family + optimizer settings), the DataModule over ``reader``, the tokenizer;
+    ``checkpoint``: wrap the blocks in activation checkpointing."""
     from lamini_lm.data.datamodule import InstructionDataModule
     from lamini_lm.models.attention import packs
-    from lamini_lm.models.backbone import build_family, compile_blocks, fuse_gelu, load_model, load_tokenizer
+    from lamini_lm.models.backbone import (build_family, checkpoint_blocks, compile_blocks, fuse_gelu, load_model,
+                                           load_tokenizer)
 
     family = build_family(spec.model)
     tokenizer = load_tokenizer(spec.model)
     backbone = load_model(spec.model, family)
     if spec.fast_gelu:
         fuse_gelu(backbone)
+    if checkpoint:
+        checkpoint_blocks(backbone)
     if spec.compile:
         compile_blocks(backbone, spec.model.fsdp_block)
     module = family.module(backbone, spec.model, spec.optim, tokenizer)
@@ -106,7 +113,7 @@ def _build(spec: TrainSpec, reader):
 
 def _trainer(spec: TrainSpec, record: dict):
     """Loggers (the config logged to each), callbacks and the Lightning Trainer with the derived accumulation."""
-    from lamini_lm.data.batching import accumulation_steps
+    from lamini_lm.data.batching import accumulation_steps, micro_batch
     from lamini_lm.training import ddp_hydra
 
     loggers = []
@@ -119,6 +126,7 @@ def _trainer(spec: TrainSpec, record: dict):
         raise UserError("no logger is configured: choose one (logger=csv logs to files only, logger=wandb to W&B)")
     callbacks = [_built(c, f"callbacks.{name}") for name, c in (spec.callbacks or {}).items() if c is not None]
     trainer = _built(spec.trainer, "trainer", logger=loggers or False, callbacks=callbacks)
+    spec.micro_batch_size = micro_batch(spec.global_batch_size, spec.micro_batch_size, trainer.world_size)
     trainer.accumulate_grad_batches = accumulation_steps(spec.global_batch_size, spec.micro_batch_size,
                                                          trainer.world_size)
     for logger in loggers:
@@ -152,7 +160,7 @@ def _finish(spec, record, trainer, module, datamodule, tokenizer, loggers, callb
     throughput = next((c for c in callbacks if isinstance(c, TokenThroughput)), None)
     if throughput:
         metrics.update(throughput.summary(trainer.world_size))
-    metrics.update(global_step=trainer.global_step, epoch=trainer.current_epoch,
+    metrics.update(global_step=trainer.global_step, epoch=trainer.current_epoch, micro_batch_size=spec.micro_batch_size,
                    accumulate_grad_batches=trainer.accumulate_grad_batches, world_size=trainer.world_size)
     metrics["data/dropped_empty"] = datamodule.dropped_empty
     hf_dir = None
