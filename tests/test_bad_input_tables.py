@@ -40,6 +40,9 @@ def _inputs(tmp):
     lines("sharegpt.jsonl", GOOD, {**GOOD, "instruction_source": "sharegpt"})
     lines("number.jsonl", GOOD, {**GOOD, "response": 3})
     lines("blank.jsonl", *[{**GOOD, "response": " "}] * 20)
+    lines("own_fields.jsonl", {"prompt": "Say hi.", "output": "Hi!"}, {"prompt": "Say bye."})
+    lines("chat_open.jsonl", {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hi!"},
+                                           {"role": "user", "content": "Bye"}]})
     (tmp / "empty.jsonl").write_text("\n")
     (tmp / "a_file").write_text("not a folder, not a checkpoint\n")
     (tmp / "empty_dir").mkdir()
@@ -142,6 +145,13 @@ TRAIN = {
     "empty-data-file": (["data=jsonl", "data.path={tmp}/empty.jsonl"], ["empty.jsonl holds no records"]),
     "all-responses-blank": (["data=jsonl", "data.path={tmp}/blank.jsonl"], ["empty instruction or response"]),
     "val-size-above-the-data": (["data.val_size=100000"], ["data.val_size=100000", "leaves none to train on"]),
+    "own-field-missing": (["data=jsonl", "data.path={tmp}/own_fields.jsonl", "data.fields.instruction=prompt",
+                           "data.fields.response=output"],
+                          ["{tmp}/own_fields.jsonl:2: missing field 'output' (data.fields.response=output)"]),
+    "neither-fields-nor-messages": (["data=jsonl", "data.path={tmp}/own_fields.jsonl"],
+                                    ["{tmp}/own_fields.jsonl:1", "data.fields.instruction=", "data.fields.messages="]),
+    "chat-not-ending-with-assistant": (["data=jsonl", "data.path={tmp}/chat_open.jsonl"],
+                                       ["{tmp}/chat_open.jsonl:1", "ends with a user turn"]),
     "data-path-a-folder": (["data=jsonl", "data.path={tmp}/empty_dir"], ["is a folder, not a data file", "data.path"]),
     # the model's architecture and attention, before its weights are built
     "unknown-model-type": (["model.architecture.model_type=nonesuch"], ["model.architecture.model_type=nonesuch"]),
@@ -206,7 +216,7 @@ GENERATE = {
     "missing-topic-dump": (["stage=topics", "topics=wikipedia_dump", "topics.dump={tmp}/nope.sql.gz"],
                            ["topics.dump", "nope.sql.gz does not exist"]),
     "broken-seed-json": ([*ALPACA_ONLY, "seed_pools.alpaca.path={tmp}/alpaca_broken.json"],
-                         ["alpaca_broken.json", "not a valid UTF-8 JSON file"]),
+                         ["alpaca_broken.json:1", "broken JSON"]),
     "seed-file-of-unknown-kind": ([*ALPACA_ONLY, "seed_pools.alpaca.path={tmp}/alpaca.txt"],
                                   ["alpaca.txt", "use .jsonl, .json or .parquet"]),
     "seed-without-instruction-field": ([*ALPACA_ONLY, "seed_pools.alpaca.path={tmp}/alpaca_noinst.jsonl"],

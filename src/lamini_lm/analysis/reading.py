@@ -1,8 +1,9 @@
 """The analysis input as a stream of record batches: a local file or folder, or a hub dataset id.
 
-Accepted: a record JSONL/JSON-lines or Parquet file (lamini_lm.data.records), a generate run folder
+Accepted: a record JSONL, JSON or Parquet file (lamini_lm.data.records), a generate run folder
 holding d_all.jsonl (or d_all.parquet), a ``datasets.save_to_disk`` folder, or a hub dataset id such as
-the released MBZUAI/LaMini-instruction. Every row is checked; a bad one is one UserError naming it.
+the released MBZUAI/LaMini-instruction. Every row is checked; a bad one is one UserError naming it. The tables
+group records by subset, so a record needs its instruction_source here (train.py's data.fields does not apply).
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from lamini_lm.subsets import SUBSETS
+from lamini_lm.data.fields import TRAINING_SUBSETS, Fields
 
 PACKINGS = ("padding_free", "padded")
 
@@ -18,7 +18,10 @@ class DataSpec:
     max_target_length: int
     mask_prompt: bool = True
     num_workers: int = 0
-    path: Optional[str] = None
+    path: Optional[str] = None  # a local file (data=jsonl)
+    name: Optional[str] = None  # a hub dataset id (data=hub)
+    split: str = "train"  # the hub dataset's split
+    fields: Fields = field(default_factory=Fields)
     subsets: Optional[list[str]] = None
     limit: Optional[int] = None
     packing: str = "padded"  # padded | padding_free (under a varlen attention, models/attention.py)
@@ -31,9 +34,9 @@ class DataSpec:
             raise ValueError("max_source_length must be >= 1 and max_target_length >= 2 (the response and its EOS)")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit={self.limit} must be a positive number of records (or null for all)")
-        unknown = [s for s in self.subsets or () if s not in SUBSETS]
+        unknown = [s for s in self.subsets or () if s not in TRAINING_SUBSETS]
         if unknown:
-            raise ValueError(f"subsets has unknown value(s) {unknown}; known: {', '.join(SUBSETS)}")
+            raise ValueError(f"subsets has unknown value(s) {unknown}; known: {', '.join(TRAINING_SUBSETS)}")
         if self.packing not in PACKINGS:
             raise ValueError(f"packing={self.packing} is not one of {', '.join(PACKINGS)}")
         if self.num_workers < 0:

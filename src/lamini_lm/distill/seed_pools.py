@@ -1,13 +1,12 @@
 """Seed pools (Section 3.1): self-instruct's seed tasks, Alpaca, P3 and FLAN prompts.
 
 A pool item is {id, instruction, task}; an instance's input is joined as "instruction:input".
-Local files (.jsonl, .json, .parquet) report bad rows by file and line; hub datasets that cannot be
+Local files (.jsonl, .json, .parquet: lamini_lm.rows) report bad rows by file and line; hub datasets that cannot be
 reached give one error naming the dataset id and the local-file override.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Optional
 from lamini_lm import assets
 from lamini_lm.config import BadValue
 from lamini_lm.errors import UserError
-from lamini_lm.jsonl import iter_jsonl
+from lamini_lm.rows import iter_rows
 from lamini_lm.subsets import SUBSETS
 
 log = logging.getLogger(__name__)
@@ -92,27 +91,9 @@ def join(instruction: str, inp: str | None) -> str:
 def _rows_file(path: Path):
     if not path.exists():
         raise UserError(f"seed file {path} does not exist")
-    if path.suffix == ".jsonl":
-        yield from iter_jsonl(path)
-    elif path.suffix == ".json":
-        try:
-            rows = json.loads(path.read_bytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UserError(f"{path}: not a valid UTF-8 JSON file ({e})") from None
-        if not isinstance(rows, list):
-            raise UserError(f"{path}: expected a JSON list of objects")
-        for i, row in enumerate(rows, 1):
-            yield f"{path} item {i}", row
-    elif path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        i = 0
-        for batch in pq.ParquetFile(path).iter_batches():
-            for row in batch.to_pylist():
-                i += 1
-                yield f"{path} row {i}", row
-    else:
+    if path.suffix not in (".jsonl", ".json", ".parquet"):
         raise UserError(f"seed file {path}: use .jsonl, .json or .parquet")
+    return iter_rows(path)
 
 
 def _rows_hub(name: str, spec: PoolSpec, pools: SeedPoolsSpec, seed: int):
