@@ -10,14 +10,13 @@ import sys
 import hydra
 
 from lamini_lm import config  # noqa: F401  (registers the config resolvers)
-from lamini_lm.errors import exit_on_user_error
 from lamini_lm.overrides import check_overrides
-from lamini_lm.run_lock import check_run_folder
+from lamini_lm.run_lock import check_run_folder, hydra_job
 from lamini_lm.secret_keys import refuse_secret_overrides
 
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
-@exit_on_user_error
+@hydra_job
 def main(cfg):
     from lamini_lm.evaluation.run import run
 
@@ -34,5 +33,5 @@ if __name__ == "__main__":
     refuse_secret_overrides()  # before Hydra saves or echoes the command line
     check_run_folder(("hydra.run.dir",))  # before Hydra writes into it: writable, held by no other run
     sys.argv[1:] = _model_alias(sys.argv[1:])
-    check_overrides("evaluate")  # after the alias: every override (and every job of a sweep) composes, or one line
+    check_overrides("evaluate", doc=__doc__)  # after the alias: every override (and sweep job) composes, or one line
     main()

@@ -8,15 +8,14 @@
 import hydra
 
 from lamini_lm import config  # noqa: F401  (registers the config resolvers)
-from lamini_lm.errors import exit_on_user_error
 from lamini_lm.overrides import check_overrides
-from lamini_lm.run_lock import check_run_folder
+from lamini_lm.run_lock import check_run_folder, hydra_job
 from lamini_lm.secret_keys import refuse_secret_overrides
 from lamini_lm.training.recipe import keep_earlier_config
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
-@exit_on_user_error
+@hydra_job
 def main(cfg):
     from lamini_lm.training.run import train
 
@@ -26,6 +25,6 @@ def main(cfg):
 if __name__ == "__main__":
     refuse_secret_overrides()  # before Hydra saves or echoes the command line
     folders = check_run_folder(("hydra.run.dir",))  # before Hydra writes into it: writable, then held by this run
-    check_overrides("train")  # every override (and every job of a sweep) composes, or one line and exit 2
+    check_overrides("train", doc=__doc__)  # every override (and every job of a sweep) composes, or one line and exit 2
     keep_earlier_config(folders)  # a resume refused for a changed recipe puts the run's own .hydra/ back
     main()

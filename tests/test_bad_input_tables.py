@@ -112,8 +112,10 @@ TRAIN = {
     "push-without-export": (["export.enabled=false", "export.push_to_hub=me/model"],
                             ["export.push_to_hub needs export.enabled=true"]),
     # the command line, before Hydra runs or writes anything
-    "misspelt-key": (["trainer.max_step=5"], ["trainer.max_step", "+trainer.max_step=5"]),
-    "unknown-model": (["model=tiny_gpt3"], ["model/tiny_gpt3", "tiny_gpt2"]),
+    "misspelt-key": (["trainer.max_epoch=5"], ["no such key trainer.max_epoch; did you mean trainer.max_epochs?"]),
+    "misspelt-group": (["modle=gpt2"], ["no such key modle; did you mean model?"]),
+    "misspelt-key-in-a-group": (["data=jsonl", "data.pth=x"], ["no such key data.pth; did you mean data.path?"]),
+    "unknown-model": (["model=tiny_gpt3"], ["model/tiny_gpt3", "did you mean tiny_gpt2?", "gpt2_xl, gpt_neo_125m"]),
     "broken-syntax": (["seed=1="], ["seed=1="]),
     "sweep-without-m": (["model=tiny_gpt2,tiny_t5"], ["model=tiny_gpt2,tiny_t5", "add -m"]),
     "sweep-bad-last-value": (["-m", "seed=1,2", "model=tiny_gpt2,tiny_t6"], ["model/tiny_t6"]),
@@ -193,7 +195,9 @@ GENERATE = {
     "unknown-stage": (["stage=everything"], ["stage: 'everything' is not a stage"]),
     "dump-without-path": (["topics=wikipedia_dump"], ["topics.dump", "missing a value"]),
     # the command line
-    "misspelt-key": (["instructions.n_example=3"], ["instructions.n_example", "+instructions.n_example=3"]),
+    "misspelt-key": (["instructions.n_example=3"],
+                     ["no such key instructions.n_example; did you mean instructions.n_examples?"]),
+    "group-of-another-stage": (["model=gpt2"], ["no such key model"]),
     "unknown-teacher": (["teacher=gpt5"], ["teacher/gpt5", "hf_local, openai, openai_batch"]),
     "sweep-without-m": (["size=paper,smoke"], ["size=paper,smoke", "add -m"]),
     "api-key-override": ([f"+teacher.api_key={KEY}"], ["the override teacher.api_key=... looks like a secret"]),
@@ -266,7 +270,7 @@ EVALUATE = {
     "wandb-mode-typo": (["wandb.mode=onlin"], ["wandb.mode: 'onlin' is not one of online, offline, disabled"]),
     # the command line
     "unknown-suite": (["eval=lamini16"], ["eval/lamini16", "lamini15, lamini15_local"]),
-    "misspelt-key": (["wraper=none"], ["wraper", "+wraper=none"]),
+    "misspelt-key": (["wraper=none"], ["no such key wraper; did you mean wrapper?"]),
     "sweep-without-m": (["model=org/a,org/b"], ["add -m"]),
     "sweep-bad-suite": (["-m", "models=[a],[b]", "eval=lamini15_local,nope"], ["eval/nope"]),
     "api-key-override": ([f"+teacher.api_key={KEY}"], ["the override teacher.api_key=... looks like a secret"]),

@@ -1,5 +1,6 @@
 """Command-line overrides that do not compose stop before Hydra runs anything: one line, exit 2, in every job of
-a sweep. The entry points call the check (tests/test_train_config.py runs one through train.py)."""
+a sweep; a misspelt key or choice gets the closest real ones. The entry points call the check
+(tests/test_train_config.py runs one through train.py)."""
 
 import pytest
 
@@ -14,9 +15,28 @@ def _line(capsys, name, *argv) -> str:
     return err
 
 
-def test_a_misspelt_key_is_named_with_the_way_to_add_it(capsys):
-    line = _line(capsys, "train", "model=tiny_gpt2", "trainer.max_step=5")
-    assert "trainer.max_step" in line and "+trainer.max_step=5" in line
+@pytest.mark.parametrize("name, argv, line", [
+    ("train", ["trainer.max_epoch=2"], "no such key trainer.max_epoch; did you mean trainer.max_epochs?"),
+    ("train", ["modle=gpt2"], "no such key modle; did you mean model?"),  # a misspelt group
+    ("train", ["data=jsonl", "data.pth=x"], "no such key data.pth; did you mean data.path?"),  # the chosen data's key
+    ("train", ["hydra.run.dri=x"],
+     "no such key hydra.run.dri; did you mean hydra.run.dir, hydra.run or hydra.runtime?"),  # up to 3
+    ("train", ["~trainer.max_epoch"], "no such key trainer.max_epoch; did you mean trainer.max_epochs?"),
+    ("train", ["trainer.max_epoch=2", "data.pth=x"], "no such key trainer.max_epoch; did you mean trainer.max_epochs?"),
+    ("train", ["teacher=openai"], "no such key teacher (--help says how to list every key)"),  # generate.py's group
+    ("generate", ["instructions.n_example=3"],
+     "no such key instructions.n_example; did you mean instructions.n_examples?"),
+    ("evaluate", ["wraper=none"], "no such key wraper; did you mean wrapper?"),
+])
+def test_a_misspelt_key_gets_the_closest_real_keys_not_hydras_advice_to_add_it(capsys, name, argv, line):
+    assert _line(capsys, name, *argv) == f"error: {line}"
+
+
+def test_a_misspelt_choice_gets_the_closest_choice_then_the_list(capsys):
+    line = _line(capsys, "train", "model=gpt2_x")
+    assert "Could not find 'model/gpt2_x'; did you mean gpt2_xl? Else choose one of: cerebras_gpt_111m," in line
+    assert line.endswith("tiny_llama, tiny_t5")
+    assert "did you mean" not in _line(capsys, "generate", "teacher=gpt5")  # nothing close: the list alone
 
 
 def test_an_unknown_choice_lists_the_choices_without_private_bases(capsys):
@@ -48,5 +68,6 @@ def test_good_overrides_and_hydras_own_flags_pass(capsys):
     check_overrides("train", ["-m", "model=tiny_gpt2,tiny_t5", "trainer=ddp_cpu", "hydra/launcher=submitit_slurm",
                               "hydra.sweep.dir=/tmp/s", "experiment=lamini_paper"])
     check_overrides("train", ["--cfg", "job", "model=tiny_t5"])
-    check_overrides("train", ["--help"])
+    check_overrides("train", ["--hydra-help"])
+    check_overrides("train", ["model=tiny_gpt2,tiny_t5"], app=False)  # the planner plans each job without -m
     assert capsys.readouterr().err == ""

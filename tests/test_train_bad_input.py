@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.helpers.run import fails_with, run_entry
+from tests.helpers.run import fails_with, run_entry, run_script_inprocess
 
 GOOD = {"instruction": "Say hi.", "response": "Hi!", "instruction_source": "alpaca"}
 
@@ -37,3 +37,21 @@ def test_an_empty_file_or_a_filter_that_keeps_nothing_is_one_line(tmp_path):
     with pytest.raises(UserError, match=r"holds no records of the subsets \['original_p3'\] \(data.subsets\)"):
         LocalFile(str(one), subsets=["original_p3"]).load()
     assert len(LocalFile(str(one)).load()) == 1
+
+
+def test_a_refused_run_leaves_no_run_folder_but_a_resumed_one_stays(tmp_path, capfd, monkeypatch):
+    def run(*argv):
+        res = run_script_inprocess("train.py", "model=tiny_gpt2", "logger=csv", *argv, capfd=capfd,
+                                   monkeypatch=monkeypatch, cwd=tmp_path)
+        fails_with(res)
+
+    earlier = tmp_path / "earlier"  # a run folder from before this command: a resume, kept whatever it holds
+    earlier.mkdir()
+    # refused by the config check, the data reader, Lightning's Trainer (after recipe.json); by a sweep's job; in a
+    # folder named on the command line that this command made
+    for argv in (["optim.lr=abc"], ["data=jsonl", f"data.path={tmp_path}/nope.jsonl"], ["trainer.max_epochs=-5"],
+                 ["-m", "optim.lr=abc,fast"], [f"hydra.run.dir={tmp_path}/new", "optim.lr=abc"],
+                 [f"hydra.run.dir={earlier}", "optim.lr=abc"]):
+        run(*argv)
+    assert [p.name for p in tmp_path.glob("*/train/*")] == [] and not (tmp_path / "new").exists()
+    assert {p.name for p in earlier.iterdir()} == {".hydra", ".owner.lock", "train.log"}

@@ -4,18 +4,24 @@ naming the holder, instead of mixing its checkpoints, exports, metrics or reques
 The lock is an advisory flock on ``<folder>/.owner.lock``: the kernel drops it when its process ends, however
 it ends, so a killed run never blocks its own resume. The file keeps who holds it (PID, host, start, command
 with secret-looking values removed). A folder named on the command line is taken before Hydra writes into it.
+A job that refuses its input leaves no folder behind (hydra_job): typos do not pile up empty runs in outputs/.
 """
 
 from __future__ import annotations
 
 import atexit
 import fcntl
+import functools
 import json
 import os
+import shutil
 import socket
 import sys
 import time
 from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 
 from lamini_lm.errors import UserError, exit_on_user_error
 from lamini_lm.secret_keys import redact_argv
@@ -86,6 +92,53 @@ def release_held() -> None:
             folder.rmdir()
         os.close(fd)
     _MADE.clear()
+
+
+# what a job writes before it has checked its inputs: Hydra's record of the run (and its <job>.log), the owner's
+# lock, train.py's recipe (training/recipe.py)
+START_RECORDS = {".hydra", LOCK_FILE, "recipe.json"}
+
+
+def hydra_job(task):
+    """Wrap a Hydra task function: a UserError is one line and exit 2 (exit_on_user_error), and a job stopped by
+    one before it wrote anything of its own leaves no run folder (discard_refused_run)."""
+
+    @functools.wraps(task)
+    def job(cfg):
+        try:
+            return task(cfg)
+        except UserError:
+            discard_refused_run()
+            raise
+
+    return exit_on_user_error(job)
+
+
+def discard_refused_run() -> None:
+    """Inside a Hydra job that refused its input: remove the folder Hydra made for it when it holds only the start
+    records, then the sweep's folder when that holds only Hydra's multirun.yaml. Never a folder that existed
+    before this command (a resume), nor in the other ranks of a distributed job, which share rank 0's folder."""
+    hydra = HydraConfig.get()
+    sweep = hydra.mode == RunMode.MULTIRUN
+    job_dir = Path(hydra.runtime.output_dir).resolve()
+    named = {o.split("=", 1)[0].lstrip("+") for o in hydra.overrides.hydra}
+    # a folder named on the command line is new if check_run_folder made it; an unnamed one is new by its name,
+    # the launch time to the microsecond (conf/hydra/default.yaml)
+    new = job_dir in _MADE if job_dir in _HELD else ("hydra.sweep.dir" if sweep else "hydra.run.dir") not in named
+    if not (new and is_first_process() and job_dir.is_dir()):
+        return
+    if {p.name for p in job_dir.iterdir()} - START_RECORDS - {f"{hydra.job.name}.log"}:
+        return  # the job wrote something of its own
+    if job_dir in _HELD:  # taken at start: release_held removes it with its lock at exit
+        shutil.rmtree(job_dir / ".hydra", ignore_errors=True)
+        for p in job_dir.iterdir():
+            if p.name != LOCK_FILE:
+                p.unlink()
+    else:
+        shutil.rmtree(job_dir)
+    sweep_dir = Path(hydra.sweep.dir).resolve()
+    if sweep and [p.name for p in sweep_dir.iterdir()] == ["multirun.yaml"]:
+        shutil.rmtree(sweep_dir)
 
 
 def _read(fd: int) -> dict:
