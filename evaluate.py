@@ -11,6 +11,7 @@ import hydra
 
 from lamini_lm import config  # noqa: F401  (registers the config resolvers)
 from lamini_lm.overrides import check_overrides
+from lamini_lm.rerun import with_own_overrides
 from lamini_lm.run_lock import check_run_folder, hydra_job
 from lamini_lm.secret_keys import refuse_secret_overrides
 
@@ -32,6 +33,7 @@ def _model_alias(argv: list[str]) -> list[str]:
 if __name__ == "__main__":
     refuse_secret_overrides()  # before Hydra saves or echoes the command line
     check_run_folder(("hydra.run.dir",))  # before Hydra writes into it: writable, held by no other run
+    sys.argv[1:] = with_own_overrides(sys.argv[1:])  # a run folder named alone continues with its own
     sys.argv[1:] = _model_alias(sys.argv[1:])
     check_overrides("evaluate", doc=__doc__)  # after the alias: every override (and sweep job) composes, or one line
     main()

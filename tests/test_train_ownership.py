@@ -154,6 +154,23 @@ def test_resuming_a_run_with_another_seed_stops_naming_the_keys(tmp_path):
     res = run_entry("train.py", *small, "seed=7", "trainer.max_epochs=2")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
     assert "seed: 42 -> 7" in res.stderr.strip().splitlines()[-1] and "max_epochs" not in res.stderr
+    # the run folder alone continues it with its own overrides; one given now wins (one more epoch)
+    res = run_entry("train.py", f"hydra.run.dir={tmp_path}", "trainer.max_epochs=2")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"note: {tmp_path} was started with model=tiny_gpt2 data.limit=48" in res.stderr
+    assert json.loads((tmp_path / "metrics.json").read_text())["global_step"] == 10  # 5 steps an epoch
+
+
+def test_a_run_folder_named_alone_gets_the_overrides_it_was_started_with(tmp_path):
+    from lamini_lm.rerun import with_own_overrides
+
+    run = tmp_path / "run"
+    assert with_own_overrides([f"hydra.run.dir={run}"]) == [f"hydra.run.dir={run}"]  # a new run: nothing to add
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("- model=tiny_gpt2\n- trainer.max_epochs=1\n- +trainer.deterministic=true\n")
+    assert with_own_overrides([f"hydra.run.dir={run}", "trainer.max_epochs=3", "trainer.deterministic=false"]) == [
+        "model=tiny_gpt2", f"hydra.run.dir={run}", "trainer.max_epochs=3", "trainer.deterministic=false"]
+    assert with_own_overrides(["-m", f"hydra.run.dir={run}"]) == ["-m", f"hydra.run.dir={run}"]  # a sweep: its own
 
 
 def _ckpt(path, step):
