@@ -71,3 +71,27 @@ def test_good_overrides_and_hydras_own_flags_pass(capsys):
     check_overrides("train", ["--hydra-help"])
     check_overrides("train", ["model=tiny_gpt2,tiny_t5"], app=False)  # the planner plans each job without -m
     assert capsys.readouterr().err == ""
+
+
+def test_a_dict_of_open_keys_is_told_how_to_add_one(capsys):
+    # the launcher's additional_parameters is a dict of sbatch options: a new one is added with `+`, which is the
+    # right advice here (docs/herd.md prints it)
+    line = _line(capsys, "train", "hydra/launcher=submitit_slurm", "hydra.launcher.additional_parameters={requeue:true}")
+    assert line == ("error: hydra.launcher.additional_parameters holds no key requeue: add it with "
+                    "+hydra.launcher.additional_parameters.requeue=true")
+    check_overrides("train", ["hydra/launcher=submitit_slurm", "+hydra.launcher.additional_parameters.requeue=true"])
+
+
+def test_a_config_that_sweeps_needs_multirun_and_every_member_is_checked(capsys, monkeypatch):
+    from lamini_lm import config
+
+    line = _line(capsys, "train", "experiment=lamini_herd")
+    assert "the config sweeps model=t5_small,t5_base," in line and "add -m" in line
+    check_overrides("train", ["experiment=lamini_herd", "model=gpt2"])  # one member: a plain run
+    composed = []
+    compose = config.compose
+    monkeypatch.setattr(config, "compose", lambda name, job=(), **kw: composed.append(list(job)) or compose(name, job, **kw))
+    check_overrides("train", ["-m", "experiment=lamini_herd"])
+    from tests.test_train_config import HERD
+
+    assert {o for job in composed for o in job if o.startswith("model=")} == {f"model={m}" for m in HERD}

@@ -44,7 +44,12 @@ def check_overrides(config_name: str, argv: list[str] | None = None, doc: str = 
     sweeps = [o for o in parsed if o.is_sweep_override()]
     if sweeps and app and not args.multirun:
         raise UserError(f"{sweeps[0].input_line} lists several values: add -m (--multirun) to sweep them")
-    for job in _jobs(parsed):
+    swept = config_sweep(args.config_name or config_name, parsed)
+    if swept and app and not args.multirun:
+        raise UserError(f"the config sweeps {', '.join(o.input_line for o in swept)} (hydra.sweeper.params, e.g. "
+                        "experiment=lamini_herd): add -m (--multirun) to run the sweep, or give one value on the "
+                        "command line")
+    for job in _jobs(swept + parsed):
         try:
             config.compose(args.config_name or config_name, job, return_hydra_config=True)
         except (HydraException, OmegaConfBaseException, ValueError) as e:  # ValueError: Hydra's `group=null`
@@ -81,6 +86,13 @@ def _no_such_key(key: str, config_name: str, job: list[str]) -> str:
     except (HydraException, OmegaConfBaseException, ValueError):  # a second mistake: the keys of the defaults
         cfg = config.compose(config_name, return_hydra_config=True)
     keys = [*_keys(OmegaConf.to_container(cfg, resolve=False)), *cfg.hydra.runtime.choices]
+    if key in keys:  # the key is real, but its value adds keys to a dict whose keys are fixed: `+` adds them
+        given = next(o for o in OverridesParser.create().parse_overrides(job) if o.key_or_group == key)
+        value = given.value()
+        adds = [f"+{key}.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in value.items()] \
+            if isinstance(value, dict) else []
+        return (f"{key} holds no key {', '.join(value)}: add {'each' if len(adds) > 1 else 'it'} with "
+                f"{' '.join(adds)}" if adds else f"{key}: {given.input_line} does not fit it")
     # difflib's default cutoff (0.6) also offers unrelated siblings: trainer.num_nodes for trainer.max_epoch
     near = difflib.get_close_matches(key, list(dict.fromkeys(keys)), n=3, cutoff=0.75)
     if not near:
@@ -97,6 +109,18 @@ def _keys(node: dict, prefix: str = ""):
 
 def _refuse(message: str):
     raise UserError(f"{message}: flags such as -m go before the overrides (python train.py -m seed=1,2)")
+
+
+def config_sweep(config_name: str, parsed: list) -> list:
+    """The sweep a config itself declares (hydra.sweeper.params: experiment=lamini_herd lists the herd), as parsed
+    overrides, less the keys the command line gives (Hydra's basic sweeper lets those replace the config's)."""
+    try:
+        cfg = config.compose(config_name, _jobs(parsed)[0], return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException, ValueError):  # the job check that follows names the mistake
+        return []
+    given = {o.key_or_group for o in parsed}
+    params = {k: v for k, v in (cfg.hydra.sweeper.get("params") or {}).items() if k not in given}
+    return OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
 
 
 def _jobs(parsed) -> list[list[str]]:

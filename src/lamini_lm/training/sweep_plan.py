@@ -13,20 +13,17 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from lamini_lm import table_render
-from lamini_lm.config import compose, typed
+from lamini_lm.config import typed
+from lamini_lm.overrides import config_sweep
 from lamini_lm.training import plan
 from lamini_lm.training.spec import PlanSpec
 
 
 def jobs(overrides: list[str]) -> list[list[str]]:
-    """The overrides of each job of the sweep, as Hydra's basic sweeper expands them: the config's
-    hydra.sweeper.params (experiment=lamini_herd lists the herd there), then the command line, which replaces a key
-    the config sweeps."""
-    parser = OverridesParser.create()
-    first = BasicSweeper.split_arguments(parser.parse_overrides(overrides), None)[0][0]
-    params = compose("train", first, return_hydra_config=True).hydra.sweeper.get("params") or {}
-    swept = [f"{k}={v}" for k, v in params.items()]
-    return BasicSweeper.split_arguments(parser.parse_overrides(swept + overrides), None)[0]
+    """The overrides of each job of the sweep, as Hydra's basic sweeper expands them: the config's own sweep
+    (experiment=lamini_herd lists the herd in hydra.sweeper.params), then the command line."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return BasicSweeper.split_arguments(config_sweep("train", parsed) + parsed, None)[0]
 
 
 def row(cfg) -> dict:
