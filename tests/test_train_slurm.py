@@ -22,12 +22,12 @@ class _Submitted(Exception):
     """Raised by the recorder instead of calling sbatch."""
 
 
-def _submit(tmp_path, monkeypatch):
-    """Run the SLURM launcher's launch() on the recipe; returns the sbatch file, the executor, the pickled job
-    and the composed config."""
+def _submit(tmp_path, monkeypatch, *extra):
+    """Run the SLURM launcher's launch() on the recipe (+ ``extra`` overrides); returns the sbatch file, the
+    executor, the pickled job and the composed config."""
     import submitit.slurm.slurm as slurm
 
-    cfg = config.compose("train", [*RECIPE, f"hydra.sweep.dir={tmp_path}/multirun/train/${{now:%H-%M-%S}}"],
+    cfg = config.compose("train", [*RECIPE, *extra, f"hydra.sweep.dir={tmp_path}/multirun/train/${{now:%H-%M-%S}}"],
                          return_hydra_config=True)
     seen = {}
 
@@ -60,6 +60,13 @@ def test_the_slurm_recipe_asks_for_two_nodes_of_eight_gpus_one_task_each(tmp_pat
         assert f"#SBATCH {flag}" in flags, sbatch
     assert "srun --unbuffered" in sbatch and "-m submitit.core._submit" in sbatch
     assert executor.max_num_timeout == launcher.max_num_timeout == 3  # requeued up to 3 times after a timeout
+    assert "#SBATCH --requeue" not in flags
+
+
+def test_a_cluster_that_does_not_requeue_is_asked_to_as_the_docs_say(tmp_path, monkeypatch):
+    # docs/herd.md: any sbatch option is one more key of the launcher's open additional_parameters
+    sbatch, *_ = _submit(tmp_path, monkeypatch, "+hydra.launcher.additional_parameters.requeue=true")
+    assert "#SBATCH --requeue" in sbatch.splitlines(), sbatch
 
 
 def test_a_requeued_job_runs_again_in_its_own_folder_and_resumes_from_last_ckpt(tmp_path, monkeypatch):

@@ -4,13 +4,12 @@ device, the accumulation that makes the global batch, and the time of the run on
 
     python -m lamini_lm.training.plan model=gpt2 experiment=lamini_paper plan.tokens_per_s=30000
     python -m lamini_lm.training.plan model=gpt2_xl trainer=fsdp trainer.devices=8 plan.measure=true
-    python -m lamini_lm.training.plan experiment=lamini_herd      one row per member of the sweep
+    python -m lamini_lm.training.plan experiment=lamini_herd      # one row per member of the sweep
 
 It takes train.py's command line and composes its config (every group, and the `plan` keys); a sweep (model=a,b,
 or an experiment whose hydra.sweeper.params list one) is planned job by job (training/sweep_plan.py). The peak
-planned is that of a
-step under gradient accumulation (gradients already held while a micro-batch runs forward and backward):
-weights + gradients + optimizer state (training/memory.py) + activations at the start of backward
+planned is that of a step under gradient accumulation (gradients already held while a micro-batch runs forward and
+backward): weights + gradients + optimizer state (training/memory.py) + activations at the start of backward
 (training/activations.py).
 
 What imports torch (the model, the batching, the throughput run) is imported inside the functions that need it,
