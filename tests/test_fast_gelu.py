@@ -59,6 +59,6 @@ def _with(model, act):
 @pytest.mark.parametrize("fast_gelu, cls", [(True, GELUTanh), ("false", NewGELUActivation)])
 def test_training_builds_the_model_as_fast_gelu_says_and_the_config_keeps_gelu_new(tmp_path, fast_gelu, cls):
     cfg = config.compose("train", ["model=tiny_gpt2", f"fast_gelu={fast_gelu}", f"paths.output_dir={tmp_path}"])
-    module, _, _ = run._build(config.typed(cfg, TrainSpec), reader=None)
+    module, _, _ = run._build(config.typed(cfg, TrainSpec), reader=None, checkpoint=False)
     assert _acts(module.model, cls) == module.model.config.n_layer
     assert module.model.config.activation_function == "gelu_new"  # what save_pretrained writes into the export

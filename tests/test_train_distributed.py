@@ -61,8 +61,11 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
     assert res.returncode == -9  # SIGKILL in epoch 2, step 7 of 10
     assert (killed / "checkpoints" / "last.ckpt").exists() and not (killed / "hf").exists()
 
-    res = run_entry("train.py", *common, f"hydra.run.dir={killed}", env=same)  # ckpt_path=auto finds last.ckpt
+    # the run folder alone resumes it (ckpt_path=auto finds last.ckpt) with the overrides it was started with, less
+    # the killer, which ~ removes
+    res = run_entry("train.py", f"hydra.run.dir={killed}", "~callbacks.kill", env=same)
     assert res.returncode == 0, res.stderr[-3000:]
+    assert f"note: {killed} was started with model=tiny_gpt2 data.limit=96" in res.stderr
     assert json.loads((killed / "metrics.json").read_text())["global_step"] == 10
     a, b = _weights(straight), _weights(killed)
     assert a.keys() == b.keys()

@@ -154,11 +154,6 @@ def test_resuming_a_run_with_another_seed_stops_naming_the_keys(tmp_path):
     res = run_entry("train.py", *small, "seed=7", "trainer.max_epochs=2")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
     assert "seed: 42 -> 7" in res.stderr.strip().splitlines()[-1] and "max_epochs" not in res.stderr
-    # the run folder alone continues it with its own overrides; one given now wins (one more epoch)
-    res = run_entry("train.py", f"hydra.run.dir={tmp_path}", "trainer.max_epochs=2")
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert f"note: {tmp_path} was started with model=tiny_gpt2 data.limit=48" in res.stderr
-    assert json.loads((tmp_path / "metrics.json").read_text())["global_step"] == 10  # 5 steps an epoch
 
 
 def test_a_run_folder_named_alone_gets_the_overrides_it_was_started_with(tmp_path):
