@@ -15,6 +15,8 @@ import pytest
 from lamini_lm.run_lock import RunLock
 from tests.helpers.run import fails_with, run_entry, run_script_inprocess
 
+pytestmark = pytest.mark.slow  # ~150 cases through the real entry points, ~75 s: the full suite's
+
 KEY = "sk-proj-" + "a1B2" * 8  # shaped like an OpenAI key: never echoed
 HF_KEY = "hf_" + "Zx9" * 10  # shaped like a Hugging Face token
 GOOD = {"instruction": "Say hi.", "response": "Hi!", "instruction_source": "alpaca"}

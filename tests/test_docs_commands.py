@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import inspect
 import json
 import re
 import shlex
@@ -211,6 +210,23 @@ def workspace(tmp_path_factory) -> Path:
     return ws
 
 
+@pytest.fixture(scope="module", autouse=True)
+def composed_once():
+    """Many commands share jobs (the herd's 15 members in five commands): each distinct composition is made once.
+    Composing reads the config files and changes nothing, and the checks here only read what it returns."""
+    import functools
+
+    from lamini_lm import config
+
+    original = config.compose
+    compose = functools.lru_cache(maxsize=None)(
+        lambda name, overrides, hydra: original(name, list(overrides), return_hydra_config=hydra))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(config, "compose", lambda name, overrides=(), return_hydra_config=False:
+                   compose(name, tuple(overrides), return_hydra_config))
+        yield
+
+
 # collected once at import for the test ids (a folder name stands in for the workspace; the values are replaced by
 # the real workspace's in each test)
 _WS = Path("/WS")
@@ -241,35 +257,17 @@ def _hydra_args(command: Command) -> tuple[str, list[str]]:
     return name, args
 
 
-def _jobs(config_name: str, overrides: list[str], config_sweeps: bool) -> list[list[str]]:
-    """Every value of every swept key composed once, as check_overrides does (the first job, then each other value):
-    the command line's sweeps and, for a sweep or a planner command, the config's own `hydra.sweeper.params`
-    (experiment=lamini_herd sweeps the herd itself)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from lamini_lm import config
-
-    parser = OverridesParser.create()
-    parsed = parser.parse_overrides(overrides)
-    first = [BasicSweeper.split_arguments([o], None)[0][0][0] for o in parsed]
-    if config_sweeps:
-        hydra_cfg = config.compose(config_name, first, return_hydra_config=True).hydra
-        given = {o.get_key_element() for o in parsed}
-        params = hydra_cfg.sweeper.get("params") or {}
-        extra = [f"{k}={v}" for k, v in params.items() if k not in given]
-        parsed = parser.parse_overrides(extra) + parsed
-    values = [[job[0] for job in BasicSweeper.split_arguments([o], None)[0]] for o in parsed]
-    base = [v[0] for v in values]
-    return [base] + [base[:i] + [v] + base[i + 1:] for i, vs in enumerate(values) for v in vs[1:]]
-
-
 def _typed_check(config_name: str, entry: str, job: list[str], out: Path) -> None:
     """The stage's own check of its composed config (a UserError naming the key when it fails)."""
     from lamini_lm import config
 
+    from omegaconf import open_dict
+
     run_dir = next((o.split("=", 1)[1] for o in job if o.startswith("hydra.run.dir=")), str(out))
-    cfg = config.compose(config_name, [*job, f"paths.output_dir={run_dir}"])
+    cfg = config.compose(config_name, job, return_hydra_config=True).copy()  # check_overrides' own composition
+    with open_dict(cfg):
+        cfg.paths.output_dir = run_dir  # what Hydra's runtime would fill in
+        del cfg["hydra"]
     if entry in ("train.py", "lamini_lm.training.plan"):
         from lamini_lm.training.spec import TrainSpec  # the planner's keys (plan.*) are part of it
 
@@ -339,17 +337,14 @@ def problem(command: Command, ws: Path, capsys) -> str:
     config_name, argv = _hydra_args(command)
     args = get_args_parser().parse_args(argv)
     planner = command.entry == "lamini_lm.training.plan"  # it plans every member a herd experiment sweeps
-    kwargs = {"app": False} if planner and "app" in inspect.signature(check_overrides).parameters else {}
-    try:
-        check_overrides(config_name, argv, **kwargs)
+    try:  # every value of every swept key (the command line's, and a config's own sweep such as the herd's)
+        jobs = check_overrides(config_name, argv, app=not planner)
     except SystemExit as e:
         if args.help and e.code == 0:  # --help answered: nothing to compose
             return ""
         return (f"{' '.join(command.where)}: the overrides do not compose (exit {e.code}): "
                 f"{capsys.readouterr().err.strip()}")
-    if args.help or args.hydra_help:
-        return ""
-    for job in _jobs(config_name, args.overrides, args.multirun or planner):
+    for job in jobs:
         try:
             _typed_check(config_name, command.entry, job, ws / "out")
         except UserError as e:
@@ -384,8 +379,9 @@ def _runs_for_real(c: Command) -> bool:
         return False
     if "--help" in c.args or "-h" in c.args:
         return True
-    if c.entry == "lamini_lm.training.plan":
-        return not any(a.startswith("plan.measure=") for a in c.args)
+    if c.entry == "lamini_lm.training.plan":  # the blocks of its output in the docs run in test_docs_planner.py
+        return not any(a.startswith("plan.measure=") for a in c.args) and \
+            f"<!-- planner: {c.text} -->" not in "".join(p.read_text() for p in DOCS)
     return c.entry == "lamini_lm.evaluation.tiny" or (c.entry == "lamini_lm.assets" and c.args[:1] == ["list"])
 
 
@@ -394,17 +390,30 @@ REAL = [c for c in CASES if _runs_for_real(c)]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", REAL, ids=[c.text for c in REAL])
-def test_the_cheap_command_runs(command, workspace, tmp_path):
+def test_the_cheap_command_runs(command, workspace, tmp_path, monkeypatch, capsys):
+    """A script as a fresh process; a `python -m lamini_lm.<module>` in this one (runpy runs its __main__ as the
+    interpreter would, without the seconds a new process spends importing)."""
+    import runpy
+    import sys
+
     command = _case(command, workspace)
     args = [a.replace("tiny_models", str(tmp_path / "tiny_models")) for a in command.args]
-    script = command.entry if command.entry in SCRIPTS else "-m"
-    first = [] if command.entry in SCRIPTS else [command.entry]
-    res = run_entry(script, *first, *args, timeout=300)
-    assert res.returncode == 0, f"{' '.join(command.where)}: exit {res.returncode}\n{res.stderr[-3000:]}"
+    if command.entry in SCRIPTS:
+        res = run_entry(command.entry, *args, timeout=300)
+        code, out, err = res.returncode, res.stdout, res.stderr
+    else:
+        monkeypatch.setattr(sys, "argv", [command.entry, *args])
+        try:
+            runpy.run_module(command.entry, run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as e:
+            code = e.code or 0
+        out, err = capsys.readouterr()
+    assert code == 0, f"{' '.join(command.where)}: exit {code}\n{err[-3000:]}"
     if "--help" in args:
-        assert "docs" in res.stdout.lower(), f"--help should say where the docs are:\n{res.stdout[-2000:]}"
+        assert "docs" in out.lower(), f"--help should say where the docs are:\n{out[-2000:]}"
     elif command.entry == "lamini_lm.evaluation.tiny":
         for kind in ("gpt2", "t5"):
             assert (tmp_path / "tiny_models" / kind / "hf" / "config.json").is_file()
     else:
-        assert res.stdout.strip(), res.stderr[-2000:]
+        assert out.strip(), err[-2000:]

@@ -200,6 +200,7 @@ def test_unreachable_hub_names_the_dataset_and_the_override(tmp_path):
         load_pool("alpaca", src, 0)
 
 
+@pytest.mark.slow
 def test_hub_pool_streams_each_config_shuffled_and_capped(tmp_path):
     """The hub path for real (datasets streaming, per-config split, shuffle buffer, row cap) on a
     local dataset repo laid out like a hub one: data files plus a README declaring two configs."""

@@ -10,6 +10,7 @@ from tests.helpers.run import fails_with, run_entry, run_script_inprocess
 GOOD = {"instruction": "Say hi.", "response": "Hi!", "instruction_source": "alpaca"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("val_size,takes", [("0.95", 10)])  # a fraction rounded up (a count: the tables)
 def test_a_val_size_that_leaves_nothing_to_train_on_is_one_line(tmp_path, val_size, takes):
     data = tmp_path / "d10.jsonl"
@@ -19,6 +20,7 @@ def test_a_val_size_that_leaves_nothing_to_train_on_is_one_line(tmp_path, val_si
     fails_with(res, f"data.val_size={val_size} takes {takes} of the 10 records", "a count from 1 to 9")
 
 
+@pytest.mark.slow
 def test_an_unreachable_hub_dataset_names_the_id_and_the_local_file_way(tmp_path):
     res = run_entry("train.py", "model=tiny_gpt2", "data=lamini", f"hydra.run.dir={tmp_path}", "logger=csv")
     fails_with(res, "'MBZUAI/LaMini-instruction'", "data=jsonl")

@@ -10,6 +10,8 @@ from lamini_lm.models.backbone import build_family, compile_blocks, load_model
 from lamini_lm.models.families import IGNORE_INDEX
 from lamini_lm.models.spec import ModelSpec
 
+pytestmark = pytest.mark.slow  # inductor compiles each block's forward and backward: ~80 s from a cold cache
+
 
 @pytest.mark.parametrize("name", ["tiny_gpt2", "tiny_t5"])
 def test_compiled_blocks_give_the_eager_loss_and_gradient_on_packed_rows_of_any_length(name):

@@ -55,6 +55,7 @@ def test_a_family_outside_the_package_trains_exports_and_generates(tmp_path):
     assert len(inference.generate(model, tok, family, style, ["Say hi."], max_new_tokens=3)) == 1
 
 
+@pytest.mark.slow
 def test_a_family_that_is_not_a_family_class_is_one_line(tmp_path):
     res = run_entry("train.py", "model=tiny_gpt2", "model.family._target_=collections.OrderedDict", f"hydra.run.dir={tmp_path}")
     assert res.returncode == 2 and "Traceback" not in res.stderr

@@ -46,6 +46,7 @@ def test_sharding_is_what_lets_the_big_members_fit_40_gb():
     assert ddp.total > 30 * GB and fsdp8.total < 6 * GB
 
 
+@pytest.mark.slow
 def test_a_device_count_the_planner_cannot_use_is_one_line():
     with pytest.raises(UserError, match="trainer.devices=-1"):
         _plan("trainer=ddp")  # all GPUs of a node: the planner needs the number
@@ -54,6 +55,7 @@ def test_a_device_count_the_planner_cannot_use_is_one_line():
     assert "Traceback" not in res.stderr
 
 
+@pytest.mark.slow
 def test_the_command_prints_the_split():
     res = run_entry("-m", "lamini_lm.training.plan", "model=flan_t5_large", "trainer=fsdp", "trainer.devices=8")
     assert res.returncode == 0, res.stderr[-2000:]

@@ -100,6 +100,7 @@ def test_the_largest_micro_batch_grows_with_memory_and_its_accumulation_divides(
     assert plan.dividing(3, 1000, 8) == (1, 125) and plan.dividing(3, 12, 8) is None
 
 
+@pytest.mark.slow
 def test_the_command_plans_the_papers_run_from_a_given_rate():
     res = run_entry("-m", "lamini_lm.training.plan", "model=flan_t5_small", "experiment=lamini_paper",
                     "trainer.devices=8", "plan.tokens_per_s=1000", "plan.json=true")

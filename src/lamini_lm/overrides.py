@@ -26,9 +26,10 @@ from lamini_lm.errors import UserError, exit_on_user_error
 
 @exit_on_user_error
 def check_overrides(config_name: str, argv: list[str] | None = None, doc: str = "", command: str | None = None,
-                    app: bool = True) -> None:
+                    app: bool = True) -> list[list[str]]:
     """``doc``: the entry point's module docstring, for its --help page; ``command``: how it is run (default
-    ``python <script>``). ``app``: a Hydra app; the planner (False) plans every job of a sweep without -m."""
+    ``python <script>``). ``app``: a Hydra app; the planner (False) plans every job of a sweep without -m.
+    Returns the overrides of the jobs it composed (none for Hydra's own modes)."""
     parser = get_args_parser()
     parser.error = _refuse  # argparse's own prints its usage block: one line instead
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -36,7 +37,7 @@ def check_overrides(config_name: str, argv: list[str] | None = None, doc: str = 
         print(cli_help.page(config_name, doc, command or f"python {Path(sys.argv[0]).name}", app))
         sys.exit(0)
     if args.hydra_help or args.info or args.shell_completion or args.config_path or args.config_dir:
-        return  # Hydra's own modes, or a config from elsewhere: Hydra answers them
+        return []  # Hydra's own modes, or a config from elsewhere: Hydra answers them
     try:
         parsed = OverridesParser.create().parse_overrides(args.overrides)
     except HydraException as e:
@@ -49,11 +50,13 @@ def check_overrides(config_name: str, argv: list[str] | None = None, doc: str = 
         raise UserError(f"the config sweeps {', '.join(o.input_line for o in swept)} (hydra.sweeper.params, e.g. "
                         "experiment=lamini_herd): add -m (--multirun) to run the sweep, or give one value on the "
                         "command line")
-    for job in _jobs(swept + parsed):
+    jobs = _jobs(swept + parsed)
+    for job in jobs:
         try:
             config.compose(args.config_name or config_name, job, return_hydra_config=True)
         except (HydraException, OmegaConfBaseException, ValueError) as e:  # ValueError: Hydra's `group=null`
             raise UserError(_explain(e, args.config_name or config_name, job)) from None
+    return jobs
 
 
 # Hydra's words for a key that is neither in the config nor a group of its defaults list (`key=`, `group=`, `~key`)
