@@ -18,6 +18,9 @@ for _k, _v in {
 
 
 def pytest_configure(config):
+    # the GPU suite runs in one process: workers would share the GPU, and its throughput and memory readings with it
+    if "gpu" in (config.option.markexpr or "") and getattr(config.option, "dist", "no") != "no":
+        config.option.dist, config.option.numprocesses = "no", 0
     # torch caps OMP_NUM_THREADS at the number of cores; the numerics tests are meant to run with exactly that
     # many threads (README: the tests), so apply it as given
     threads = os.environ.get("OMP_NUM_THREADS", "")
