@@ -14,9 +14,11 @@ from lamini_lm.config import typed
 from lamini_lm.errors import UserError
 from lamini_lm.evaluation.spec import EvaluateSpec
 from lamini_lm.run_lock import RunLock
+from lamini_lm.secret_keys import refuse_secret_values
 
 
 def run(cfg: DictConfig):
+    refuse_secret_values(cfg)  # a config file's (human.url, the judge's teacher.base_url): the command line's were refused
     spec = typed(cfg, EvaluateSpec)
     with RunLock(Path(spec.paths["output_dir"]), "hydra.run.dir"):  # one evaluation writes a run folder at a time
         return _mode(spec)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from lamini_lm.errors import UserError
+from lamini_lm.secret_keys import check_value
 from lamini_lm.teachers.base import Teacher, is_number, is_whole, require
 from lamini_lm.teachers.progress import Stats
 from lamini_lm.teachers.store import Reply, Request, RequestStore
@@ -42,6 +43,8 @@ class OpenAICompatible(Teacher):
         super().__post_init__()
         if self.http_transport not in TRANSPORTS:
             raise UserError(f"teacher.http_transport={self.http_transport} is unknown; choose {' or '.join(TRANSPORTS)}")
+        # a key in the URL (user:key@host, ?api_key=) would be sent in it, and quoted by the messages below
+        check_value("teacher.base_url", self.base_url)
         # a malformed URL would otherwise be reported only after max_attempts connection errors
         require(isinstance(self.base_url, str) and self.base_url.startswith(("http://", "https://")), "base_url",
                 self.base_url, "must start with http:// or https:// (e.g. https://api.openai.com/v1)")
