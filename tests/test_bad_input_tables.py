@@ -67,6 +67,7 @@ def _inputs(tmp):
     lines("broken_export/config.json", "{broken")
     lines("typeless_export/config.json", {})
     lines("uneven_responses/n.jsonl", {**response, "model": "n", "id": "user_oriented_task_1"})
+    lines("evaluated/org__m/model.json", {"name": "org/m", "location": "org/m", "local": False, "revision": "v1"})
     for name, rating in (("no_sheets", None), ("bad_rating", "E"), ("unrated", "A")):
         lines(f"{name}/key.csv", "item_id,instruction_id,rater,model", "a1,user_oriented_task_0,1,m",
               "b2,user_oriented_task_0,1,n")
@@ -260,6 +261,10 @@ EVALUATE = {
     "model-is-a-file": (["model={tmp}/a_file"], ["model={tmp}/a_file is a file"]),
     "same-name-twice": (["model=[org/m,org/m]"], ["two models would share the result name(s) org/m"]),
     "list-of-lists": (["model=[[a]]"], ["models must be a folder or hub id, or a list of them"]),
+    "name-for-two-models": (["model=[org/a,org/b]", "name=mine"], ["name=mine names one model but model= gives 2"]),
+    "name-taken-by-another-model": (["model=org/m", "hydra.run.dir={tmp}/evaluated"],
+                                    ["{tmp}/evaluated/org__m holds the results of another model named 'org/m' "
+                                     "(org/m at revision v1), not of org/m at revision main", "name=..."]),
     # the lm-eval settings
     "unknown-task": (["model=org/m", "tasks=[PIQA,squad]"], ["unknown task(s) squad"]),
     "unknown-paper-model": (["model=org/m", "paper_model=gpt-5"], ["paper_model=gpt-5 is not in the paper's tables"]),

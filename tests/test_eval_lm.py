@@ -168,3 +168,43 @@ def test_a_rerun_into_the_same_folder_answers_from_lm_evals_cache(runs, tmp_path
     assert again["tasks"] == first["tasks"]
     with pytest.raises(AssertionError, match="asked again"):  # a request the cache does not hold reaches the model
         run_lm_eval(compose(tmp_path, *args[:-1], "lm_eval.limit=4"))
+
+
+def test_a_run_folder_keeps_one_model_per_name(runs, tmp_path):
+    """Another model whose result name is taken in the run folder is refused before anything runs (one line naming
+    both); under name= it is kept apart; the same model again is a resume (test above)."""
+    import shutil
+
+    from lamini_lm.errors import UserError
+    from lamini_lm.evaluation.run import run_lm_eval
+
+    wrapped = runs["out"] / "wrapped"
+    assert json.loads((wrapped / "gpt2" / "model.json").read_text()) == runs["wrapped"][0]["model"]
+    other = tmp_path / "elsewhere" / "gpt2" / "hf"  # the T5 export, in a run folder also called gpt2
+    shutil.copytree(runs["root"] / "t5" / "hf", other)
+    before = sorted(p.relative_to(wrapped) for p in wrapped.rglob("*"))
+    args = (f"models={other}", "eval=lamini15_local", "tasks=[RTE]", "lm_eval.limit=3")
+    with pytest.raises(UserError) as e:
+        run_lm_eval(compose(wrapped, *args))
+    assert str(e.value).startswith(f"{wrapped / 'gpt2'} holds the results of another model named 'gpt2' "
+                                   f"({runs['root'] / 'gpt2' / 'hf'}, weights sha256 ")
+    assert f"not of {other}, weights sha256 " in str(e.value) and "hydra.run.dir=" in str(e.value) and "name=" in str(e.value)
+    assert sorted(p.relative_to(wrapped) for p in wrapped.rglob("*")) == before  # nothing written
+    (summary,) = run_lm_eval(compose(wrapped, *args, "name=gpt2-t5-copy"))
+    assert summary["model"]["name"] == "gpt2-t5-copy" and summary["model"]["location"] == str(other)
+    assert json.loads((wrapped / "gpt2" / "summary.json").read_text()) == runs["wrapped"][0]  # left as it was
+
+
+def test_what_makes_two_models_one(tmp_path):
+    from lamini_lm.evaluation import harness
+    from lamini_lm.evaluation.model_refs import ModelRef
+
+    hub = ModelRef(name="org/m", location="org/m", local=False, revision="v1")
+    export = ModelRef(name="m", location="/a/m/hf", local=True, revision="local", info={"weights_sha256": "ab" * 32})
+    assert harness.same_model(hub.record(), hub) and harness.same_model(export.record(), export)
+    assert not harness.same_model({**hub.record(), "revision": "v2"}, hub)  # another revision: another model
+    assert not harness.same_model(hub.record(), export) and not harness.same_model(export.record(), hub)
+    assert harness.same_model({**export.record(), "location": "/b/m/hf"}, export)  # a copy: the same weights
+    assert harness.held_by(tmp_path) is None
+    (tmp_path / "summary.json").write_text(json.dumps({"model": hub.record(), "tasks": []}))  # from before model.json
+    assert harness.held_by(tmp_path) == hub.record()

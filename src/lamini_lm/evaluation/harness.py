@@ -3,7 +3,8 @@
 Per model: ``<out>/<model>/results_<date>.json`` and ``samples_<task>_<date>.jsonl`` (lm-eval's own
 EvaluationTracker files, as its CLI writes them, plus a ``lamini_lm`` block: model provenance,
 wrapper, suite) and ``summary.json`` / ``summary.csv``: one row per paper task with the paper's
-metric, the task version and the status (``ok`` or ``unavailable``).
+metric, the task version and the status (``ok`` or ``unavailable``); ``model.json`` names the model
+the folder belongs to (one name, one model: see same_model).
 """
 
 from __future__ import annotations
@@ -27,16 +28,41 @@ from lamini_lm.evaluation import wrapper as wrappers
 from lamini_lm.evaluation.model_refs import ModelRef
 from lamini_lm.evaluation.spec import LmEvalSpec, WandbSpec
 from lamini_lm.evaluation.suite import TaskSpec
+from lamini_lm.files import write_atomic
 from lamini_lm.models import families
 
 log = logging.getLogger(__name__)
 # wandb is imported by log_wandb only: most runs in tests and sweeps leave W&B off
 SUMMARY_FIELDS = ("model", "paper_model", "name", "paper", "task", "metric", "value", "stderr", "version", "n", "n_total",
                   "status", "wrapper", "suite")
+MODEL_FILE = "model.json"  # the record of the model <out>/<model>/ belongs to, written before its evaluation starts
 
 
 def safe_name(name: str) -> str:
     return re.sub(r"[^\w.-]+", "__", name).strip("_") or "model"
+
+
+def held_by(folder: Path) -> dict | None:
+    """The record (ModelRef.record) of the model whose results ``folder`` holds: its model.json, else the
+    summary.json of an evaluation from before model.json; None for a folder no evaluation has started in."""
+    for name, part in ((MODEL_FILE, None), ("summary.json", "model")):
+        try:
+            data = json.loads((folder / name).read_text())
+        except (OSError, ValueError):  # absent, or torn by a kill: the next file, or a new folder
+            continue
+        record = data.get(part) if part and isinstance(data, dict) else data
+        if isinstance(record, dict):
+            return record
+    return None
+
+
+def same_model(record: dict, ref: ModelRef) -> bool:
+    """Whether ``record`` is ``ref``'s model: the same weights for an export (a copy of it elsewhere is the
+    same model), the same hub id and revision for a hub model."""
+    mine = ref.record()
+    if mine.get("weights_sha256") or record.get("weights_sha256"):
+        return mine.get("weights_sha256") == record.get("weights_sha256")
+    return (mine["location"], mine["revision"]) == (record.get("location"), record.get("revision"))
 
 
 def load_lm(ref: ModelRef, cfg: LmEvalSpec):
@@ -80,6 +106,7 @@ def evaluate(ref: ModelRef, specs: list[TaskSpec], tm, settings: LmEvalSpec, wra
         lm.tokenizer.chat_template = template
     out = out_dir / safe_name(ref.name)
     out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / MODEL_FILE, json.dumps(ref.record(), indent=2, default=str) + "\n")
     tracker = EvaluationTracker(output_path=str(out / "results.json"))
     # lm-eval's request cache (sqlite, a row per answered request): a killed evaluation rerun into the same run
     # folder answers only what is missing. Keyed by the exact weights, since lm-eval keys by request alone.

@@ -101,6 +101,7 @@ class EvaluateSpec:
     eval: SuiteSpec
     mode: str = "lm_eval"
     models: Any = None  # an export, run or multirun folder, a hub id, or a list of them
+    name: Optional[str] = None  # one model's result name; None: model_refs.resolve's
     revision: str = "main"
     paper_model: Optional[str] = None
     tasks: Optional[list[str]] = None
@@ -119,3 +120,5 @@ class EvaluateSpec:
             raise ValueError(f"wrapper={self.wrapper} is not a wrapper; choose one of {', '.join(WRAPPERS)}")
         if isinstance(self.models, list) and not all(isinstance(m, str) for m in self.models):
             raise ValueError("models must be a folder or hub id, or a list of them")
+        if self.name is not None and not self.name.strip():
+            raise ValueError("name= must be a name for the model's results, or null for its own")
