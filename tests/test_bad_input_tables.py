@@ -48,11 +48,14 @@ def _inputs(tmp):
     (tmp / "empty.jsonl").write_text("\n")
     (tmp / "a_file").write_text("not a folder, not a checkpoint\n")
     (tmp / "empty_dir").mkdir()
+    (tmp / "gguf_dir").mkdir()
+    (tmp / "gguf_dir" / "Other.Q4_0.gguf").write_bytes(b"GGUF")
     # generate.py's seed files and an earlier run's broken instructions
     (tmp / "alpaca_broken.json").write_text('[{"instruction": ')
     (tmp / "alpaca.txt").write_text("x\n")
     lines("alpaca_noinst.jsonl", {"prompt": "x", "output": "y"})
     lines("prev/instructions.jsonl", "{broken")
+    lines("conf/teacher/leaky.yaml", "defaults: [openai, _self_]", f"base_url: http://me:{KEY}@127.0.0.1:9/v1")
     # evaluate.py's models, results, instructions, responses and rating sheets
     lines("not_a_model/notes.txt", "x")
     lines("bad_summary/summary.json", "{not json")
@@ -114,6 +117,8 @@ TRAIN = {
     "unknown-packing": (["data.packing=zip"], ["packing=zip", "padding_free"]),
     "push-without-export": (["export.enabled=false", "export.push_to_hub=me/model"],
                             ["export.push_to_hub needs export.enabled=true"]),
+    "push-to-hub-true": (["export.push_to_hub=true"], ["export.push_to_hub: true is not a Hub repo id",
+                                                       "export.push_to_hub=<user>/<model>"]),
     # the command line, before Hydra runs or writes anything
     "misspelt-key": (["trainer.max_epoch=5"], ["no such key trainer.max_epoch; did you mean trainer.max_epochs?"]),
     "misspelt-group": (["modle=gpt2"], ["no such key modle; did you mean model?"]),
@@ -132,6 +137,11 @@ TRAIN = {
     "family-not-importable": (["model.family._target_=nowhere.Family"], ["model.family._target_=nowhere.Family"]),
     "unknown-prompt-style": (["model.prompt_style=klingon"], ["unknown prompt style 'klingon'"]),
     "tokenizer-missing": (["model.tokenizer={tmp}/nope"], ["could not load the tokenizer '{tmp}/nope'"]),
+    "gguf-not-in-folder": (["model=smollm2_135m", "model.hub_id={tmp}/gguf_dir", "model.gguf_file=nope.gguf"],
+                           ["model.gguf_file=nope.gguf is not in the model folder {tmp}/gguf_dir (it has "
+                            "Other.Q4_0.gguf)", "model.gguf_file=null"]),
+    "url-credential-override": (["+model.hub_id=https://me:" + KEY + "@hub.example/m"],
+                                ["the override model.hub_id=... looks like a secret (a user or password in a URL)"]),
     "params-mismatch": (["model.params=1B"], ["model.params=1B but model 'tiny_gpt2' has 3.3M parameters"]),
     "indivisible-global-batch": (["global_batch_size=30", "micro_batch_size=8"],
                                  ["global_batch_size=30", "micro_batch_size=8"]),
@@ -205,6 +215,12 @@ GENERATE = {
     "sweep-without-m": (["size=paper,smoke"], ["size=paper,smoke", "add -m"]),
     "api-key-override": ([f"+teacher.api_key={KEY}"], ["the override teacher.api_key=... looks like a secret"]),
     "key-as-base-url": ([f"teacher.base_url={KEY}"], ["the override teacher.base_url=... looks like a secret"]),
+    "key-inside-base-url": ([f"teacher.base_url=http://user:{KEY}@127.0.0.1:9/v1"],
+                            ["the override teacher.base_url=... looks like a secret (a user or password in a URL)",
+                             "give the URL without it"]),
+    "key-in-a-config-files-base-url": (["hydra.searchpath=[file://{tmp}/conf]", "teacher=leaky", "size=smoke"],
+                                       ["teacher.base_url holds a user or password in a URL in a config file",
+                                        "put the key in the environment"]),
     "out-dir-below-a-file": (["out_dir={tmp}/a_file/out"], ["a_file is a file", "out_dir=..."]),
     "out-dir-held": (["out_dir={tmp}/held"], ["{tmp}/held is in use by PID", "out_dir=..."]),
     # the teacher and a stage's inputs, before anything is sent
@@ -282,6 +298,8 @@ EVALUATE = {
     "sweep-bad-suite": (["-m", "models=[a],[b]", "eval=lamini15_local,nope"], ["eval/nope"]),
     "api-key-override": ([f"+teacher.api_key={KEY}"], ["the override teacher.api_key=... looks like a secret"]),
     "key-as-model": ([f"model={HF_KEY}"], ["looks like a secret"]),
+    "key-in-a-url-parameter": ([f"human.url='https://h/u.jsonl?api_key={KEY}'"],
+                               ["the override human.url=... looks like a secret (the parameter api_key= in a URL)"]),
     "run-dir-below-a-file": (["hydra.run.dir={tmp}/a_file/run"], ["a_file is a file", "hydra.run.dir=..."]),
     "run-dir-held": (["hydra.run.dir={tmp}/held", "model=org/m"], ["{tmp}/held is in use by PID", "hydra.run.dir=..."]),
     # mode=report

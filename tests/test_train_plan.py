@@ -144,3 +144,15 @@ def test_bad_input_is_one_user_error(override, fragments):
 def test_the_command_says_it_in_one_line():
     fails_with(run_entry("-m", "lamini_lm.training.plan", "model=gpt2", "plan.length=-3"), "plan.length: -3")
     fails_with(run_entry("-m", "lamini_lm.training.plan", "model=nope"), "model")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("global_batch_size=0", "error: global_batch_size and micro_batch_size must be positive"),
+    ("export.push_to_hub=true", "error: export.push_to_hub: true is not a Hub repo id"),
+])
+def test_the_command_refuses_what_train_py_refuses(override, message, capsys):
+    """The planner checks train.py's whole config (TrainSpec), not only the keys it plans with."""
+    with pytest.raises(SystemExit) as e:
+        plan.main(["model=gpt2", override])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith(message) and err.count("\n") == 1

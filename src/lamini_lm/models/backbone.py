@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from pathlib import Path
 
 from hydra.utils import get_class
 
@@ -28,6 +29,17 @@ def _hub_error(what: str, ident: str, e: Exception) -> UserError:
     )
 
 
+def check_gguf(spec: ModelSpec) -> None:
+    """``model.gguf_file`` missing from the model folder: said so, with the GGUF files the folder has (transformers
+    would report it as an unreachable Hub or a wrong id)."""
+    folder = Path(spec.hub_id) if spec.hub_id else None
+    if spec.gguf_file and folder is not None and folder.is_dir() and not (folder / spec.gguf_file).is_file():
+        have = sorted(p.name for p in folder.glob("*.gguf"))
+        raise UserError(f"model.gguf_file={spec.gguf_file} is not in the model folder {folder} ("
+                        + (f"it has {', '.join(have)}" if have else "it has no .gguf file")
+                        + "): give one of its files, or model.gguf_file=null for a regular model folder")
+
+
 def build_family(spec: ModelSpec) -> Family:
     """The model config's ``family`` (``_target_``: a Family class) as an object."""
     return targets.build(spec.family, "model.family", base=Family)
@@ -36,6 +48,7 @@ def build_family(spec: ModelSpec) -> Family:
 def load_tokenizer(spec: ModelSpec):
     from transformers import AutoTokenizer
 
+    check_gguf(spec)
     try:
         # a GGUF file carries its tokenizer too: read it from there when the tokenizer is the model's folder
         gguf = {"gguf_file": spec.gguf_file} if spec.gguf_file and spec.tokenizer == spec.hub_id else {}
@@ -63,6 +76,7 @@ def load_model(spec: ModelSpec, family: Family):
             raise UserError(f"model.attn_implementation={spec.attn_implementation}: "
                             f"{str(e).strip().splitlines()[0]}") from None
     else:
+        check_gguf(spec)
         try:
             model = auto.from_pretrained(spec.hub_id, revision=spec.revision,
                                          **({"gguf_file": spec.gguf_file} if spec.gguf_file else {}), **attn)
@@ -86,6 +100,7 @@ def find_fsdp_block(spec: ModelSpec, family: Family) -> str:
     if spec.architecture:  # the hub model's own shape, carried in the config: no file read
         config = AutoConfig.for_model(**spec.architecture)
     else:
+        check_gguf(spec)
         try:
             config = AutoConfig.from_pretrained(spec.hub_id, revision=spec.revision,
                                                 **({"gguf_file": spec.gguf_file} if spec.gguf_file else {}))

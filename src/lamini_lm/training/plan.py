@@ -31,7 +31,7 @@ from lamini_lm.config import compose, typed
 from lamini_lm.errors import UserError, exit_on_user_error
 from lamini_lm.models.spec import ModelSpec
 from lamini_lm.training import activations, memory
-from lamini_lm.training.spec import PlanSpec
+from lamini_lm.training.spec import PlanSpec, TrainSpec
 
 if TYPE_CHECKING:  # the family module imports torch, which this command defers
     from lamini_lm.models.families import Family
@@ -263,6 +263,8 @@ def main(argv=None) -> None:
             cfgs = [compose("train", ["paths.output_dir=/tmp/unused", *job]) for job in sweep_plan.jobs(overrides)]
         except HydraException as e:  # an unknown choice or key: Hydra's own message, one line
             raise UserError(str(e).splitlines()[0]) from None
+        for cfg in cfgs:  # train.py's whole check (global_batch_size=0, a bad export or data key): its plan is moot
+            typed(cfg, TrainSpec)
         as_json = cfgs[0].plan.json
         if len(cfgs) > 1:  # a sweep (the herd): one row per job
             rows = [sweep_plan.row(cfg) for cfg in cfgs]

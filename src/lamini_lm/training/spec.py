@@ -32,10 +32,16 @@ class OptimSpec:
 @dataclass
 class ExportSpec:
     enabled: bool = True
-    push_to_hub: Optional[str] = None  # a Hub model repo id
+    # a Hub model repo id; typed Any because a str field would take Hydra's `true` as the repo id "True"
+    push_to_hub: Any = None
     private: bool = True
 
     def __post_init__(self):
+        if self.push_to_hub is False:  # no upload, as null
+            self.push_to_hub = None
+        if self.push_to_hub is not None and not isinstance(self.push_to_hub, str):
+            raise BadValue("push_to_hub", f"{str(self.push_to_hub).lower()} is not a Hub repo id: give one "
+                                          "(export.push_to_hub=<user>/<model>), or null for no upload")
         if self.push_to_hub and not self.enabled:
             raise ValueError("export.push_to_hub needs export.enabled=true")
 
