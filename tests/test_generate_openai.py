@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 
 import pytest
 from tests.helpers.generate_kit import KEY, assert_no_key, compose, read_jsonl, run, tiny
@@ -316,3 +317,44 @@ def test_an_unreachable_server_is_named_for_what_it_is(api_key, tmp_path, url, c
     # the aiohttp transport reports both as "timeout"; the message says what httpx would
     with pytest.raises(UserError, match=rf"last: {cause} .* talking to {url}"):
         run(tiny(tmp_path, url, "teacher.max_attempts=1"))
+
+
+def test_a_stalled_server_stops_the_run_after_two_silent_timeouts(server, api_key, tmp_path, caplog):
+    """A server that accepts requests and never answers: one line after ~2 x teacher.timeout (the default's 2 min,
+    not 8 x 60 s + backoff = 526 s), no request sent a third time, the wait said in the log."""
+    server.script = lambda body, attempt: "hang"
+    server.hang = 2  # past each try's timeout; short, so that the server stops soon after
+    start = time.monotonic()
+    with pytest.raises(UserError, match=r"sent nothing for \d+ s: a request timed out 2 times \(teacher.timeout=0.5 s\) "
+                                        r"and no other got a reply meanwhile\. Is the server up and serving "
+                                        r"gpt-3\.5-turbo\? A slow one: raise teacher\.timeout"):
+        run(tiny(tmp_path, server.base_url, "teacher.timeout=0.5"))
+    assert time.monotonic() - start < 10
+    assert max(Counter(key for _, key, _ in server.log).values()) == 2
+    assert "no reply from" in caplog.text and "the run stops if the server stays silent" in caplog.text
+
+
+def test_a_slow_request_among_answered_ones_is_not_a_stall(server, api_key, tmp_path):
+    from lamini_lm.teachers.store import RequestStore
+
+    reqs = _requests(6)
+    server.script = lambda body, attempt: "hang" if _rid(body) == reqs[0].id and attempt < 2 else None
+    server.hang, server.latency = 1.5, 0.2
+    stats = _teacher(server.base_url, "teacher.concurrency=2").run(reqs, RequestStore(tmp_path / "s.jsonl"), "t")
+    assert not stats.failures and stats.retries["timeout"] == 2 and stats.done == 6
+
+
+def test_the_bar_says_when_it_waits_and_for_how_long(capsys):
+    import asyncio
+
+    from lamini_lm.teachers.progress import Progress, Stats
+
+    async def wait():
+        stats = Stats("m")
+        stats.heard_at -= 12  # the server last answered 12 s ago
+        bar = Progress(3, "responses", stats, timeout=60)
+        await asyncio.sleep(1.2)
+        bar.close()
+
+    asyncio.run(wait())
+    assert "waiting=no reply for 13s (a try times out after 60s)" in capsys.readouterr().err

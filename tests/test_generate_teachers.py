@@ -76,6 +76,7 @@ def test_a_teacher_outside_the_repository_runs_the_responses_stage(tmp_path, mon
     (["teacher=hf_local", "teacher.max_tokens.instructions=0"], r"^teacher\.max_tokens\.instructions=0 must be"),
     (["teacher.params.temperature=-1"], r"^teacher\.params\.temperature=-1 must be a number of at least 0"),
     (["teacher.timeout=-1"], r"^teacher\.timeout=-1 must be a number of seconds above 0"),
+    (["teacher.connect_timeout=0"], r"^teacher\.connect_timeout=0 must be a number of seconds above 0"),
     (["teacher=openai_batch", "teacher.timeout=0"], r"^teacher\.timeout=0 must be a number of seconds above 0"),
     (["teacher.max_attempts=0"], r"^teacher\.max_attempts=0 must be a whole number, at least 1"),
     (["teacher.base_url=notaurl"], r"^teacher\.base_url=notaurl must start with http:// or https://"),
@@ -109,8 +110,8 @@ def test_a_misspelt_key_in_a_teacher_file_stops_generate_with_one_line(tmp_path)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines() == [
         "error: teacher.concurency is not a setting of lamini_lm.teachers.openai.OpenAITeacher; its settings: model, "
-        "max_tokens, params, base_url, api_key_env, http_transport, timeout, max_attempts, backoff_base, backoff_max, "
-        "concurrency, max_rate_limit_waits, rpm, tpm"]
+        "max_tokens, params, base_url, api_key_env, http_transport, timeout, connect_timeout, max_attempts, "
+        "backoff_base, backoff_max, concurrency, max_rate_limit_waits, rpm, tpm"]
     assert not (tmp_path / "out" / "dry_run.json").exists()
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from dataclasses import dataclass
 
 from lamini_lm.errors import UserError
@@ -41,6 +42,10 @@ class _Fatal(Exception):
 
 
 _SETTLED = object()  # _after_error: the request is recorded (rejected or failed), no retry
+# timeouts in a row of one request, with nothing from the server to any request meanwhile, that make the server
+# stalled: the run stops (after ~2 x teacher.timeout) instead of each request waiting max_attempts x timeout. Two, not
+# one: a server loading its model on the first request (Ollama) answers the second
+STALLED_AFTER = 2
 
 
 @dataclass
@@ -50,6 +55,9 @@ class _Tries:
     errors: int = 0  # failed attempts (server errors, transport, malformed replies); capped by max_attempts
     rate_waits: int = 0  # 429s waited out; capped by max_rate_limit_waits
     last: str = ""  # the last error, for the failure message
+    sent_at: float = 0.0  # when the attempt in flight was sent (monotonic)
+    timeouts: int = 0  # timeouts in a row while the server sent nothing to anyone
+    silent_since: float = 0.0  # when the first of those was sent
 
     def error(self, what: str) -> None:
         self.errors += 1
@@ -82,13 +90,13 @@ class OpenAITeacher(OpenAICompatible):
         slots = Slots(int(self.concurrency))
         # bounds the live tasks (in flight + waiting to retry) so millions of requests stay cheap
         window = asyncio.Semaphore(int(self.concurrency) * 8)
-        bar = Progress(len(requests), desc, stats, self.progress)
+        bar = Progress(len(requests), desc, stats, self.progress, timeout=float(self.timeout))
         fatal: list[BaseException] = []
         rng = random.Random()
 
         async def one(req: Request) -> None:
             try:
-                await self._complete(client, req, store, stats, limiter, slots, rng)
+                await self._complete(client, req, store, stats, limiter, slots, rng, fatal)
             except _Fatal as e:
                 fatal.append(e)
             finally:
@@ -112,7 +120,7 @@ class OpenAITeacher(OpenAICompatible):
         if fatal:
             raise UserError(str(fatal[0]))
 
-    async def _complete(self, client, req, store, stats, limiter, slots, rng) -> None:
+    async def _complete(self, client, req, store, stats, limiter, slots, rng, fatal) -> None:
         import httpx2
 
         tries = _Tries()
@@ -121,10 +129,14 @@ class OpenAITeacher(OpenAICompatible):
             delay = None
             await slots.acquire(Slots.RETRY if tries.errors or tries.rate_waits else Slots.FRESH)
             try:
+                if fatal:  # the run is stopping (a rejected key, a stalled server): send nothing more
+                    return
                 await limiter.acquire(est)
                 stats.sent += 1
+                tries.sent_at = time.monotonic()
                 try:
                     raw = await client.post("/chat/completions", body=req.body, cast_to=httpx2.Response)
+                    stats.heard_at = time.monotonic()
                     limiter.observe(raw.headers)
                     reply = reply_from_body(raw.json(), req.body["model"])
                 except Exception as e:
@@ -166,6 +178,7 @@ class OpenAITeacher(OpenAICompatible):
             return backoff(min(tries.rate_waits - 1, 10), self.backoff_base, self.backoff_max, rng) \
                 if delay is None else delay
         if isinstance(e, openai.APIStatusError):
+            stats.heard_at = time.monotonic()
             status = e.status_code
             if status in (401, 403):
                 raise _Fatal(self.key_rejected(status)) from None
@@ -180,13 +193,35 @@ class OpenAITeacher(OpenAICompatible):
             return retry_after(e.response.headers)
         if isinstance(e, (openai.APITimeoutError, openai.APIConnectionError)):
             stats.retries["timeout" if isinstance(e, openai.APITimeoutError) else "connection"] += 1
-            tries.error(f"{transport_problem(e)} talking to {self.base_url}")
+            problem = transport_problem(e)
+            tries.error(f"{problem} talking to {self.base_url}")
+            if problem == "timeout":
+                self._check_stalled(stats, tries)
             return None
         # a reply that is not a valid completion: retried like a 500
         stats.retries["malformed_reply"] += 1
         tries.error("malformed reply")
         log.debug("malformed reply for %s: %r", req.id, e)
         return None
+
+    def _check_stalled(self, stats: Stats, tries: _Tries) -> None:
+        """After a timeout: _Fatal once this request timed out STALLED_AFTER times in a row while the server sent
+        nothing to any request; said in the log at the run's first such timeout."""
+        if stats.heard_at >= tries.sent_at:  # others got replies meanwhile: a slow request, not a stalled server
+            tries.timeouts = 0
+            return
+        if tries.timeouts == 0 or stats.heard_at >= tries.silent_since:
+            tries.timeouts, tries.silent_since = 0, tries.sent_at
+        tries.timeouts += 1
+        silent = time.monotonic() - tries.silent_since
+        if tries.timeouts >= STALLED_AFTER:
+            raise _Fatal(f"{self.base_url} sent nothing for {silent:.0f} s: a request timed out {tries.timeouts} times "
+                         f"(teacher.timeout={self.timeout:g} s) and no other got a reply meanwhile. Is the server up "
+                         f"and serving {self.model}? A slow one: raise teacher.timeout. A rerun sends only what is "
+                         "missing")
+        if stats.retries["timeout"] == 1:
+            log.warning("no reply from %s within teacher.timeout=%g s, and nothing to any other request: trying "
+                        "again; the run stops if the server stays silent", self.base_url, self.timeout)
 
     @staticmethod
     def _fail(stats: Stats, req: Request, why: str) -> None:

@@ -33,6 +33,7 @@ class OpenAICompatible(Teacher):
     api_key_env: str  # the environment variable holding the key; the key itself is never stored
     http_transport: str  # aiohttp | httpx
     timeout: float  # seconds per HTTP call
+    connect_timeout: float  # seconds to connect (a server that is not there fails fast)
     max_attempts: int  # attempts for server errors, timeouts and connection errors
     backoff_base: float  # exponential backoff with full jitter: uniform in [0, min(max, base * 2^n)]
     backoff_max: float
@@ -48,8 +49,9 @@ class OpenAICompatible(Teacher):
         # a malformed URL would otherwise be reported only after max_attempts connection errors
         require(isinstance(self.base_url, str) and self.base_url.startswith(("http://", "https://")), "base_url",
                 self.base_url, "must start with http:// or https:// (e.g. https://api.openai.com/v1)")
-        require(is_number(self.timeout) and self.timeout > 0, "timeout", self.timeout,
-                "must be a number of seconds above 0")
+        for key in ("timeout", "connect_timeout"):
+            require(is_number(getattr(self, key)) and getattr(self, key) > 0, key, getattr(self, key),
+                    "must be a number of seconds above 0")
         require(is_whole(self.max_attempts) and self.max_attempts >= 1, "max_attempts", self.max_attempts,
                 "must be a whole number, at least 1")
 
@@ -87,17 +89,19 @@ class OpenAICompatible(Teacher):
         """Answer `pending` (each id once, none in the store) through `client`, as run()'s contract says."""
 
     def _client(self):
+        import httpx2
         from openai import AsyncOpenAI
 
+        # per phase: connecting within connect_timeout (never longer than timeout), the reply within timeout
+        timeout = httpx2.Timeout(float(self.timeout), connect=float(min(self.connect_timeout, self.timeout)))
         kw = {}
         if self.http_transport == "aiohttp":
             from openai import DefaultAioHttpClient
 
             # the client's own aiohttp transport (openai[aiohttp]): ~40% less CPU per request than httpx
-            kw["http_client"] = DefaultAioHttpClient(timeout=float(self.timeout))
+            kw["http_client"] = DefaultAioHttpClient(timeout=timeout)
         # we retry ourselves (slot-free waits, header-aware): the client must not retry underneath
-        return AsyncOpenAI(api_key=self.api_key(), base_url=self.base_url, max_retries=0, timeout=float(self.timeout),
-                           **kw)
+        return AsyncOpenAI(api_key=self.api_key(), base_url=self.base_url, max_retries=0, timeout=timeout, **kw)
 
     def key_rejected(self, status: int) -> str:
         return (f"{self.base_url} rejected the API key from ${self.api_key_env} (HTTP {status}): check the key "
