@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -12,7 +12,9 @@ from lamini_lm.config import typed
 from lamini_lm.distill import dryrun
 from lamini_lm.distill.spec import GenerateSpec
 from lamini_lm.distill.stages import Context, assemble, run_instructions, run_responses
+from lamini_lm.files import DiskFull, is_full
 from lamini_lm.run_lock import RunLock
+from lamini_lm.stopping import stop_signals
 
 
 def check(cfg: DictConfig) -> GenerateSpec:
@@ -26,18 +28,29 @@ def run(cfg: DictConfig):
         analysis.run(cfg)  # checks its own config
         return None
     spec = check(cfg)
+    # the log file is in the run folder: on a full disk every log line would print a traceback of its own
+    logging.raiseExceptions = False
     with RunLock(spec.out_dir, "out_dir"):  # two runs on one out_dir would pay for every request twice
+        ctx = Context(spec)
         try:
-            return _stages(spec)
-        except KeyboardInterrupt:  # Ctrl-C: every finished request is in the store already
-            stored = sum(p.read_bytes().count(b"\n") for p in (Path(spec.out_dir) / "requests").glob("*.jsonl"))
-            print(f"interrupted: {stored} finished requests are stored in {Path(spec.out_dir) / 'requests'}; the "
-                  "same command continues from there", file=sys.stderr)
-            sys.exit(130)
+            # Ctrl-C or SIGTERM: every finished request is stored already
+            with stop_signals(lambda: f"{kept(ctx.out)}; the same command continues from there"):
+                return _stages(ctx)
+        except OSError as e:  # a full disk met outside the request stores, which say so themselves
+            if not is_full(e):
+                raise
+            raise DiskFull(ctx.out, ctx.space_needed(), kept(ctx.out), "run the same command again") from None
+        finally:
+            ctx.close()
 
 
-def _stages(spec: GenerateSpec):
-    ctx = Context(spec)
+def kept(out: Path) -> str:
+    stored = sum(p.read_bytes().count(b"\n") for p in (out / "requests").glob("*.jsonl"))
+    return f"{stored} finished requests are stored in {out / 'requests'}"
+
+
+def _stages(ctx: Context):
+    spec = ctx.spec
     if spec.stage == "topics":
         found = ctx.topics(always=True)
         print(f"{len(found)} topics ({spec.topics['_target_']}) -> {ctx.out / 'topics.txt'}")

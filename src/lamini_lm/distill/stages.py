@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from lamini_lm.distill.decontam import Decontaminator
 from lamini_lm.distill.prompt_builders import PromptsSpec
 from lamini_lm.distill.seed_pools import load_pool, needed_pools
 from lamini_lm.errors import UserError
-from lamini_lm.files import replacing, write_atomic
+from lamini_lm.files import DiskFull, is_full, replacing, replacing_dir, write_atomic
 from lamini_lm.subsets import GENERATED, SUBSETS
 from lamini_lm.teachers import Teacher, build
 from lamini_lm.teachers.base import request_body
@@ -57,6 +56,7 @@ class Context:
         self._teacher = None
         self._pools = None
         self._decon = None
+        self._stores: dict[str, RequestStore] = {}
 
     @property
     def teacher(self) -> Teacher:
@@ -91,25 +91,54 @@ class Context:
         return found
 
     def store(self, stage: str) -> RequestStore:
-        return RequestStore(self.out / "requests" / f"{stage}.jsonl")
+        """The stage's request store, opened once per run (close() closes them)."""
+        if stage not in self._stores:
+            self._stores[stage] = RequestStore(self.out / "requests" / f"{stage}.jsonl")
+        return self._stores[stage]
+
+    def close(self) -> None:
+        """Every reply on disk, the stores closed."""
+        while self._stores:
+            self._stores.popitem()[1].close()
+
+    def space_needed(self) -> int:
+        """About what the rest of the run writes: its own files, D_ALL in three formats (each about the size of
+        the responses' store) and the stores' reserve."""
+        responses = self.out / "requests" / "responses.jsonl"
+        return 3 * (responses.stat().st_size if responses.exists() else 0) + RequestStore.RESERVE
 
     def send(self, requests: list[Request], store: RequestStore, stage: str) -> dict:
-        """Send what the store lacks; any request that finally failed stops the run (after saving)."""
+        """Send what the store lacks; any request that finally failed stops the run (after saving), and so does
+        a full disk (after storing every reply in flight)."""
         pending, total = store.missing(requests), len({r.id for r in requests})
         log.info("%s: %d requests, %d already done, %d to send", stage, total, total - len(pending), len(pending))
-        stats = self.teacher.run(requests, store, stage)
+        try:
+            store.hold_reserve()
+            stats = self.teacher.run(requests, store, stage)
+            store.sync()  # the stage's replies count only once they are on disk
+        except UserError:
+            if store.full:  # the teacher stopped because the disk did
+                raise self._disk_full(requests, store) from None
+            raise
+        finally:
+            store.release_reserve()
+        if store.full:
+            raise self._disk_full(requests, store)
         self._store_rejected(stats, store, stage, total)
         (self.out / "failures.jsonl").unlink(missing_ok=True)  # from an earlier run, now retried
         if stats.failures:
-            with open(self.out / "failures.jsonl", "w", encoding="utf-8") as f:
-                for fail in stats.failures:
-                    f.write(json.dumps({"stage": stage, **fail}) + "\n")
+            write_atomic(self.out / "failures.jsonl",
+                         "".join(json.dumps({"stage": stage, **fail}) + "\n" for fail in stats.failures))
             raise UserError(
                 f"{len(stats.failures)} {stage} requests failed ({stats.failures[0]['error']}); every finished "
                 f"one is saved in {store.path}; run the same command again to retry only the missing ones "
                 f"(details: {self.out / 'failures.jsonl'})"
             )
         return stats.as_dict()
+
+    def _disk_full(self, requests: list[Request], store: RequestStore) -> UserError:
+        left = len(store.missing(requests))
+        return store.disk_full(left * max(store.line_bytes, 1 << 10) + self.space_needed())
 
     def _store_rejected(self, stats, store: RequestStore, stage: str, total: int) -> None:
         """Requests the teacher refused as invalid are stored as such (never paid for again, counted as
@@ -255,22 +284,28 @@ def assemble(ctx: Context) -> list[dict]:
 
 
 def _write_outputs(ctx: Context, records: list[dict]) -> None:
+    """D_ALL as JSONL, Parquet and a `datasets` folder, each replacing its old version only once whole."""
     import datasets  # heavy: imported only where D_ALL is written, so generate.py starts (and fails) fast
 
     if not ctx.spec.progress:
         datasets.disable_progress_bars()
     out = ctx.out
-    write_atomic(out / "d_all.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    if not records:
-        return
-    ds = datasets.Dataset.from_list(records)
-    with replacing(out / "d_all.parquet") as tmp:
-        ds.to_parquet(str(tmp))
-    staging = out / "d_all.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    ds.save_to_disk(str(staging))
-    shutil.rmtree(out / "d_all", ignore_errors=True)
-    staging.rename(out / "d_all")
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    try:
+        write_atomic(out / "d_all.jsonl", text)
+        if not records:
+            return
+        ds = datasets.Dataset.from_list(records)
+        with replacing(out / "d_all.parquet") as tmp:
+            ds.to_parquet(str(tmp))
+        with replacing_dir(out / "d_all") as tmp:
+            ds.save_to_disk(str(tmp))
+    except OSError as e:
+        if not is_full(e):
+            raise
+        # the three formats are each about the JSONL's size
+        raise DiskFull(out, 3 * len(text.encode("utf-8")), f"every request is stored in {out / 'requests'}",
+                       f"write D_ALL with `python generate.py stage=assemble out_dir={out}`") from None
     if ctx.spec.push_to_hub:
         repo = ctx.spec.push_to_hub
         try:

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 from lamini_lm.errors import UserError
+from lamini_lm.files import DiskFull
 from lamini_lm.teachers.base import is_number, is_whole, require
 from lamini_lm.teachers.limits import Limiter, Slots, backoff, retry_after
 from lamini_lm.teachers.openai_api import (
@@ -97,7 +98,8 @@ class OpenAITeacher(OpenAICompatible):
         async def one(req: Request) -> None:
             try:
                 await self._complete(client, req, store, stats, limiter, slots, rng, fatal)
-            except _Fatal as e:
+                await store.synced()  # a reply is done once on disk; replies finished together share one sync
+            except (_Fatal, DiskFull) as e:  # stop sending, but let the requests in flight finish and be stored
                 fatal.append(e)
             finally:
                 window.release()
@@ -107,7 +109,7 @@ class OpenAITeacher(OpenAICompatible):
         try:
             for req in requests:
                 await window.acquire()
-                if fatal:
+                if fatal or store.full:
                     window.release()
                     break
                 t = asyncio.create_task(one(req))
@@ -130,6 +132,8 @@ class OpenAITeacher(OpenAICompatible):
             await slots.acquire(Slots.RETRY if tries.errors or tries.rate_waits else Slots.FRESH)
             try:
                 if fatal:  # the run is stopping (a rejected key, a stalled server): send nothing more
+                    return
+                if store.full:  # the disk filled up: send nothing more (the replies in flight are still stored)
                     return
                 await limiter.acquire(est)
                 stats.sent += 1

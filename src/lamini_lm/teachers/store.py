@@ -1,13 +1,25 @@
 """The resumable request store: one append-only JSONL file of finished teacher requests.
 
 Every request has a stable id, a hash of its content (model, messages, sampling parameters), never
-of its position or attempt. Each finished result is appended as one complete line and flushed, so
-a process killed at any moment leaves at most one torn last line, which the next open cuts off.
-A rerun sends only the ids that are not in the store.
+of its position or attempt. Each finished result is appended as one complete line in one write, so a
+process killed at any moment leaves at most one torn last line, which the next open cuts off; a write
+the disk has no room for is cut back, never left torn. A rerun sends only the ids that are not in the store.
+
+Paid replies survive a full disk: while requests are sent (hold_reserve, release_reserve), ``<store>.reserve``
+holds RESERVE bytes of the disk; the first append that finds the disk full frees it, writes into that
+room, and sets ``full``, so the teacher sends nothing more while the replies already in flight are still
+stored.
+
+Durable: a line is on disk (fdatasync) once a ``sync`` that began after it has ended. Teachers count a
+reply as done only after that: ``await store.synced()`` (concurrent replies share one sync, run in a
+thread, so the event loop goes on) or ``store.sync()``. A sync per append blocked the event loop for
+0.15 ms idle and for up to tens of ms while other processes wrote (bench.generate_throughput: 296 -> 188
+requests/s under load).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -15,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lamini_lm.errors import UserError
+from lamini_lm.files import FULL, DiskFull, sync_dir
 from lamini_lm.jsonl import cut_torn_tail, iter_jsonl
 
 
@@ -49,13 +62,23 @@ REJECTED = "rejected"
 class RequestStore:
     """Finished results of one stage, keyed by request id (first result wins)."""
 
-    def __init__(self, path: str | Path, fsync: bool = False):
+    RESERVE = 4 << 20  # room for the replies in flight when the disk fills: 64 at once, up to 64 KiB a line
+
+    def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.fsync = fsync
+        self.reserve = self.path.with_name(self.path.name + ".reserve")
+        self.full = False  # the disk filled up: send nothing more, store what is in flight
+        self._reserved = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._results: dict[str, Reply] = {}
         self._load()
-        self._f = open(self.path, "a", encoding="utf-8")
+        created = not self.path.exists()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = os.fstat(self._fd).st_size  # the end of the last whole line
+        self._written = self._synced = 0  # lines written by this process; of those, the ones known on disk
+        self._syncing: asyncio.Future | None = None
+        if created:
+            sync_dir(self.path.parent)
 
     def _load(self) -> None:
         if not self.path.exists():
@@ -69,6 +92,35 @@ class RequestStore:
             except (KeyError, TypeError) as e:
                 raise UserError(f"{where}: not a request-store line ({type(e).__name__}); {fix}") from None
             self._results.setdefault(rid, reply)
+
+    def hold_reserve(self) -> None:
+        """Keep RESERVE bytes of the disk for this store (until release_reserve or close) while requests are sent;
+        a disk too full for it is one DiskFull before anything is paid for."""
+        if self._reserved:
+            return
+        try:
+            fd = os.open(self.reserve, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                os.posix_fallocate(fd, 0, self.RESERVE)  # real blocks, not a sparse file
+            finally:
+                os.close(fd)
+        except OSError as e:
+            self.reserve.unlink(missing_ok=True)
+            if e.errno not in FULL:
+                raise
+            self.full = True
+            raise self.disk_full(self.RESERVE) from None
+        self._reserved = True
+
+    def release_reserve(self) -> None:
+        if self._reserved:
+            self.reserve.unlink(missing_ok=True)
+            self._reserved = False
+
+    def disk_full(self, needed: int | None = None) -> DiskFull:
+        """The full-disk error for this store; callers that know how much is left to store give ``needed``."""
+        return DiskFull(self.path.parent, needed, f"{len(self)} finished requests are stored in {self.path}",
+                        "run the same command again: it sends only the missing requests")
 
     def __contains__(self, rid: str) -> bool:
         return rid in self._results
@@ -89,16 +141,80 @@ class RequestStore:
                 out.append(r)
         return out
 
+    @property
+    def line_bytes(self) -> int:
+        """Mean bytes of a stored line (0 while empty): what each request still to come will take."""
+        return self._size // len(self) if len(self) else 0
+
     def append(self, req: Request, reply: Reply) -> None:
+        """Store ``reply`` as one whole line (durable after the next sync); DiskFull if the disk, reserve
+        included, has no room for it."""
         if req.id in self._results:
             return
         fields = {k: v for k, v in reply.__dict__.items() if v is not None}
-        line = json.dumps({"id": req.id, "request": req.body, "reply": fields}, ensure_ascii=False)
-        self._f.write(line + "\n")
-        self._f.flush()  # one complete line reaches the OS: a SIGKILL cannot lose it
-        if self.fsync:
-            os.fsync(self._f.fileno())
+        line = json.dumps({"id": req.id, "request": req.body, "reply": fields}, ensure_ascii=False) + "\n"
+        data = line.encode("utf-8")
+        try:
+            self._write(data)
+        except OSError as e:
+            if e.errno not in FULL:
+                raise
+            self.full = True  # whatever happens next, nothing more is sent
+            if not self._reserved:
+                raise self.disk_full(len(data)) from None
+            self.reserve.unlink()  # its room is for this reply and those still in flight
+            self._reserved = False
+            try:
+                self._write(data)
+            except OSError as e2:
+                if e2.errno not in FULL:
+                    raise
+                raise self.disk_full(len(data)) from None
         self._results[req.id] = reply
+        self._written += 1
+
+    def _write(self, data: bytes) -> None:
+        """``data`` appended whole, or the file cut back to its last whole line and the error raised."""
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(self._fd, data[done:])
+        except OSError:
+            if done:
+                os.ftruncate(self._fd, self._size)
+            raise
+        self._size += len(data)
+
+    def sync(self) -> None:
+        """Make every line appended so far durable."""
+        upto = self._written  # the lines written before the sync starts are the ones it covers
+        if self._synced >= upto:
+            return
+        try:
+            os.fdatasync(self._fd)
+        except OSError as e:
+            if e.errno not in FULL:
+                raise
+            self.full = True
+            raise self.disk_full() from None
+        self._synced = max(self._synced, upto)
+
+    async def synced(self) -> None:
+        """Return once every line appended so far is durable. Concurrent callers share one sync (group commit);
+        it runs in a thread, so the event loop goes on meanwhile."""
+        target, loop = self._written, asyncio.get_running_loop()
+        while self._synced < target:
+            if self._syncing is None or self._syncing.done() or self._syncing.get_loop() is not loop:
+                self._syncing = asyncio.ensure_future(asyncio.to_thread(self.sync))
+            await asyncio.shield(self._syncing)
 
     def close(self) -> None:
-        self._f.close()
+        """Sync, close, and give the reserve back to the disk."""
+        if self._fd < 0:
+            return
+        try:
+            self.sync()
+        finally:
+            os.close(self._fd)
+            self._fd = -1
+            self.release_reserve()

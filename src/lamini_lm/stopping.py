@@ -1,0 +1,49 @@
+"""How generate.py and evaluate.py stop when told to: SIGTERM (what SLURM preemption, Kubernetes, `timeout` and
+`kill` send) is taken like Ctrl-C. The work stops, one line says what was kept and which command continues,
+and the exit status is 128 + the signal: 130 for SIGINT, 143 for SIGTERM. A second signal stops at once."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal, raised where the main thread is (a KeyboardInterrupt, so cleanup written for Ctrl-C runs)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum, frame) -> None:
+    for s in SIGNALS:  # a second signal takes its default action: the process ends at once
+        signal.signal(s, signal.SIG_DFL)
+    raise Stopped(signum)
+
+
+@contextmanager
+def stop_signals(kept: Callable[[], str]) -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM stop the work; then ``kept()`` (what was kept and the command that
+    continues) is printed after ``interrupted:`` (SIGINT) or ``terminated:`` (SIGTERM), and the process exits."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = {s: signal.signal(s, _stop) for s in SIGNALS}
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        for s in SIGNALS:
+            signal.signal(s, signal.SIG_DFL)
+        word = "interrupted" if signum == signal.SIGINT else "terminated"
+        print(f"{word}: {kept()}", file=sys.stderr)
+        sys.exit(128 + signum)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
