@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lamini_lm import prompts
+from lamini_lm import export_marker, prompts
 from lamini_lm.errors import UserError
 from lamini_lm.models import families
 
@@ -15,15 +15,22 @@ from lamini_lm.models import families
 def load(location: str | Path, revision: str | None = None):
     """(model, tokenizer, family, prompt style) of an export written by train.py, or of a hub id / foreign
     folder, which gets its family's default style (LaMini's convention for its released models)."""
+    from safetensors import SafetensorError
     from transformers import AutoConfig, AutoTokenizer
 
     folder = Path(location)
     if folder.is_dir():
         if not (folder / "config.json").exists():
             raise UserError(f"{folder} is not a model export (no config.json); train.py writes one to <run dir>/hf/")
+        export_marker.check(folder)  # an interrupted or cut-short export is one line, not a loader's traceback
         family = families.of_export(folder)
         style = prompts.load(folder) if (folder / prompts.PROMPT_STYLE_FILE).exists() else family.style()
-        return family.auto().from_pretrained(folder), AutoTokenizer.from_pretrained(folder), family, style
+        try:
+            return family.auto().from_pretrained(folder), AutoTokenizer.from_pretrained(folder), family, style
+        except (OSError, ValueError, SafetensorError) as e:  # damaged inside, though whole by its sizes
+            first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+            raise UserError(f"{folder} is a damaged model export ({type(e).__name__}: {first}); "
+                            f"{export_marker.redo(folder)}") from None
     try:
         family = families.from_hf_config(AutoConfig.from_pretrained(location, revision=revision))
         model = family.auto().from_pretrained(location, revision=revision)

@@ -11,6 +11,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard
 
 from lamini_lm import rating
+from lamini_lm.files import replacing
 
 LOCAL_FORMATS = ("arrow", "json", "parquet", "csv")  # our offline copies: named by their lm-eval task instead
 
@@ -64,5 +65,6 @@ def _merge(path: Path, card: ModelCard, new: list[EvalResult], model: str) -> Pa
     kept = [r for r in card.data.eval_results or [] if (r.task_name, r.metric_name) not in replaced]
     card.data.eval_results = kept + new
     card.data.model_name = card.data.model_name or model  # model-index needs a name
-    card.save(path)
+    with replacing(path) as tmp:  # a kill leaves the old card or the new one (the export stays whole)
+        card.save(tmp)
     return path

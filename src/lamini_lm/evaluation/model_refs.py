@@ -10,8 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from lamini_lm import prompts
-from lamini_lm.assets import hash_file
+from lamini_lm import export_marker, prompts
 from lamini_lm.errors import UserError
 from lamini_lm.models import families
 from lamini_lm.models.families import Family
@@ -36,14 +35,20 @@ class ModelRef:
                 "prompt_style": self.style.name if self.style else None, **self.info}
 
 
-def weights_sha256(folder: Path) -> str:
-    """One digest over the weight files (sorted), so a result names the exact weights it came from."""
-    h = hashlib.sha256()
+def weights_sha256(folder: Path) -> tuple[str, dict[str, str]]:
+    """One digest over the weight files (sorted), so a result names the exact weights it came from, and each
+    file's own (read in the same pass), which the export's marker is checked against."""
+    h, each = hashlib.sha256(), {}
     files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file())
     for p in files:
         h.update(p.name.encode())
-        hash_file(h, p)
-    return h.hexdigest()
+        own = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+                own.update(chunk)
+        each[p.name] = own.hexdigest()
+    return h.hexdigest(), each
 
 
 def _training_run(folder: Path) -> dict:
@@ -67,9 +72,11 @@ def _export(folder: Path, name: str) -> ModelRef:
         why = " ".join(str(e).split())[:200]
         raise UserError(f"{folder} is not a readable model export ({type(e).__name__}: {why}): give train.py's "
                         "<run>/hf folder or a hub id (model=...)") from None
+    digest, each = weights_sha256(folder)
+    export_marker.check(folder, each)  # what lm-eval is handed is whole: every file its marker lists, intact
     style = prompts.load(folder) if (folder / prompts.PROMPT_STYLE_FILE).exists() else None
     return ModelRef(name=name, location=str(folder.resolve()), local=True, family=family, style=style,
-                    revision="local", info={"weights_sha256": weights_sha256(folder),
+                    revision="local", info={"weights_sha256": digest,
                                             "model_type": config.get("model_type"), **trained,
                                             **_training_run(folder)})
 
@@ -83,6 +90,7 @@ def resolve(spec: str, revision: str = "main") -> list[ModelRef]:
     """Every model ``spec`` names; a folder holding no export is an error, never an empty evaluation."""
     path = Path(str(spec)).expanduser()
     if path.exists():
+        _refuse_interrupted(path, spec)
         if not path.is_dir():
             raise UserError(f"model={spec} is a file; give an export folder (with config.json), a training run "
                             "or multirun folder, or a Hugging Face Hub id")
@@ -99,6 +107,17 @@ def resolve(spec: str, revision: str = "main") -> list[ModelRef]:
     if str(spec).startswith((".", "/", "~")) or not _HUB_ID.match(str(spec)):
         raise UserError(f"model={spec} does not exist (not a folder) and is not a Hugging Face Hub id")
     return [ModelRef(name=str(spec), location=str(spec), local=False, revision=revision)]
+
+
+def _refuse_interrupted(path: Path, spec) -> None:
+    """An export killed while written leaves ``hf.tmp-<pid>`` and no ``hf`` (export_marker): say so, instead of
+    evaluating the others of a sweep or finding no export at all."""
+    if not path.is_dir() or (path / "config.json").exists():
+        return
+    for tmp in sorted(path.rglob("hf.tmp-*")):
+        if not (tmp.parent / "hf").exists():
+            raise UserError(f"model={spec}: the export of {tmp.parent} was interrupted ({tmp.name} is incomplete "
+                            f"and there is no hf/); {export_marker.redo(tmp.parent / 'hf')}")
 
 
 def resolve_all(specs, revision: str = "main") -> list[ModelRef]:

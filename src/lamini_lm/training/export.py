@@ -1,7 +1,8 @@
 """Export the trained student as a Hugging Face folder: what pipeline(), lm-eval and evaluate.py load.
 
 <run dir>/hf/: config.json, model.safetensors, tokenizer files, generation_config.json,
-prompt_style.json, training_config.yaml and a README.md model card with the config and final metrics.
+prompt_style.json, training_config.yaml, a README.md model card with the config and final metrics, and last
+EXPORT_COMPLETE.json (export_marker): the folder appears under its name only whole.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from pathlib import Path
 from huggingface_hub import HfApi
 
 from lamini_lm.errors import UserError
+from lamini_lm.export_marker import CARD, seal
+from lamini_lm.files import DiskFull, is_full, replacing_dir
 from lamini_lm.models.spec import ModelSpec
 
-CARD = """---
+CARD_TEXT = """---
 library_name: transformers
 pipeline_tag: {pipeline_tag}
 base_model: {base_model}
@@ -86,25 +89,43 @@ def export(trainer, module, tokenizer, model_cfg: ModelSpec, config_yaml: str, o
 
 def write_export(model, tokenizer, family, style, out_dir: str | Path, *, model_cfg: ModelSpec, metrics: dict,
                  config_yaml: str | None = None, state_dict: dict | None = None) -> Path:
-    """The export folder for ``model`` (with ``state_dict`` instead of its own weights, if given)."""
+    """The export folder for ``model`` (with ``state_dict`` instead of its own weights, if given): written as
+    ``<out_dir>.tmp-<pid>``, sealed with its marker (export_marker), then renamed into place, so ``out_dir`` is
+    always either the old export or the whole new one."""
     out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, state_dict=state_dict, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    try:
+        with replacing_dir(out) as tmp:
+            _write(tmp, out, model, tokenizer, family, style, model_cfg, metrics, config_yaml, state_dict)
+            seal(tmp)
+    except OSError as e:
+        if not is_full(e):
+            raise
+        weights = (state_dict or model.state_dict()).values()
+        raise DiskFull(out.parent, sum(t.numel() * t.element_size() for t in weights) + (16 << 20),
+                       f"{out} is left as it was", "export again by running train.py on this run "
+                       f"(python train.py hydra.run.dir={out.parent})") from None
+    return out
+
+
+def _write(tmp: Path, out: Path, model, tokenizer, family, style, model_cfg: ModelSpec, metrics: dict,
+           config_yaml: str | None, state_dict: dict | None) -> None:
+    """Every file of the export into ``tmp``; the card names the folder it will have, ``out``."""
+    model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
     gen = model.generation_config
     gen.pad_token_id = tokenizer.pad_token_id
     gen.eos_token_id = tokenizer.eos_token_id
     gen.max_new_tokens = 256
-    gen.save_pretrained(out)
-    style.save(out)
+    gen.save_pretrained(tmp)
+    style.save(tmp)
     if config_yaml is not None:
-        (out / "training_config.yaml").write_text(config_yaml)
+        (tmp / "training_config.yaml").write_text(config_yaml)
     instruction = ('instruction = "Please let me know your thoughts on the given place and why you think it '
                    'deserves to be visited: \\"Barcelona, Spain\\""')
     # a decoder-only snippet wraps exactly as in training: an f-string of the saved template
     shown = shown_path(out)
     usage = family.usage.format(path=shown, instruction=instruction, prompt="f" + repr(style.template))
-    (out / "README.md").write_text(CARD.format(
+    (tmp / CARD).write_text(CARD_TEXT.format(
         pipeline_tag=family.pipeline_tag,
         base_model=model_cfg.hub_id if model_cfg.init == "pretrained" else "none (randomly initialised)",
         lamini_name=model_cfg.lamini_name, model_name=model_cfg.name,
@@ -114,7 +135,6 @@ def write_export(model, tokenizer, family, style, out_dir: str | Path, *, model_
         metrics="\n".join(f"- {k}: {v:.4f}" for k, v in sorted(metrics.items())) or "- none",
         config=config_yaml or "none: not trained by train.py\n",
     ))
-    return out
 
 
 def push(folder: Path, repo_id: str, private: bool = True) -> str:
