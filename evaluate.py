@@ -19,9 +19,21 @@ from lamini_lm.secret_keys import refuse_secret_overrides
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
 @hydra_job
 def main(cfg):
-    from lamini_lm.evaluation.run import run
+    import logging
 
-    run(cfg)
+    from lamini_lm.evaluation import kept
+    from lamini_lm.evaluation.run import run
+    from lamini_lm.files import is_full
+    from lamini_lm.stopping import stop_signals
+
+    logging.raiseExceptions = False  # the log file is in the run folder: a full disk must not print a traceback per line
+    try:
+        with stop_signals(lambda: kept.stopped(cfg)):  # Ctrl-C or SIGTERM: what is kept, the command that continues
+            run(cfg)
+    except Exception as e:  # OSError 28 from any writer, sqlite's "database or disk is full" from lm-eval's cache
+        if not is_full(e):
+            raise
+        raise kept.disk_full(cfg) from None
 
 
 def _model_alias(argv: list[str]) -> list[str]:

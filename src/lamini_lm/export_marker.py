@@ -84,9 +84,10 @@ def _unmarked(folder: Path) -> str | None:
     if not (folder / "config.json").is_file():
         return "config.json is missing"
     try:
-        if not isinstance(json.loads((folder / "config.json").read_text()), dict):
-            raise ValueError
+        config = json.loads((folder / "config.json").read_text())
     except (ValueError, UnicodeDecodeError):
+        config = None
+    if not isinstance(config, dict):
         return "config.json is not readable JSON"
     ours = (folder / OURS).exists() or (folder.parent / ".hydra").is_dir()  # train.py's, in its run folder
     if ours and not (folder / CARD).exists():  # train.py wrote the card last

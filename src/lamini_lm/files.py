@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from lamini_lm.errors import UserError
 
@@ -49,6 +50,13 @@ def write_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` whole."""
     with replacing(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+@contextmanager
+def open_atomic(path: str | Path) -> Iterator[TextIO]:
+    """``open(path, "w", newline="", encoding="utf-8")`` (what csv writers want) that replaces ``path`` whole."""
+    with replacing(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        yield f
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -41,6 +42,8 @@ def stop_signals(kept: Callable[[], str]) -> Iterator[None]:
         signum = getattr(e, "signum", signal.SIGINT)
         for s in SIGNALS:
             signal.signal(s, signal.SIG_DFL)
+        # what the stopped frames held goes now, so that a progress bar's last line comes before ours, not after
+        traceback.clear_frames(e.__traceback__)
         word = "interrupted" if signum == signal.SIGINT else "terminated"
         print(f"{word}: {kept()}", file=sys.stderr)
         sys.exit(128 + signum)

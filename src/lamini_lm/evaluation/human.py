@@ -20,7 +20,7 @@ from lamini_lm import rating
 from lamini_lm.errors import UserError
 from lamini_lm.evaluation.figures import figure6
 from lamini_lm.evaluation.spec import HumanSpec
-from lamini_lm.files import replacing
+from lamini_lm.files import open_atomic, replacing, write_atomic
 
 # model loading and lm-eval (inference, harness) are imported by `generate` only: the sheets and the
 # ingestion of ratings start without torch
@@ -103,7 +103,7 @@ def select(h: HumanSpec) -> Path:
     ids = choose(rows, h.nlp_task_patterns, h.max_per_app)
     out = Path(h.ids_file)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"# {len(ids)} of {len(rows)} user-oriented instructions: <= {h.max_per_app} per app, none matching "
+    write_atomic(out, f"# {len(ids)} of {len(rows)} user-oriented instructions: <= {h.max_per_app} per app, none matching "
                    "human.nlp_task_patterns (python evaluate.py mode=human_select)\n" + "\n".join(ids) + "\n")
     print(f"{len(ids)} instructions from {len({r['motivation_app'] for r in rows})} apps -> {out}")
     return out
@@ -126,7 +126,7 @@ def generate(h: HumanSpec, refs: list) -> Path:
                                        batch_size=h.generation.batch_size,
                                        max_new_tokens=h.generation.max_new_tokens)
         path = out / f"{safe_name(ref.name)}.jsonl"
-        with open(path, "w", encoding="utf-8") as f:
+        with open_atomic(path) as f:  # a model's responses appear whole, or not at all
             for r, (_, inp), resp in zip(rows, texts, responses):
                 f.write(json.dumps({"id": r["id"], "motivation_app": r["motivation_app"], "instruction": r["instruction"],
                                     "input": inp, "model": ref.name, "prompt_style": style.name, "response": resp,
@@ -188,7 +188,7 @@ def sheets(h: HumanSpec, seed: int) -> Path:
     for it in items:
         by_rater[it["rater"]].append(it)
     for rater, its in sorted(by_rater.items()):
-        with open(out / f"rater_{rater}.csv", "w", newline="", encoding="utf-8") as f:
+        with open_atomic(out / f"rater_{rater}.csv") as f:
             w = csv.DictWriter(f, fieldnames=SHEET_FIELDS)
             w.writeheader()
             for it in its:
@@ -196,13 +196,13 @@ def sheets(h: HumanSpec, seed: int) -> Path:
                 w.writerow({"item_id": it["item_id"], "instruction_id": it["instruction_id"],
                             "instruction": r["instruction"], "input": r["input"], "response": r["response"],
                             "rating": "", "comment": ""})
-    with open(out / "key.csv", "w", newline="", encoding="utf-8") as f:
+    with open_atomic(out / "key.csv") as f:
         w = csv.DictWriter(f, fieldnames=KEY_FIELDS)
         w.writeheader()
         w.writerows(items)
     # which export each model is, so the ratings can reach its model card (human_ingest)
-    (out / EXPORTS_FILE).write_text(json.dumps(exports(responses), indent=2) + "\n")
-    (out / "GUIDE.txt").write_text(rating.RUBRIC + "\n\nFill the 'rating' column of your rater_<k>.csv with A, B, C or D.\n"
+    write_atomic(out / EXPORTS_FILE, json.dumps(exports(responses), indent=2) + "\n")
+    write_atomic(out / "GUIDE.txt", rating.RUBRIC + "\n\nFill the 'rating' column of your rater_<k>.csv with A, B, C or D.\n"
                                    "key.csv maps items to models: keep it away from the raters.\n")
     n = len(any_model)
     print(f"{n} instructions x {len(models)} models -> {len(by_rater)} rater sheets in {out} "
@@ -270,7 +270,7 @@ def count(items: list[dict]) -> dict[str, dict[str, int]]:
 
 def write_counts(counts: dict[str, dict[str, int]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with open_atomic(path) as f:
         w = csv.writer(f)
         w.writerow(["model", *(f"Rate-{r}" for r in rating.LEVELS), "n"])
         for m, c in counts.items():

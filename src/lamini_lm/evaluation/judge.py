@@ -25,6 +25,7 @@ from lamini_lm.errors import UserError
 from lamini_lm.evaluation import human
 from lamini_lm.evaluation.figures import figure6
 from lamini_lm.evaluation.spec import HumanSpec, JudgeSpec
+from lamini_lm.files import open_atomic, write_atomic
 from lamini_lm.run_lock import RunLock
 from lamini_lm.teachers import Teacher, build
 from lamini_lm.teachers.base import request_body
@@ -75,7 +76,17 @@ def _judge(j: JudgeSpec, h: HumanSpec, teacher: Teacher, out: Path) -> dict[str,
     responses = human.read_responses(Path(h.responses))
     todo = requests(j, teacher, responses)
     store = RequestStore(out / "requests.jsonl")
-    stats = teacher.run([req for _, _, req in todo], store, "judge")
+    try:
+        store.hold_reserve()  # room for the replies in flight when the disk fills
+        stats = teacher.run([req for _, _, req in todo], store, "judge")
+    except UserError:
+        if not store.full:
+            raise
+    finally:
+        store.close()  # every reply on disk before any counts
+    if store.full:  # the teacher stopped because the disk did
+        left = len(store.missing([req for _, _, req in todo]))
+        raise store.disk_full(left * max(store.line_bytes, 1 << 10) + store.RESERVE)
     if stats.failures:
         raise UserError(f"{len(stats.failures)} judge requests failed ({stats.failures[0]['error']}); every finished one "
                         f"is saved in {store.path}; run the same command again to send only the missing ones")
@@ -87,7 +98,7 @@ def _judge(j: JudgeSpec, h: HumanSpec, teacher: Teacher, out: Path) -> dict[str,
     for model, iid, req in todo:
         reply = store.get(req.id).content if req.id in store else f"(refused: {refused[req.id]})"
         rows.append({"model": model, "instruction_id": iid, "rating": parse_rating(reply) or "", "reply": reply})
-    with open(out / "judge_ratings.csv", "w", newline="", encoding="utf-8") as f:
+    with open_atomic(out / "judge_ratings.csv") as f:
         w = csv.DictWriter(f, fieldnames=("model", "instruction_id", "rating", "reply"))
         w.writeheader()
         w.writerows(rows)
@@ -130,8 +141,8 @@ def agreement(people: list[dict], judged: list[dict], out: Path) -> dict:
         "per_model": {m: {"human": c, "judge": human.count([r for r in judged if r["model"] == m]).get(m, {})}
                       for m, c in human.count(people).items()},
     }
-    (out / "agreement.json").write_text(json.dumps(result, indent=2) + "\n")
-    with open(out / "agreement_confusion.csv", "w", newline="") as f:
+    write_atomic(out / "agreement.json", json.dumps(result, indent=2) + "\n")
+    with open_atomic(out / "agreement_confusion.csv") as f:
         w = csv.writer(f)
         w.writerow(["human \\ judge", *labels])
         for rate, row in zip(labels, confusion_matrix(h, j, labels=labels).tolist()):

@@ -21,6 +21,7 @@ from lamini_lm.errors import UserError
 from lamini_lm.evaluation import figures, paper
 from lamini_lm.evaluation.spec import ReportSpec
 from lamini_lm.evaluation.suite import PAPER_TASKS
+from lamini_lm.files import open_atomic, write_atomic
 
 OURS_AVG = "Average (tasks we ran)"
 
@@ -200,9 +201,9 @@ def write(built: dict, out_dir: Path) -> list[Path]:
         md.append(_markdown(title, header, rows))
         tex.append(_latex(title, header, rows))
     files = [out_dir / "tables.md", out_dir / "tables.tex", out_dir / "tables.csv"]
-    files[0].write_text("\n".join(md))
-    files[1].write_text("% needs \\usepackage{booktabs}\n" + "\n".join(tex))
-    with open(files[2], "w", newline="") as f:
+    write_atomic(files[0], "\n".join(md))
+    write_atomic(files[1], "% needs \\usepackage{booktabs}\n" + "\n".join(tex))
+    with open_atomic(files[2]) as f:
         w = csv.DictWriter(f, fieldnames=["table", "paper_model", "params", "task", "paper", "result", "wrapper",
                                           "ours", "diff"])
         w.writeheader()
