@@ -18,8 +18,8 @@ from lamini_lm.secret_keys import refuse_secret_values
 
 
 def run(cfg: DictConfig):
-    refuse_secret_values(cfg)  # a config file's (human.url, the judge's teacher.base_url): the command line's were refused
     spec = typed(cfg, EvaluateSpec)
+    refuse_secret_values(cfg)  # a config file's (human.url, the judge's teacher.base_url): the command line's were refused
     with RunLock(Path(spec.paths["output_dir"]), "hydra.run.dir"):  # one evaluation writes a run folder at a time
         return _mode(spec)
 
