@@ -79,10 +79,11 @@ def test_the_lock_file_and_saved_configs_keep_no_secret_of_a_url():
             "model=gpt2"]
     assert redact_argv(argv) == ["generate.py", "teacher.base_url=http://<redacted>@h/v1",
                                  "human.url=https://h/x?a=1&api_key=<redacted>", "model=gpt2"]
+    prompt = "Sort the words, key: their last letter ({instruction})"  # a config's text: no dict in it
     cfg = OmegaConf.create({"teacher": {"base_url": f"https://u:{KEY}@h/v1"}, "urls": ["https://h/?sig=a1B2a1B2"],
-                            "header": f"Bearer {KEY}"})
+                            "header": f"Bearer {KEY}", "prompt": prompt})
     assert redacted(cfg) == {"teacher": {"base_url": "https://<redacted>@h/v1"}, "urls": ["https://h/?sig=<redacted>"],
-                             "header": "Bearer <redacted>"}
+                             "header": "Bearer <redacted>", "prompt": prompt}
 
 
 def test_a_config_files_url_with_a_credential_is_refused_at_the_stages_check():
@@ -102,6 +103,7 @@ def test_a_config_files_url_with_a_credential_is_refused_at_the_stages_check():
         refuse_secret_values(cfg)
     assert "a1B2" not in str(e.value)
     refuse_secret_values(compose("evaluate", ["paths.output_dir=/tmp/unused"]))  # the shipped configs hold none
+    refuse_secret_values({"judge": {"template": "Rate it, token: A to D"}})  # text, not a dict of secrets
 
 
 @pytest.mark.slow

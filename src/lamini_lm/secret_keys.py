@@ -70,8 +70,9 @@ def _clean_url(url: str) -> tuple[str, list[str]]:
     return _PARAM.sub(param, url), found
 
 
-def _clean(value: str) -> tuple[str, list[str]]:
-    """``value`` with every secret in it redacted, and what they were (in words that never quote them)."""
+def _clean(value: str, override: bool = False) -> tuple[str, list[str]]:
+    """``value`` with every secret in it redacted, and what they were (in words that never quote them).
+    ``override``: a command-line value, whose {k: v} is a dict (in a config's text it is just text)."""
     found = []
     out, last = [], 0
     for a, b in _urls(value):
@@ -93,12 +94,13 @@ def _clean(value: str) -> tuple[str, list[str]]:
             return m.group(1) + REDACTED
         return m.group(0)
 
-    return _DICT_ITEM.sub(item, SECRET_TOKEN.sub(token, value)), found
+    value = SECRET_TOKEN.sub(token, value)
+    return (_DICT_ITEM.sub(item, value) if override else value), found
 
 
-def secret_in(value: str) -> str | None:
+def secret_in(value: str, override: bool = False) -> str | None:
     """What secret ``value`` holds, in words that never quote it; None when it holds none."""
-    found = _clean(value)[1]
+    found = _clean(value, override)[1]
     return found[0] if found else None
 
 
@@ -109,7 +111,7 @@ def refuse_secret_overrides(argv: list[str] | None = None) -> None:
         key, sep, value = arg.lstrip("+~").partition("=")
         if not sep or arg.startswith("-"):
             continue
-        what = "its name" if SECRET_NAME.search(key) else secret_in(value)
+        what = "its name" if SECRET_NAME.search(key) else secret_in(value, override=True)
         if what:
             fix = "; give the URL without it" if "in a URL" in what else ""
             raise UserError(f"the override {key}=... looks like a secret ({what}); {HOW}, never from the command "
@@ -147,7 +149,7 @@ def redact_argv(argv: list[str]) -> list[str]:
         if sep and SECRET_NAME.search(key):
             out.append(arg[:len(arg) - len(value)] + REDACTED)
         else:
-            out.append(arg[:len(arg) - len(value)] + _clean(value)[0])
+            out.append(arg[:len(arg) - len(value)] + _clean(value, override=True)[0])
     return out
 
 
