@@ -85,11 +85,11 @@ def compose(shape: str, *extra: str):
                            **{k: config.typed(cfg[k], t, k) for k, t in typed.items()})
 
 
-def shape_model(shape: str):
-    """The train config of ``shape``, its family and tokenizer."""
+def shape_model(shape: str, *extra: str):
+    """The train config of ``shape`` (with the ``extra`` overrides: trainer=gpu on a GPU), its family and tokenizer."""
     from lamini_lm.models.backbone import build_family, load_tokenizer
 
-    cfg = compose(shape)
+    cfg = compose(shape, *extra)
     family = build_family(cfg.model)
     return cfg, family, load_tokenizer(cfg.model)
 

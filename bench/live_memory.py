@@ -1,5 +1,6 @@
 """Live allocated bytes of this process (glibc's mallinfo2), and their peak sampled on a thread: the memory
-columns of the training benchmarks."""
+columns of the training benchmarks. On a GPU (--device cuda): the CUDA caching allocator's own count of allocated
+bytes and its exact peak (torch.cuda.max_memory_allocated, reset when the peak starts), no thread."""
 
 from __future__ import annotations
 
@@ -53,3 +54,36 @@ class LivePeak:
         self._stop.set()
         self._thread.join()
         return self.peak
+
+
+class CudaPeak:
+    """LivePeak's counterpart on the GPU: the allocator's peak of allocated bytes since this object was made (the
+    peak statistics are reset then; every allocation is counted, none can fall between two samples)."""
+
+    def __init__(self):
+        import torch
+
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        self.peak = torch.cuda.memory_allocated()
+
+    def close(self) -> int:
+        import torch
+
+        torch.cuda.synchronize()
+        self.peak = torch.cuda.max_memory_allocated()
+        return self.peak
+
+
+def allocated(device: str = "cpu") -> int:
+    """Bytes allocated and not freed now: live_bytes() on the CPU, the CUDA allocator's count on a GPU."""
+    if device == "cpu":
+        return live_bytes()
+    import torch
+
+    return torch.cuda.memory_allocated()
+
+
+def peak_meter(device: str = "cpu"):
+    """The peak of allocated() from now until its close(): LivePeak on the CPU, CudaPeak on a GPU."""
+    return LivePeak() if device == "cpu" else CudaPeak()

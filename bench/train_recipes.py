@@ -7,15 +7,18 @@ import time
 
 import numpy as np
 
-from bench.live_memory import LivePeak, live_bytes
+from bench.live_memory import allocated, peak_meter
 
 
 class Meter:
-    """What the collator hands to the model: real and computed tokens, executed FLOPs; the clock; peak memory."""
+    """What the collator hands to the model: real and computed tokens, executed FLOPs; the clock; peak memory.
+    ``device`` "cuda": the clock waits for the GPU's queued work before each reading (torch.cuda.synchronize), and
+    the memory is the CUDA allocator's (bench/live_memory.py)."""
 
-    def __init__(self, coefficients, head_rows_all: bool):
+    def __init__(self, coefficients, head_rows_all: bool, device: str = "cpu"):
         self.coefficients = coefficients  # lamini_lm.training.flops.FlopCoefficients of the model
         self.head_rows_all = head_rows_all  # transformers' own loss projects every row onto the vocabulary
+        self.device = device
         self.reset()
 
     def reset(self, model=None):
@@ -31,17 +34,27 @@ class Meter:
         self.flops = 0.0
         self.t0 = self.t1 = None
         self.c0 = self.c1 = None  # process CPU time (all threads): how much of the cores this run really got
-        self.live0, self.live_peak = live_bytes(), 0
+        self._sync()
+        self.live0, self.live_peak = allocated(self.device), 0
         self._sampler = None
+
+    def _sync(self) -> None:
+        """On a GPU: wait for the work queued so far, so that the clock reads when it is done."""
+        if self.device != "cpu":
+            import torch
+
+            torch.cuda.synchronize()
 
     def start(self) -> None:
         if self.t0 is None:
+            self._sync()
             self.t0, self.c0 = time.perf_counter(), time.process_time()
-            self._sampler = LivePeak()
+            self._sampler = peak_meter(self.device)
 
     def stop(self) -> None:
         """Before the optimizer step: timed are the micro-batches' data, forward and backward (a step of 1024
         examples spends ~1/128 of its time in AdamW, a step of a few timed micro-batches far more)."""
+        self._sync()
         self.t1, self.c1 = time.perf_counter(), time.process_time()
         self.live_peak = self._sampler.close()
 
@@ -112,19 +125,25 @@ def plan_padding(dataset, plan, enc_dec: bool, packed: bool = False, pack_limit:
 
 
 # -- the recipes ------------------------------------------------------------------------------------
-def _hf_args(cfg, tmp, m, accum, **extra):
+def _hf_args(cfg, tmp, m, accum, device="cpu", **extra):
+    """TrainingArguments of one timed (or warm-up) step. On a GPU: use_cpu=False and bf16=True, the mixed precision
+    of our trainer=gpu (bf16-mixed). On the CPU nothing is said about precision: TrainingArguments' default is
+    fp32, SFTConfig's is bf16=True (TRL's own default, CPU autocast included), as the CPU measurements ran."""
     o = cfg.optim
+    if device != "cpu":
+        extra = dict(extra, bf16=True)
     return dict(output_dir=tmp, per_device_train_batch_size=m, gradient_accumulation_steps=accum, max_steps=1,
                 train_sampling_strategy="sequential", learning_rate=o.lr, weight_decay=o.weight_decay,
                 adam_beta1=o.betas[0], adam_beta2=o.betas[1], adam_epsilon=o.eps, lr_scheduler_type=o.scheduler,
-                max_grad_norm=cfg.trainer.gradient_clip_val, seed=cfg.seed, use_cpu=True, dataloader_num_workers=0,
-                report_to="none", save_strategy="no", eval_strategy="no", logging_strategy="no", disable_tqdm=True,
-                **extra)
+                max_grad_norm=cfg.trainer.gradient_clip_val, seed=cfg.seed, use_cpu=device == "cpu",
+                dataloader_num_workers=0, report_to="none", save_strategy="no", eval_strategy="no",
+                logging_strategy="no", disable_tqdm=True, **extra)
 
 
 def run_hf(kind, cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter, tmp: str):
     """The HF Trainer (Alpaca's recipe) or TRL's SFTTrainer on exactly ``micro_batches`` (sampling sequential:
-    the plan of the sampler each recipe uses was drawn beforehand, see grouped_plan / random_plan)."""
+    the plan of the sampler each recipe uses was drawn beforehand, see grouped_plan / random_plan), on the meter's
+    device."""
     from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
     class Clock(TrainerCallback):
@@ -146,15 +165,17 @@ def run_hf(kind, cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter,
     def trainer(dataset, accum):
         if kind == "alpaca":
             pad = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
-            return Trainer(model=model, args=TrainingArguments(**_hf_args(cfg, tmp, m, accum)), train_dataset=dataset,
-                           data_collator=counting(pad), callbacks=[Clock()])
+            args = TrainingArguments(**_hf_args(cfg, tmp, m, accum, meter.device))
+            return Trainer(model=model, args=args, train_dataset=dataset, data_collator=counting(pad),
+                           callbacks=[Clock()])
         from trl import SFTConfig, SFTTrainer
 
         # the prompt is already -100 in the labels (completion-only loss); no packing across examples
         # TRL's fastest: gradient_checkpointing off (TRL 1.16 defaults it on: trl_grouped_ckpt, less memory, slower)
         # trl_grouped_compiled: TrainingArguments' torch_compile (the whole model, torch.compile's defaults)
-        args = SFTConfig(**_hf_args(cfg, tmp, m, accum), padding_free=kind == "trl_padding_free", max_length=None,
-                         gradient_checkpointing=kind == "trl_grouped_ckpt", torch_compile=kind.endswith("_compiled"))
+        args = SFTConfig(**_hf_args(cfg, tmp, m, accum, meter.device), padding_free=kind == "trl_padding_free",
+                         max_length=None, gradient_checkpointing=kind == "trl_grouped_ckpt",
+                         torch_compile=kind.endswith("_compiled"))
         t = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=[Clock()])
         t.data_collator = counting(t.data_collator)  # TRL's own collator (it refuses another one when padding-free)
         return t
@@ -172,7 +193,8 @@ def run_hf(kind, cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter,
 
 def run_ours(cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter, tmp: str, family, packing: str):
     """Our path (src/lamini_lm/training/run.py): TokenizedSet + Collate (data.packing as configured) + the family's
-    LightningModule under the Trainer of conf/trainer/cpu.yaml, on exactly ``micro_batches``."""
+    LightningModule under the Trainer of ``cfg.trainer`` (conf/trainer/cpu.yaml; on a GPU trainer=gpu, bf16-mixed),
+    on exactly ``micro_batches``."""
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 

@@ -2,6 +2,7 @@
 
     python -m bench.train_throughput            # gpt2 (124M) and t5-small (61M), random init (from the repository root)
     python -m bench.train_throughput --quick    # smoke run: tiny plans, 2 micro-batches of 2 short examples
+    python -m bench.train_throughput --device cuda   # the same recipes in bf16 mixed precision on a GPU
 
 Every recipe trains the same randomly initialised model (the herd configs conf/model/gpt2.yaml and t5_small.yaml,
 init=random) with the real GPT-2 / T5 tokenizers, on one pool of token ids (tokenised once by
@@ -41,6 +42,17 @@ Data: LaMini-shaped records (bench/lamini_shaped.py): lengths drawn like the pap
 32.9 tokens), clipped so that instruction + response <= 480 words (wrapped GPT-2 sequences <= ~512 tokens). The recipes
 and their plans are in bench/train_recipes.py; this module runs them, each in a process of its own, and reports.
 
+--device cuda (bench/gpu_session.sh runs it on a lent GPU): the same recipes on one GPU in bf16 mixed precision, ours
+under trainer=gpu (conf/trainer/gpu.yaml: bf16-mixed), the HF Trainer and TRL with use_cpu=False, bf16=True. The
+clock waits for the GPU (torch.cuda.synchronize) before each reading; peak memory is torch.cuda.max_memory_allocated
+(reset before the timed step) over the weights; util divides the executed FLOP/s by the card's dense bf16 peak
+(lamini_lm.training.flops.roof: lightning's table, else --peak-tflops, else BF16_PEAK below); "matmul" is an
+8192^3 bf16 product timed just before each recipe. The CPU-only settings stay off there: no cpu_memory_cache (nor
+ours_glibc, --same-heap), no thread count, no CPU matmul roof. Defaults there: m=32, 16 timed micro-batches (one
+optimizer step of 512 examples), ours at global batches 1024 and 512, without ours_count_cut, ours_gelu_new and
+ours_no_dropout (name them in --recipes to run them); --budget stops starting recipes once the next one would pass
+it, so that a run with a time limit still prints its table.
+
 Every run (a recipe in a round) is a fresh process: a process-wide setting of one recipe (cpu_memory_cache, TRL's
 torch_compile) or the heap its warm-up left never reaches another.
 
@@ -66,6 +78,20 @@ from bench.train_recipes import (Meter, grouped_plan, no_dropout, ours_plan, pla
                                  run_ours, spaced)
 from lamini_lm.training.flops import matmul_roof
 
+# Dense bf16 tensor-core peaks (FLOP/s) for the cards lightning's table misses: it reads "NVIDIA H200" as no chip it
+# knows (its h200 rows want "sxm1" / "nvl1" in the name, and hold the with-sparsity figures). NVIDIA's H200 SXM
+# datasheet: 1,979 TFLOP/s bf16 with sparsity, half of it dense; the same tensor cores as the H100 SXM (989.4).
+BF16_PEAK = {"h200": 989.4e12}
+# left out of --device cuda unless --recipes names them: the CPU heap setting has no GPU meaning (never run there);
+# the other three are our own variants, left for a longer session so that the default run's 11 processes (~15-20 s
+# each, imports and CUDA start included) fit the ~4 minutes gpu_session.sh leaves the bench
+GPU_SKIPS = ("ours_glibc", "ours_count_cut", "ours_gelu_new", "ours_no_dropout")
+
+
+def overrides(args) -> list[str]:
+    """Config overrides of the device: trainer=gpu (bf16-mixed) on a GPU."""
+    return ["trainer=gpu"] if args.device == "cuda" else []
+
 
 def load_average() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -88,14 +114,16 @@ def recipes(pool, lengths, family, packed, args) -> list[tuple]:
         runs.append(("ours_count_cut", small, ours_plan(pool, m, small, seed, family, packed=False)[0]))
     if not family.separate_labels:  # fast_gelu=false: what the one-kernel GELU brings (t5-small's ReLU has none)
         runs.append(("ours_gelu_new", small, ours(small)[0]))
-    # cpu_memory_cache=false: glibc's malloc as it comes, what keeping freed memory brings
-    runs.append(("ours_glibc", small, ours(small)[0]))
+    if args.device == "cpu":  # cpu_memory_cache=false: glibc's malloc as it comes, what keeping freed memory brings
+        runs.append(("ours_glibc", small, ours(small)[0]))
     runs.append(("ours_no_dropout", small, ours(small)[0]))  # a ceiling: what dropout costs on this CPU
     if args.compile:  # compile=true: the warm-up step pays the compilation
         runs.append(("ours_compiled", small, ours(small)[0]))
         if not family.separate_labels:  # TRL compiled as well: its torch_compile argument
             runs.append(("trl_grouped_compiled", small, grouped_plan(lengths, m, small // m, seed)))
-    return [r for r in runs if r[0] in args.recipes] if args.recipes else runs
+    if args.recipes:
+        return [r for r in runs if r[0] in args.recipes]
+    return [r for r in runs if r[0] not in GPU_SKIPS] if args.device == "cuda" else runs
 
 
 def whole_plan_padding(recipe, g, plan, packed, pool, lengths, family, args) -> dict:
@@ -119,7 +147,7 @@ def bench_shape(shape: str, args, words) -> list[dict]:
     from concurrent.futures import ProcessPoolExecutor
     import multiprocessing
 
-    cfg, family, tokenizer = shape_model(shape)
+    cfg, family, tokenizer = shape_model(shape, *overrides(args))
     pool, warm = examples(cfg, family, tokenizer, args, words)
     enc_dec = family.separate_labels
     src, tgt = np.array(pool["source_length"]), np.array(pool["target_length"])
@@ -134,10 +162,21 @@ def bench_shape(shape: str, args, words) -> list[dict]:
     runs = ((r, x) for r in range(args.rounds) for x in recipes(pool, lengths, family, ours_packs, args))
     for rnd, (recipe, g, plan) in runs:
         t = time.perf_counter()
+        if args.budget and t - args.t_start + args.longest > args.budget:  # --budget: the next run would pass it
+            print(f"  {recipe:16s} skipped: {t - args.t_start:.0f} s of --budget {args.budget:.0f} s spent, a run "
+                  f"takes up to {args.longest:.0f} s", flush=True)
+            args.skipped.append(f"{shape} {recipe}" + (f" (global {g})" if g else ""))
+            continue
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
             row = child.submit(run_recipe, shape, recipe, spaced(plan, args.micro_batches), pool, warm, args).result()
-        print(f"  {recipe:16s} done in {time.perf_counter() - t:.0f} s, timed step {row['seconds']:.0f} s; "
-              f"{load_average()}", flush=True)
+        args.longest = max(args.longest, time.perf_counter() - t)
+        if args.device == "cpu":
+            print(f"  {recipe:16s} done in {time.perf_counter() - t:.0f} s, timed step {row['seconds']:.0f} s; "
+                  f"{load_average()}", flush=True)
+        else:  # a run's figures as soon as it ends: a session cut short still has them
+            print(f"  {recipe:16s} done in {time.perf_counter() - t:.0f} s, timed step {row['seconds']:.3f} s, "
+                  f"{row['real'] / row['seconds']:,.0f} real tok/s, util "
+                  f"{row['flops'] / row['seconds'] / row['roof']:.2f}, peak {row['peak_mb']:,.0f} MB", flush=True)
         packed = row.pop("packed")
         row.update(shape=shape, recipe=recipe, round=rnd, **{"global": g},
                    plan_padding=whole_plan_padding(recipe, g, plan, packed, pool, lengths, family, args))
@@ -150,7 +189,7 @@ def bench_shape(shape: str, args, words) -> list[dict]:
 def run_recipe(shape: str, recipe: str, micro: list, pool, warm, args) -> dict:
     """One recipe's warm-up and timed step on the parent's tokenised ``pool`` and ``warm``, in the fresh process
     bench_shape starts for it: what its collator counted, the clock, peak live memory and the process's peak
-    resident memory."""
+    resident memory; on a GPU also the roof (the card's bf16 peak) and its source."""
     import dataclasses
     import resource
 
@@ -160,11 +199,12 @@ def run_recipe(shape: str, recipe: str, micro: list, pool, warm, args) -> dict:
     from lamini_lm.training.cpu_heap import keep_freed_memory
     from lamini_lm.training.flops import FlopCoefficients
 
-    quiet(args.threads)
-    cfg, family, tokenizer = shape_model(shape)
+    cpu = args.device == "cpu"
+    quiet(args.threads if cpu else None)  # the GPU path sets no thread count
+    cfg, family, tokenizer = shape_model(shape, *overrides(args))
     ours = recipe.startswith("ours")
     # cpu_memory_cache as training/run.py applies it on a CPU; --same-heap: the HF and TRL runs too
-    if (ours and cfg.cpu_memory_cache and recipe != "ours_glibc") or (args.same_heap and not ours):
+    if cpu and ((ours and cfg.cpu_memory_cache and recipe != "ours_glibc") or (args.same_heap and not ours)):
         keep_freed_memory()
     torch.manual_seed(cfg.seed)  # every recipe starts from the same random weights
     # HF and TRL: transformers' default attention (sdpa); ours: the model config's (sdpa_varlen)
@@ -177,8 +217,12 @@ def run_recipe(shape: str, recipe: str, micro: list, pool, warm, args) -> dict:
         compile_blocks(model, cfg.model.fsdp_block)
     if recipe == "ours_no_dropout":
         no_dropout(model)
-    meter = Meter(FlopCoefficients(model), head_rows_all=not ours)
-    cpu = matmul_roof(reps=4)  # the shared machine's speed just before this run
+    meter = Meter(FlopCoefficients(model), head_rows_all=not ours, device=args.device)
+    if cpu:
+        matmul, peak, source = matmul_roof(reps=4), None, None  # the shared machine's speed just before this run
+    else:
+        matmul = gpu_matmul()
+        peak, source = gpu_roof(args.peak_tflops)
     with tempfile.TemporaryDirectory() as tmp:
         if ours:
             packing = "padded" if recipe == "ours_padded" else cfg.data.packing
@@ -188,18 +232,63 @@ def run_recipe(shape: str, recipe: str, micro: list, pool, warm, args) -> dict:
             run_hf(recipe, cfg, model, tokenizer, pool, micro, warm, meter, tmp)
             packed = recipe == "trl_padding_free"
     return {"real": meter.real, "padded": meter.padded, "seconds": meter.seconds, "cpu_seconds": meter.cpu_seconds,
-            "flops": meter.flops, "cpu": cpu, "peak_mb": (meter.live_peak - meter.live0) / 2 ** 20,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10, "packed": packed}
+            "flops": meter.flops, "matmul": matmul, "peak_mb": (meter.live_peak - meter.live0) / 2 ** 20,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10, "packed": packed,
+            "roof": peak or matmul, "roof_source": source or "measured 8192^3 bf16 product",
+            "gpu": None if cpu else torch.cuda.get_device_name()}
+
+
+def gpu_matmul(n: int = 8192, reps: int = 5) -> float:
+    """This GPU's bf16 matmul speed in FLOP/s just before a run: the best of a few timed n x n products on random
+    data (never zeros: they run faster), after two untimed ones."""
+    import torch
+
+    a, b = (torch.randn(n, n, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    for _ in range(2):
+        a @ b
+    best = float("inf")
+    for _ in range(reps):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        a @ b
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    del a, b
+    torch.cuda.empty_cache()
+    return 2 * n ** 3 / best
+
+
+def gpu_roof(given_tflops: float | None) -> tuple[float | None, str | None]:
+    """(the card's dense bf16 peak in FLOP/s, where it comes from): lamini_lm.training.flops.roof (--peak-tflops, else
+    lightning's table), else BF16_PEAK by the device's name; (None, None) if neither knows the card (the report then
+    divides by the measured matmul)."""
+    import torch
+
+    from lamini_lm.training.flops import roof
+
+    given = given_tflops * 1e12 if given_tflops else None
+    peak = roof(torch.device("cuda", torch.cuda.current_device()), torch.bfloat16, given)
+    if peak:
+        return float(peak), "--peak-tflops" if given else "lightning's table"
+    name = torch.cuda.get_device_name().lower()
+    for chip, flops in BF16_PEAK.items():
+        if chip in name:
+            return flops, "bench/train_throughput.py BF16_PEAK"
+    return None, None
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run: m=2, 2 micro-batches, texts 1/4 as long")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda: one GPU, bf16 mixed precision (ours: trainer=gpu; HF/TRL: bf16=True)")
     p.add_argument("--shapes", default="gpt2,t5_small", help=f"comma-separated, of {', '.join(SHAPES)}")
-    p.add_argument("--micro-batch", type=int, default=8, help="m: examples per forward/backward")
-    p.add_argument("--micro-batches", type=int, default=8,
-                   help="micro-batches timed per recipe (one optimizer step), evenly spread over its plan")
-    p.add_argument("--global-batches", default="1024,64", help="ours: global batch sizes (examples per step)")
+    p.add_argument("--micro-batch", type=int, default=None, help="m: examples per forward/backward (cpu 8, cuda 32)")
+    p.add_argument("--micro-batches", type=int, default=None,
+                   help="micro-batches timed per recipe (one optimizer step), evenly spread over its plan "
+                   "(cpu 8, cuda 16)")
+    p.add_argument("--global-batches", default=None,
+                   help="ours: global batch sizes (examples per step; cpu 1024,64, cuda 1024,512)")
     p.add_argument("--pool", type=int, default=12800,
                    help="examples the plans are drawn from (TRL's group_by_length sorts mega-batches of 50 x m x k)")
     p.add_argument("--compile", action="store_true",
@@ -210,11 +299,25 @@ def parse_args():
     p.add_argument("--same-heap", action="store_true",
                    help="the HF and TRL runs also keep freed memory (ours' cpu_memory_cache): what the setting brings "
                    "them")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="torch threads on the CPU (--device cpu only)")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="cuda: the card's dense bf16 peak in TFLOP/s, the util column's roof (default: lightning's "
+                   "table, else BF16_PEAK)")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds: start no recipe that would end past them (by the longest run so far); the table "
+                   "shows the runs done and names those skipped")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    gpu = args.device == "cuda"
+    if gpu and args.same_heap:
+        p.error("--same-heap is a CPU heap setting (cpu_memory_cache); the GPU path has none")
+    for key, cpu_default, gpu_default in (("micro_batch", 8, 32), ("micro_batches", 8, 16),
+                                          ("global_batches", "1024,64", "1024,512")):
+        if getattr(args, key) is None:
+            setattr(args, key, gpu_default if gpu else cpu_default)
     args.max_words = MAX_WORDS
     args.global_batches = [int(g) for g in args.global_batches.split(",")]
+    args.t_start, args.longest, args.skipped = time.perf_counter(), 0.0, []
     args.recipes = [r for r in args.recipes.split(",") if r]
     if args.quick:
         args.micro_batch, args.micro_batches, args.max_words, args.pool = 2, 2, MAX_WORDS // 4, 256
@@ -222,8 +325,9 @@ def parse_args():
     return args
 
 
-def quiet(threads: int) -> None:
-    """The libraries' progress bars and warnings off, so the tables stay readable."""
+def quiet(threads: int | None) -> None:
+    """The libraries' progress bars and warnings off, so the tables stay readable; ``threads``: torch's CPU threads
+    (None: left as torch sets them, the GPU path)."""
     import logging
 
     import datasets
@@ -231,7 +335,8 @@ def quiet(threads: int) -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
-    torch.set_num_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     hf_logging.set_verbosity_error()
     datasets.disable_progress_bars()
@@ -244,7 +349,7 @@ def quiet(threads: int) -> None:
 
 def main() -> None:
     args = parse_args()
-    quiet(args.threads)
+    quiet(args.threads if args.device == "cpu" else None)
     from lamini_lm.models.backbone import load_tokenizer
 
     shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
@@ -260,11 +365,22 @@ def main() -> None:
     rows = []
     for shape in shapes:
         rows += bench_shape(shape, args, words)
-    # This machine's roof: the best fp32 matmul speed seen (the machine is shared, so the best is the least
-    # disturbed); "matmul" shows what it reached just before each recipe ran.
-    peak = max([matmul_roof(reps=6)] + [r["cpu"] for r in rows])
+    if args.device == "cpu":
+        # This machine's roof: the best fp32 matmul speed seen (the machine is shared, so the best is the least
+        # disturbed); "matmul" shows what it reached just before each recipe ran.
+        peak = max([matmul_roof(reps=6)] + [r["matmul"] for r in rows])
+    else:  # the card's bf16 peak, as every run found it (the measured matmul where no table knows the card)
+        peak = max((r["roof"] for r in rows), default=0.0)
+    if not rows:
+        raise SystemExit(f"no run finished: {'; '.join(args.skipped) or 'no recipe selected'}")
     report(rows, shapes, peak, args)
     print(f"\nend: {load_average()}; total {time.perf_counter() - t_start:.0f} s")
+
+
+def torch_version() -> str:
+    import torch
+
+    return f"{torch.__version__} (CUDA {torch.version.cuda})"
 
 
 def medians(rows: list[dict]) -> list[dict]:
@@ -276,7 +392,8 @@ def medians(rows: list[dict]) -> list[dict]:
     out = []
     for runs in groups.values():
         row = dict(runs[0])
-        for k in ("real", "padded", "seconds", "cpu_seconds", "flops", "cpu", "peak_mb", "rss_mb", "tok_s", "padding"):
+        for k in ("real", "padded", "seconds", "cpu_seconds", "flops", "matmul", "peak_mb", "rss_mb", "tok_s",
+                  "padding"):
             row[k] = float(np.median([r[k] for r in runs]))
         row["util"] = float(np.median([r["flops"] / r["seconds"] for r in runs]))
         row["range"] = (min(r["tok_s"] for r in runs), max(r["tok_s"] for r in runs))
@@ -295,28 +412,47 @@ def ratios(rows: list[dict], mine: dict, other: dict) -> str:
 
 
 def report(rows: list[dict], shapes: list[str], peak: float, args) -> None:
-    print(f"\nfp32 matmul roof (2048^3, best seen, {args.threads} threads): {peak / 1e9:.1f} GFLOP/s")
-    print("util = executed FLOPs / time / roof (lamini_lm.training.flops: padding, attention squares and every "
-          "projected output row included); time = data + forward + backward of the timed micro-batches (not the "
-          "optimizer step); peak MB = live allocated bytes (mallinfo2) over the weights alone; RSS MB = the recipe's "
-          "process's peak resident memory (imports, data and warm-up included); cores = process CPU s / "
-          "wall s (< threads: other jobs took the CPU); plan padding = over the recipe's whole plan (exact)"
-          + (f"; every column is the median of {args.rounds} interleaved rounds, tok/s range beside it"
-             if args.rounds > 1 else ""))
+    cpu = args.device == "cpu"
+    if cpu:
+        print(f"\nfp32 matmul roof (2048^3, best seen, {args.threads} threads): {peak / 1e9:.1f} GFLOP/s")
+        print("util = executed FLOPs / time / roof (lamini_lm.training.flops: padding, attention squares and every "
+              "projected output row included); time = data + forward + backward of the timed micro-batches (not "
+              "the optimizer step); peak MB = live allocated bytes (mallinfo2) over the weights alone; RSS MB = the "
+              "recipe's process's peak resident memory (imports, data and warm-up included); cores = process CPU "
+              "s / wall s (< threads: other jobs took the CPU); plan padding = over the recipe's whole plan (exact)"
+              + (f"; every column is the median of {args.rounds} interleaved rounds, tok/s range beside it"
+                 if args.rounds > 1 else ""))
+    else:
+        source = max(rows, key=lambda r: r["roof"])["roof_source"]
+        print(f"\n{rows[0]['gpu']}: bf16 roof {peak / 1e12:.1f} TFLOP/s ({source}); torch {torch_version()}")
+        print("bf16 mixed precision (ours: trainer=gpu; HF/TRL: bf16=True). util = executed FLOPs / time / roof "
+              "(lamini_lm.training.flops: padding, attention squares and every projected output row included); "
+              "time = data + forward + backward of the timed micro-batches, the GPU synchronised before each clock "
+              "reading (not the optimizer step); peak MB = torch.cuda.max_memory_allocated over the allocated bytes "
+              "before the timed step (the weights), reset before it; RSS MB = the process's peak resident host "
+              "memory; matmul TF/s = an 8192^3 bf16 product just before the recipe; cores = process CPU s / wall s "
+              "(the host's share: ~1 when Python, not the GPU, sets the pace); plan padding = over the recipe's "
+              "whole plan (exact)"
+              + (f"; every column is the median of {args.rounds} interleaved rounds, tok/s range beside it"
+                 if args.rounds > 1 else ""))
+    if args.skipped:
+        print(f"skipped by --budget {args.budget:.0f} s: {'; '.join(args.skipped)}")
     gb = args.global_batches
     table = medians(rows)
     print(f"\n{'shape':9s} {'recipe':20s} {'global':>6s} {'real tok':>8s} {'time s':>7s} {'real tok/s':>10s} "
           + (f"{'range':>13s} " if args.rounds > 1 else "")
-          + f"{'padding':>8s} {'util':>5s} {'peak MB':>7s} {'RSS MB':>6s} {'matmul GF/s':>11s} {'cores':>5s}  "
+          + f"{'padding':>8s} {'util':>5s} {'peak MB':>7s} {'RSS MB':>6s} "
+          + f"{'matmul GF/s' if cpu else 'matmul TF/s':>11s} {'cores':>5s}  "
           + "plan padding at "
           + ", ".join(map(str, gb)))
     for r in table:
         pads = ", ".join(f"{r['plan_padding'][g]:.1%}" if g in r["plan_padding"] else "-" for g in gb)
         lo, hi = r["range"]
-        print(f"{r['shape']:9s} {r['recipe']:20s} {r['global'] or 'any':>6} {r['real']:>8,.0f} {r['seconds']:>7.1f} "
+        print(f"{r['shape']:9s} {r['recipe']:20s} {r['global'] or 'any':>6} {r['real']:>8,.0f} "
+              f"{r['seconds']:>7.{1 if cpu else 3}f} "
               f"{r['tok_s']:>10.1f} " + (f"{f'{lo:.1f}-{hi:.1f}':>13s} " if args.rounds > 1 else "")
               + f"{r['padding']:>8.1%} {r['util'] / peak:>5.2f} "
-              f"{r['peak_mb']:>7.0f} {r['rss_mb']:>6.0f} {r['cpu'] / 1e9:>11.1f} "
+              f"{r['peak_mb']:>7.0f} {r['rss_mb']:>6.0f} {r['matmul'] / (1e9 if cpu else 1e12):>11.1f} "
               f"{r['cpu_seconds'] / r['seconds']:>5.2f}  {pads}")
     print()
     for shape in shapes:
