@@ -46,6 +46,17 @@ def redo(folder: Path) -> str:
     return "write, copy or download it again"
 
 
+def interrupted(folder: Path) -> str | None:
+    """When ``folder`` does not exist but an export into it was cut off (``<name>.tmp-<pid>`` beside it): why."""
+    if folder.exists() or not folder.parent.is_dir():
+        return None
+    tmp = next((p for p in sorted(folder.parent.iterdir()) if p.name.startswith(f"{folder.name}.tmp-")), None)
+    if tmp is None:
+        return None
+    return f"the export to {folder} was interrupted ({tmp.name} is incomplete and there is no {folder.name}/); " \
+           f"{redo(folder)}"
+
+
 def check(folder: str | Path, digests: dict[str, str] | None = None) -> None:
     """Refuse ``folder`` unless it is a whole export: one UserError naming what is missing or damaged and how to
     write it again. ``digests`` (file name -> sha256, from a caller that reads the files anyway) are compared with

@@ -95,8 +95,8 @@ def is_full(e: BaseException) -> bool:
 
 
 def megabytes(n: float) -> str:
-    """A size as people read it: 512 kB, 3.4 MB, 1.2 GB."""
-    return f"{n / 1e3:.0f} kB" if n < 1e6 else f"{n / 1e6:.1f} MB" if n < 1e9 else f"{n / 1e9:.1f} GB"
+    """A size as people read it, to three digits: 512 kB, 4.19 MB, 1.23 GB."""
+    return f"{n / 1e3:.0f} kB" if n < 1e6 else f"{n / 1e6:.3g} MB" if n < 1e9 else f"{n / 1e9:.3g} GB"
 
 
 def free_space(folder: str | Path) -> int | None:

@@ -19,6 +19,9 @@ def load(location: str | Path, revision: str | None = None):
     from transformers import AutoConfig, AutoTokenizer
 
     folder = Path(location)
+    cut_off = export_marker.interrupted(folder)
+    if cut_off:
+        raise UserError(cut_off)
     if folder.is_dir():
         if not (folder / "config.json").exists():
             raise UserError(f"{folder} is not a model export (no config.json); train.py writes one to <run dir>/hf/")

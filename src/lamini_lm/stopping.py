@@ -1,6 +1,11 @@
 """How generate.py and evaluate.py stop when told to: SIGTERM (what SLURM preemption, Kubernetes, `timeout` and
 `kill` send) is taken like Ctrl-C. The work stops, one line says what was kept and which command continues,
-and the exit status is 128 + the signal: 130 for SIGINT, 143 for SIGTERM. A second signal stops at once."""
+and the exit status is 128 + the signal: 130 for SIGINT, 143 for SIGTERM. A second signal stops at once.
+
+While paid requests are in flight (a teacher's ``with draining():``), the first signal does not cut them off,
+which would pay for their replies and lose them: the teacher sends nothing more (it checks ``requested()``),
+the replies in flight arrive and are stored, and the stop happens when the block ends.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_state = {"draining": 0, "requested": None}  # blocks that drain; the signal received while in one
 
 
 class Stopped(KeyboardInterrupt):
@@ -25,7 +31,30 @@ class Stopped(KeyboardInterrupt):
 def _stop(signum, frame) -> None:
     for s in SIGNALS:  # a second signal takes its default action: the process ends at once
         signal.signal(s, signal.SIG_DFL)
-    raise Stopped(signum)
+    if not _state["draining"]:
+        raise Stopped(signum)
+    _state["requested"] = signum
+    print(f"{signal.Signals(signum).name}: sending nothing more; the requests in flight finish and are stored "
+          "(a second signal stops at once)", file=sys.stderr)
+
+
+def requested() -> bool:
+    """Whether a stop was asked for while draining: send nothing more."""
+    return _state["requested"] is not None
+
+
+@contextmanager
+def draining() -> Iterator[None]:
+    """A block in which a stop signal lets the work in flight finish; Stopped is raised when it ends."""
+    _state["draining"] += 1
+    try:
+        yield
+    finally:
+        _state["draining"] -= 1
+    signum = _state["requested"]
+    if signum is not None and not _state["draining"]:
+        _state["requested"] = None
+        raise Stopped(signum)
 
 
 @contextmanager

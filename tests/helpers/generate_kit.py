@@ -5,6 +5,10 @@ The fixtures they use (`server`, a fake OpenAI server, and `api_key`) live in te
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from lamini_lm.jsonl import iter_jsonl
@@ -59,3 +63,24 @@ def assert_no_key(folder, key: str = KEY) -> None:
     for p in Path(folder).rglob("*"):
         if p.is_file():
             assert key.encode() not in p.read_bytes(), f"API key written to {p}"
+
+
+def lines(path) -> int:
+    """Newlines in ``path`` (0 when it does not exist): the finished requests of a store."""
+    path = Path(path)
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def spawn(overrides: list[str]) -> subprocess.Popen:
+    """generate.py as a user starts it, in a process group of its own (so a test can signal the group)."""
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen([sys.executable, str(ROOT / "generate.py"), *overrides], env=env, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def wait_for_lines(path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Until ``path`` holds ``n`` lines; the process must still be running then."""
+    deadline = time.time() + timeout
+    while lines(path) < n and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, proc.stderr.read()[-2000:]

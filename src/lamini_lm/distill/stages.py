@@ -102,10 +102,13 @@ class Context:
             self._stores.popitem()[1].close()
 
     def space_needed(self) -> int:
-        """About what the rest of the run writes: its own files, D_ALL in three formats (each about the size of
-        the responses' store) and the stores' reserve."""
-        responses = self.out / "requests" / "responses.jsonl"
-        return 3 * (responses.stat().st_size if responses.exists() else 0) + RequestStore.RESERVE
+        """About what the rest of the run writes: the responses still to store (a line per record of D_ALL, as
+        long as those so far, or 1 kB), D_ALL in three formats of about that size each, and the store's reserve."""
+        path = self.out / "requests" / "responses.jsonl"
+        done = path.read_bytes().count(b"\n") if path.exists() else 0
+        line = path.stat().st_size // done if done else 1 << 10
+        records = sum(n for _, n in self.spec.size.items())
+        return RequestStore.RESERVE + max(0, records - done) * line + 3 * records * line
 
     def send(self, requests: list[Request], store: RequestStore, stage: str) -> dict:
         """Send what the store lacks; any request that finally failed stops the run (after saving), and so does

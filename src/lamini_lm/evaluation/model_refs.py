@@ -89,6 +89,9 @@ def _name_for(run_dir: Path, root: Path) -> str:
 def resolve(spec: str, revision: str = "main") -> list[ModelRef]:
     """Every model ``spec`` names; a folder holding no export is an error, never an empty evaluation."""
     path = Path(str(spec)).expanduser()
+    cut_off = export_marker.interrupted(path)
+    if cut_off:
+        raise UserError(f"model={spec}: {cut_off}")
     if path.exists():
         _refuse_interrupted(path, spec)
         if not path.is_dir():
@@ -115,9 +118,9 @@ def _refuse_interrupted(path: Path, spec) -> None:
     if not path.is_dir() or (path / "config.json").exists():
         return
     for tmp in sorted(path.rglob("hf.tmp-*")):
-        if not (tmp.parent / "hf").exists():
-            raise UserError(f"model={spec}: the export of {tmp.parent} was interrupted ({tmp.name} is incomplete "
-                            f"and there is no hf/); {export_marker.redo(tmp.parent / 'hf')}")
+        cut_off = export_marker.interrupted(tmp.parent / "hf")
+        if cut_off:
+            raise UserError(f"model={spec}: {cut_off}")
 
 
 def resolve_all(specs, revision: str = "main") -> list[ModelRef]:

@@ -20,6 +20,7 @@ import random
 import time
 from dataclasses import dataclass
 
+from lamini_lm import stopping
 from lamini_lm.errors import UserError
 from lamini_lm.files import DiskFull
 from lamini_lm.teachers.base import is_number, is_whole, require
@@ -106,19 +107,21 @@ class OpenAITeacher(OpenAICompatible):
                 bar.update()
 
         tasks: set[asyncio.Task] = set()
-        try:
-            for req in requests:
-                await window.acquire()
-                if fatal or store.full:
-                    window.release()
-                    break
-                t = asyncio.create_task(one(req))
-                tasks.add(t)
-                t.add_done_callback(tasks.discard)
-            if tasks:
-                await asyncio.gather(*tasks)
-        finally:
-            bar.close()
+        # a first Ctrl-C or SIGTERM: send nothing more, store the replies in flight (paid for), then stop
+        with stopping.draining():
+            try:
+                for req in requests:
+                    await window.acquire()
+                    if fatal or store.full or stopping.requested():
+                        window.release()
+                        break
+                    t = asyncio.create_task(one(req))
+                    tasks.add(t)
+                    t.add_done_callback(tasks.discard)
+                if tasks:
+                    await asyncio.gather(*tasks)
+            finally:
+                bar.close()
         if fatal:
             raise UserError(str(fatal[0]))
 
@@ -133,7 +136,7 @@ class OpenAITeacher(OpenAICompatible):
             try:
                 if fatal:  # the run is stopping (a rejected key, a stalled server): send nothing more
                     return
-                if store.full:  # the disk filled up: send nothing more (the replies in flight are still stored)
+                if store.full or stopping.requested():  # a full disk, a stop signal: send nothing more
                     return
                 await limiter.acquire(est)
                 stats.sent += 1
