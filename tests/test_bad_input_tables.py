@@ -118,7 +118,7 @@ TRAIN = {
     "push-without-export": (["export.enabled=false", "export.push_to_hub=me/model"],
                             ["export.push_to_hub needs export.enabled=true"]),
     "push-to-hub-true": (["export.push_to_hub=true"], ["export.push_to_hub: true is not a Hub repo id",
-                                                       "export.push_to_hub=<user>/<model>"]),
+                                                       "give one (<user>/<name>)"]),
     # the command line, before Hydra runs or writes anything
     "misspelt-key": (["trainer.max_epoch=5"], ["no such key trainer.max_epoch; did you mean trainer.max_epochs?"]),
     "misspelt-group": (["modle=gpt2"], ["no such key modle; did you mean model?"]),
@@ -192,6 +192,7 @@ GENERATE = {
     "per-call-typo": (["+instructions.per_cal=5"], ["instructions.per_cal: no such key", "per_call"]),
     "top-level-typo": (["+sizes.alpaca=3"], ["sizes: no such key"]),
     "negative-size": (["size.alpaca=-5"], ["size.alpaca: -5 is negative"]),
+    "push-to-hub-true": (["push_to_hub=true"], ["push_to_hub: true is not a Hub repo id", "give one (<user>/<name>)"]),
     "unknown-subset-size": (["+size.sharegpt=10"], ["size.sharegpt: no such key", "self_instruct_without_topic"]),
     "per-call-zero": (["instructions.per_call.generated_p3=0"],
                       ["instructions.per_call.generated_p3: 0 must be at least 1"]),

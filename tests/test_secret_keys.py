@@ -135,3 +135,19 @@ def test_no_file_of_a_refused_or_an_accepted_run_holds_the_secret(server, tmp_pa
     assert res.returncode == 0 and server.log, res.stderr[-2000:]
     written = [p for p in tmp_path.rglob("*") if p.is_file() and "conf" not in p.parts]
     assert len(written) > 10 and not [p for p in written if b"a1B2" in p.read_bytes()]
+
+
+@pytest.mark.parametrize("entry", ["train", "generate", "evaluate"])
+def test_a_secret_in_a_config_file_of_ones_own_is_refused_before_hydra_saves_the_config(entry, tmp_path, capsys):
+    # Hydra writes the composed config (unresolved) to <run>/.hydra/ before the job starts: the override check that
+    # composes every job first is where a secret written into a config file is stopped
+    from lamini_lm.overrides import check_overrides
+
+    (tmp_path / "paths").mkdir()
+    (tmp_path / "paths" / "mine.yaml").write_text(
+        "defaults: [default, _self_]\nmirror: https://me:hunter2@mirror.example/files\n")
+    with pytest.raises(SystemExit) as e:
+        check_overrides(entry, [f"hydra.searchpath=[file://{tmp_path}]", "paths=mine"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "paths.mirror holds a user or password in a URL in a config file" in err
+    assert "hunter2" not in err

@@ -63,6 +63,17 @@ class BadValue(ValueError):
         self.key = key
 
 
+def hub_repo(value, key: str = "push_to_hub"):
+    """A setting that names a Hub repo to upload to (train's export.push_to_hub, generate's push_to_hub): the repo id,
+    or None for no upload (null or false). Typed Any in its schema: a str field would take Hydra's `true` as the repo
+    id "True"."""
+    if value is None or value is False:
+        return None
+    if not isinstance(value, str):
+        raise BadValue(key, f"{str(value).lower()} is not a Hub repo id: give one (<user>/<name>), or null for no upload")
+    return value
+
+
 WANDB_MODES = ("online", "offline", "disabled")
 
 

@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lamini_lm import cli_help, config
 from lamini_lm.errors import UserError, exit_on_user_error
+from lamini_lm.secret_keys import refuse_secret_values
 
 
 @exit_on_user_error
@@ -53,9 +54,12 @@ def check_overrides(config_name: str, argv: list[str] | None = None, doc: str = 
     jobs = _jobs(swept + parsed)
     for job in jobs:
         try:
-            config.compose(args.config_name or config_name, job, return_hydra_config=True)
+            cfg = config.compose(args.config_name or config_name, job, return_hydra_config=True)
         except (HydraException, OmegaConfBaseException, ValueError) as e:  # ValueError: Hydra's `group=null`
             raise UserError(_explain(e, args.config_name or config_name, job)) from None
+        # a secret written into a config file of the user's: refused before Hydra saves the config (unresolved, as
+        # here) into .hydra/; the command line's own were refused before this check (refuse_secret_overrides)
+        refuse_secret_values({k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"})
     return jobs
 
 

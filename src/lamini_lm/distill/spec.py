@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from lamini_lm.config import BadValue
+from lamini_lm.config import BadValue, hub_repo
 from lamini_lm.distill import filters
 from lamini_lm.distill.decontam import DecontamSpec
 from lamini_lm.distill.dedup import DedupSpec
@@ -47,13 +47,14 @@ class GenerateSpec:
     dry_run: bool = False
     progress: bool = True
     max_rejected: float = 0.01  # refusals stored as such: a share of a stage's requests, or a count when >= 1
-    push_to_hub: Optional[str] = None
+    push_to_hub: Any = None  # a Hub dataset repo id for D_ALL (lamini_lm.config.hub_repo)
     task_name: str = "generate"
     analysis: Any = None  # stage=analyze's own config, typed by lamini_lm.analysis (AnalysisSpec)
 
     def __post_init__(self):
         if self.stage not in STAGES:
             raise BadValue("stage", f"'{self.stage}' is not a stage; choose one of {', '.join(STAGES)}")
+        self.push_to_hub = hub_repo(self.push_to_hub)
         if self.max_rejected < 0:
             raise BadValue("max_rejected", f"{self.max_rejected} must be a share (0 to 1) or a count (>= 1)")
         filters.check(self.filters)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from lamini_lm.config import BadValue, check_wandb_mode
+from lamini_lm.config import BadValue, check_wandb_mode, hub_repo
 from lamini_lm.data.spec import DataSpec
 from lamini_lm.models.spec import ModelSpec
 
@@ -32,16 +32,11 @@ class OptimSpec:
 @dataclass
 class ExportSpec:
     enabled: bool = True
-    # a Hub model repo id; typed Any because a str field would take Hydra's `true` as the repo id "True"
-    push_to_hub: Any = None
+    push_to_hub: Any = None  # a Hub model repo id (lamini_lm.config.hub_repo)
     private: bool = True
 
     def __post_init__(self):
-        if self.push_to_hub is False:  # no upload, as null
-            self.push_to_hub = None
-        if self.push_to_hub is not None and not isinstance(self.push_to_hub, str):
-            raise BadValue("push_to_hub", f"{str(self.push_to_hub).lower()} is not a Hub repo id: give one "
-                                          "(export.push_to_hub=<user>/<model>), or null for no upload")
+        self.push_to_hub = hub_repo(self.push_to_hub)
         if self.push_to_hub and not self.enabled:
             raise ValueError("export.push_to_hub needs export.enabled=true")
 
