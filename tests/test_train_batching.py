@@ -111,3 +111,28 @@ def test_skip_resumes_mid_epoch_at_the_next_micro_batch():
 def test_too_little_data_for_one_global_batch_is_a_clear_error():
     with pytest.raises(UserError, match="fewer than one global batch"):
         GlobalBatchSampler([5] * 10, [5] * 10, global_batch_size=16, micro_batch_size=8)
+
+
+def test_validation_copies_of_training_records_are_counted():
+    from datasets import Dataset
+
+    from lamini_lm.data.datamodule import _duplicates
+
+    train = Dataset.from_dict({"instruction": ["a", "b", "c", "a"], "response": ["1", "2", "3", "9"]})
+    val = Dataset.from_dict({"instruction": ["a", "a", "b", "d", "c"], "response": ["1", "7", "2", "4", "3"]})
+    assert _duplicates(val, train) == 3  # (a, 1), (b, 2), (c, 3); (a, 7) shares only the instruction
+    assert _duplicates(val.select([3]), train) == 0
+
+
+@pytest.mark.parametrize("records, left", [(14, 6), (16, 0)])
+def test_the_records_an_incomplete_last_global_batch_leaves_out_are_counted(records, left):
+    from datasets import Dataset
+
+    from lamini_lm.data.datamodule import InstructionDataModule
+
+    dm = InstructionDataModule.__new__(InstructionDataModule)  # the split and the counts only, no tokenizer
+    dm.global_batch_size, dm.dropped_empty, dm.val_duplicates = 8, 0, 0
+    dm.train_set = Dataset.from_dict({"instruction": ["x"] * records})
+    assert dm.counts() == {"data/dropped_empty": 0, "data/left_out_per_epoch": left, "data/val_duplicates_of_train": 0}
+    sampler = GlobalBatchSampler([5] * records, [5] * records, global_batch_size=8, micro_batch_size=4)
+    assert len([i for mb in sampler for i in mb]) == records - left  # what one epoch trains

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import heapq
 import random
+import signal
 from collections.abc import Callable, Iterator, Sequence
 
+import torch
 from torch.utils.data import DataLoader
 
 from lamini_lm.data.collate import fits
@@ -88,7 +90,7 @@ class GlobalBatchSampler:
     batch by tokens instead (``token_cut``): still ``accumulation`` micro-batches per rank and step, each
     ``micro_batch_size`` examples on average. A global batch whose token cut makes a micro-batch too long for the
     family's ``pack_limit`` (the collator would pad it, and a mix of lengths wastes more padding than a sorted cut)
-    is cut by count as above. An incomplete last global batch is dropped (it would change the step size).
+    is cut by count as above. An incomplete last global batch is left out (why: data/datamodule.py, left_out).
     """
 
     def __init__(self, source_lengths: Sequence[int], target_lengths: Sequence[int], *, global_batch_size: int,
@@ -174,9 +176,22 @@ class ResumableLoader:
         self.batch_sampler.skip = state["consumed"] % len(self.batch_sampler)
 
 
+def ignore_stop_signals(worker_id: int) -> None:
+    """A DataLoader worker's start: SIGINT and SIGTERM reach the whole process group (Ctrl-C, a scheduler), and a
+    worker ended by one turns the main process's orderly stop (training/stop.py) into "DataLoader worker ... killed
+    by signal"; the worker ignores them and ends when the main process closes its loader. (It replaces Lightning's
+    worker seeding, which workers that only read and collate do not need.)"""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+
+
 def make_loader(dataset, batch_sampler: GlobalBatchSampler, collate_fn, num_workers: int = 0):
     class _Loader(ResumableLoader, DataLoader):
         pass
 
+    # Its own generator: starting an iterator draws its workers' seed from it, and from the global RNG that draw would
+    # shift the dropout masks of every later step by where iterators start (each epoch, each validation), which a
+    # resume from an epoch's end cannot repeat (the checkpoint's RNG state is restored at the next training batch)
     return _Loader(dataset, batch_sampler=batch_sampler, collate_fn=collate_fn, num_workers=num_workers,
-                   persistent_workers=False, pin_memory=False)
+                   persistent_workers=False, pin_memory=False, generator=torch.Generator(),
+                   worker_init_fn=ignore_stop_signals)

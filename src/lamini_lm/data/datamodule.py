@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import lightning.pytorch as pl
+import torch
 from torch.utils.data import DataLoader
 
-from lamini_lm.data.batching import GlobalBatchSampler, make_loader
+from lamini_lm.data.batching import GlobalBatchSampler, ignore_stop_signals, make_loader
 from lamini_lm.data.collate import Collate, TokenizedSet
 from lamini_lm.data.tokenization import Tokenize
 from lamini_lm.errors import UserError
 from lamini_lm.models.families import Family
 from lamini_lm.prompts import PromptStyle
+
+log = logging.getLogger(__name__)
 
 
 class InstructionDataModule(pl.LightningDataModule):
@@ -28,7 +32,7 @@ class InstructionDataModule(pl.LightningDataModule):
         self.collate = Collate(tokenizer.pad_token_id, separate_labels=family.separate_labels,
                                packed=packing == "padding_free" and family.can_pack, pack_limit=family.pack_limit)
         self.train_set = self.val_set = None
-        self.dropped_empty = 0
+        self.dropped_empty = self.val_duplicates = 0
 
     def _tokenized(self):
         ds = self.reader.load()
@@ -49,6 +53,34 @@ class InstructionDataModule(pl.LightningDataModule):
         ds = self._tokenized()
         split = ds.train_test_split(test_size=_val_count(self.val_size, len(ds)), seed=self.seed)
         self.train_set, self.val_set = split["train"], split["test"]
+        if self.trainer is not None and not self.trainer.is_global_zero:
+            return  # rank 0 says it, once
+        n, left = len(self.train_set), self.left_out
+        if left:
+            log.info("%d of the %d training records do not fill a last global batch of %d: each epoch leaves %d out "
+                     "(others each epoch: the order is reshuffled); counted in metrics.json (data/left_out_per_epoch); "
+                     "a global_batch_size that divides %d trains them all", left, n, self.global_batch_size, left, n)
+        self.val_duplicates = _duplicates(self.val_set, self.train_set)
+        if self.val_duplicates:
+            log.warning("%d of the %d validation records are exact copies (same instruction and response) of "
+                        "training records, so val/loss partly measures recall of training data; counted in "
+                        "metrics.json (data/val_duplicates_of_train); remove the duplicates from the data",
+                        self.val_duplicates, len(self.val_set))
+
+    @property
+    def left_out(self) -> int:
+        """Training records each epoch leaves out: an incomplete last global batch is not trained. HF Trainer (the
+        paper's, dataloader_drop_last=False) trains it as one smaller step, but then that step's update, as large as
+        any other's at the same learning rate, rests on fewer examples than the recipe's batch size; and the split
+        across devices and accumulation steps would be uneven, some micro-batches empty. Left out, it is at most
+        global_batch_size - 1 records of an epoch (at the paper's scale, <1024 of 2.58M), a different set each epoch,
+        so a record is missed by all of the paper's 5 epochs with odds of (left_out / records)^5."""
+        return len(self.train_set) % self.global_batch_size
+
+    def counts(self) -> dict:
+        """What the data lost or repeats, for metrics.json."""
+        return {"data/dropped_empty": self.dropped_empty, "data/left_out_per_epoch": self.left_out,
+                "data/val_duplicates_of_train": self.val_duplicates}
 
     @property
     def steps_per_epoch(self) -> int:
@@ -72,8 +104,9 @@ class InstructionDataModule(pl.LightningDataModule):
         lengths = self.val_set["source_length"]
         order = sorted(range(len(lengths)), key=lengths.__getitem__)
         batches = [order[i:i + self.micro_batch_size] for i in range(0, len(order), self.micro_batch_size)]
+        # its own generator and quiet workers: see make_loader
         return DataLoader(TokenizedSet(self.val_set), batch_sampler=batches, collate_fn=self.collate,
-                          num_workers=self.num_workers)
+                          num_workers=self.num_workers, generator=torch.Generator(), worker_init_fn=ignore_stop_signals)
 
     def val_instructions(self, n: int) -> list[str]:
         return self.val_set.select(range(min(n, len(self.val_set))))["instruction"]
@@ -89,6 +122,22 @@ def _val_count(val_size: float | int, n: int) -> int:
         raise UserError(f"data.val_size={val_size} takes {n_val} of the {n} records for validation and leaves none "
                         f"to train on: {fix}")
     return n_val
+
+
+def _duplicates(val, train) -> int:
+    """Validation records whose (instruction, response) is also a training record's: the training split is read in
+    chunks, matched on the instruction in Arrow, and only those candidates are compared as pairs in Python."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = ["instruction", "response"]
+    pairs = list(zip(val["instruction"], val["response"]))
+    instructions = pa.array([i for i, _ in pairs], pa.string())
+    seen: set[tuple[str, str]] = set()
+    for chunk in train.select_columns(columns).with_format("arrow").iter(batch_size=50_000):
+        hits = chunk.filter(pc.is_in(chunk["instruction"], value_set=instructions))
+        seen.update(zip(hits["instruction"].to_pylist(), hits["response"].to_pylist()))
+    return sum(p in seen for p in pairs)
 
 
 def _has_text(instruction: str, response: str) -> bool:
