@@ -176,21 +176,43 @@ def _ckpt(path, step):
     return path
 
 
-def test_a_torn_last_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, capsys):
+def test_only_last_ckpt_resumes_on_its_own_and_anything_else_is_said(tmp_path, capsys):
     from lamini_lm.training import checkpoints
 
     best = _ckpt(tmp_path / "checkpoints" / "best-step4.ckpt", 4)
     last = _ckpt(tmp_path / "checkpoints" / "last.ckpt", 6)
-    assert checkpoints.resolve("auto", tmp_path) == str(last)
-    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # killed while writing
-    assert checkpoints.resolve("auto", tmp_path) == str(best)
-    assert "last.ckpt could not be read; resuming from the newest intact checkpoint" in capsys.readouterr().out
+    stale = tmp_path / "checkpoints" / "last.ckpt.tmp-123"  # a kill while a checkpoint was written
+    stale.write_bytes(b"half")
+    assert checkpoints.resolve("auto", tmp_path) == str(last) and not stale.exists()
+    assert capsys.readouterr().err == f"note: resuming {tmp_path} from last.ckpt (step 6)\n"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # torn by an older version's writer
+    assert checkpoints.resolve("auto", tmp_path) is None  # never a silent fallback to best-*
+    assert capsys.readouterr().err == (f"note: {last} cannot be read: starting fresh (to continue from its "
+                                       f"best-step4.ckpt instead: ckpt_path={best})\n")
+    last.unlink()
+    assert checkpoints.resolve("auto", tmp_path) is None
+    assert capsys.readouterr().err.startswith(f"note: {tmp_path} has no last.ckpt: starting fresh (to continue")
+    assert checkpoints.resolve(str(best), tmp_path) == str(best)  # named, it resumes
     best.write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match=r"no checkpoint in .* can be read \(last.ckpt, best-step4.ckpt\)"):
-        checkpoints.resolve("auto", tmp_path)
     with pytest.raises(UserError, match=r"ckpt_path=.*best-step4.ckpt is not a checkpoint train.py can resume from"):
         checkpoints.resolve(str(best), tmp_path)
+    capsys.readouterr()
     assert checkpoints.resolve("auto", tmp_path / "fresh") is None and checkpoints.resolve(None, tmp_path) is None
+    assert capsys.readouterr().err == ""  # a new run says nothing
+
+
+def test_a_checkpoint_says_how_far_its_run_had_come(tmp_path):
+    import torch
+
+    from lamini_lm.training import checkpoints
+
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {}, "global_step": 10, "callbacks": {checkpoints.STATE: {"epochs_done": 2}}}, path)
+    resume = checkpoints.read(path)
+    assert (resume.step, resume.epochs_done) == (10, 2)
+    assert resume.reached(2, -1) and not resume.reached(3, -1) and resume.reached(3, 10) and not resume.reached(-1, -1)
+    _ckpt(path, 10)  # an older version's checkpoint does not say its epochs: never taken as finished by them
+    assert not checkpoints.read(path).reached(2, -1)
 
 
 def test_a_run_folder_that_cannot_be_made_is_one_line_before_hydra(tmp_path, capsys):
