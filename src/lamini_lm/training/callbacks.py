@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.strategies import FSDPStrategy
 
@@ -50,6 +51,14 @@ class TokenThroughput(pl.Callback):
             metrics["perf/flop_utilisation"] = flops / max(dt, 1e-9) / self._roof
         pl_module.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1)
 
+    # the totals travel in checkpoints: a resumed run's summary covers all of its steps
+    def state_dict(self) -> dict:
+        return {"real": self.real, "padded": self.padded, "flops": self.flops, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.real, self.padded = state["real"], state["padded"]
+        self.flops, self.seconds = state["flops"], state["seconds"]
+
     def summary(self, world_size: int) -> dict:
         out = {"perf/mean_real_tokens_per_s": self.real * world_size / max(self.seconds, 1e-9),
                "perf/padding_share": 1 - self.real / max(self.padded, 1)}
@@ -73,8 +82,12 @@ class SampleGenerations(pl.Callback):
             return  # FSDP: weights are sharded, generating on one rank would hang the others
         dm = trainer.datamodule
         instructions = dm.val_instructions(self.num_samples)
-        responses = generate(pl_module.model, dm.tokenizer, pl_module.family, pl_module.style, instructions,
-                             max_new_tokens=self.max_new_tokens)
+        # on a forked RNG: a model whose generation config samples would shift the dropout of every later step,
+        # which a run resumed from before this validation would not repeat
+        device = pl_module.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            responses = generate(pl_module.model, dm.tokenizer, pl_module.family, pl_module.style, instructions,
+                                 max_new_tokens=self.max_new_tokens)
         self.last = [{"step": trainer.global_step, "instruction": i, "response": r}
                      for i, r in zip(instructions, responses)]
         with open(Path(trainer.default_root_dir) / "samples.jsonl", "a") as f:

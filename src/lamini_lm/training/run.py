@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import sys
 from pathlib import Path
 
 import yaml
@@ -22,6 +24,7 @@ from lamini_lm.training import checkpoints, cpu_heap, preflight, recipe
 from lamini_lm.training.spec import TrainSpec
 
 log = logging.getLogger(__name__)
+METRICS = "metrics.json"
 
 
 def _write_rank_record(output_dir: Path, rank: int, world_size: int, record: dict) -> None:
@@ -55,18 +58,37 @@ def train(cfg: DictConfig) -> dict:
 
 
 def _fit(spec: TrainSpec, record: dict, output_dir: Path) -> dict:
-    import lightning.pytorch as pl
-    from lightning.pytorch.loggers import WandbLogger
-
     ckpt = checkpoints.resolve(spec.ckpt_path, output_dir)
+    resume = checkpoints.read(Path(ckpt)) if ckpt else None  # None also for a sharded (folder) checkpoint
     reader = targets.build(spec.data.reader, "data.reader")  # a wrong setting fails before the model loads
     if is_first_process():
         recipe.check(output_dir, record, ckpt, spec.allow_recipe_change)
+    if resume and _finished(spec, resume, output_dir):  # before the heavy imports: a second's answer
+        return json.loads((output_dir / METRICS).read_text())
+
+    from lamini_lm.training.stop import StopOnSignal, Stopped
+
+    stop = StopOnSignal(output_dir / "checkpoints" / checkpoints.LAST)
+    with stop.handling():
+        try:
+            return _train(spec, record, output_dir, reader, ckpt, resume, stop)
+        except Stopped as e:
+            if is_first_process():
+                print(e.line(output_dir), file=sys.stderr)
+            sys.exit(e.exit_code)
+
+
+def _train(spec: TrainSpec, record: dict, output_dir: Path, reader, ckpt: str | None, resume, stop) -> dict:
+    import lightning.pytorch as pl
+    from lightning.pytorch.loggers import WandbLogger
+
+    if is_first_process():
         # the data read once before Lightning starts: a bad line is the run's only output; the datamodule then
         # reads the datasets cache (every rank, after this one filled it)
         reader.load()
     pl.seed_everything(spec.seed, workers=True)
-    loggers, callbacks, trainer = _trainer(spec, record)  # a wrong trainer, logger or callback value fails first
+    # a wrong trainer, logger or callback value fails first
+    loggers, callbacks, trainer = _trainer(spec, record, output_dir, stop, ckpt, resume)
     if spec.cpu_memory_cache and trainer.strategy.root_device.type == "cpu" and cpu_heap.keep_freed_memory():
         log.info("cpu_memory_cache: memory torch frees stays in this process for the next micro-batch")
     # FSDP checkpoints through its own policy (conf/trainer/fsdp.yaml); every other strategy through the model
@@ -80,6 +102,26 @@ def _fit(spec: TrainSpec, record: dict, output_dir: Path) -> dict:
         for logger in loggers:
             if isinstance(logger, WandbLogger) and trainer.is_global_zero:
                 logger.experiment.finish()  # one W&B run per sweep job, also when the job fails
+
+
+def _finished(spec: TrainSpec, resume, output_dir: Path) -> bool:
+    """A rerun of a run that trained all it was asked to and wrote its results changes nothing: one line says so,
+    with how to train it longer."""
+    t = spec.trainer
+    max_epochs = t.get("max_epochs")
+    if not resume.reached(-1 if max_epochs is None else max_epochs, t.get("max_steps", -1)):
+        return False
+    hf = output_dir / "hf"
+    if not (output_dir / METRICS).is_file() or (spec.export.enabled and not _exported(hf)):
+        return False  # stopped after training: the resume writes what is missing
+    if is_first_process():
+        done = f"{resume.epochs_done} epochs" if resume.epochs_done is not None else f"{resume.step} steps"
+        where = f"its export is {hf}" if spec.export.enabled else f"its metrics are in {output_dir / METRICS}"
+        more = (f"trainer.max_epochs={max(max_epochs, resume.epochs_done or 0) + 1}" if max_epochs is not None
+                else f"trainer.max_steps={resume.step + 1} or more")
+        print(f"note: {output_dir} has finished training ({done}, step {resume.step}) and {where}; nothing to do. "
+              f"To train it longer: python train.py hydra.run.dir={output_dir} {more}", file=sys.stderr)
+    return True
 
 
 def _build(spec: TrainSpec, reader, checkpoint: bool):
@@ -111,21 +153,33 @@ def _build(spec: TrainSpec, reader, checkpoint: bool):
     return module, datamodule, tokenizer
 
 
-def _trainer(spec: TrainSpec, record: dict):
-    """Loggers (the config logged to each), callbacks and the Lightning Trainer with the derived accumulation."""
+def _trainer(spec: TrainSpec, record: dict, output_dir: Path, stop, ckpt: str | None, resume):
+    """Loggers (the config logged to each), callbacks and the Lightning Trainer with the derived accumulation and the
+    run's checkpoint writer; a resume keeps the loggers' history."""
     from lamini_lm.data.batching import accumulation_steps, micro_batch
     from lamini_lm.training import ddp_hydra
+    from lamini_lm.training.history import RunState, keep_history, wandb_resume
+    from lamini_lm.training.saving import AtomicCheckpointIO
 
     loggers = []
     for name, lcfg in (spec.logger or {}).items():
         if lcfg is None:
             continue
-        extra = {"group": ddp_hydra.sweep_group()} if "Wandb" in lcfg["_target_"] and not lcfg.get("group") else {}
+        extra = {}
+        if "Wandb" in lcfg["_target_"]:
+            extra = {"group": ddp_hydra.sweep_group()} if not lcfg.get("group") else {}
+            if ckpt and not lcfg.get("id"):  # the resumed run continues its W&B run
+                extra.update(wandb_resume(lcfg.get("save_dir") or output_dir))
         loggers.append(_built(lcfg, f"logger.{name}", **extra))
     if not loggers:  # Lightning would stop at fit, after the model loads (the learning-rate monitor needs one)
         raise UserError("no logger is configured: choose one (logger=csv logs to files only, logger=wandb to W&B)")
+    if is_first_process():
+        # rows of the steps a resume redoes are dropped; a sharded checkpoint does not say its step: all kept
+        keep_history(loggers, resume.step if resume else math.inf if ckpt else 0)
     callbacks = [_built(c, f"callbacks.{name}") for name, c in (spec.callbacks or {}).items() if c is not None]
-    trainer = _built(spec.trainer, "trainer", logger=loggers or False, callbacks=callbacks)
+    callbacks += [RunState(), stop]
+    trainer = _built(spec.trainer, "trainer", logger=loggers or False, callbacks=callbacks,
+                     plugins=[AtomicCheckpointIO(output_dir)])
     spec.micro_batch_size = micro_batch(spec.global_batch_size, spec.micro_batch_size, trainer.world_size)
     trainer.accumulate_grad_batches = accumulation_steps(spec.global_batch_size, spec.micro_batch_size,
                                                          trainer.world_size)
@@ -153,16 +207,22 @@ def _built(cfg, key: str, **runtime):
 
 def _finish(spec, record, trainer, module, datamodule, tokenizer, loggers, callbacks, output_dir: Path) -> dict:
     """Metrics, the export (a collective under FSDP: every rank calls it) and, on rank 0, the report."""
+    from lamini_lm.files import write_atomic
     from lamini_lm.training.callbacks import SampleGenerations, TokenThroughput
     from lamini_lm.training.export import export, portable, push
+    from lamini_lm.training.history import RunState
 
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    # what the checkpoint held first: a resume that trained nothing more (stopped during the export) reports them
+    metrics = dict(next(c for c in callbacks if isinstance(c, RunState)).restored)
+    metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     throughput = next((c for c in callbacks if isinstance(c, TokenThroughput)), None)
     if throughput:
         metrics.update(throughput.summary(trainer.world_size))
     metrics.update(global_step=trainer.global_step, epoch=trainer.current_epoch, micro_batch_size=spec.micro_batch_size,
                    accumulate_grad_batches=trainer.accumulate_grad_batches, world_size=trainer.world_size)
-    metrics["data/dropped_empty"] = datamodule.dropped_empty
+    metrics.update(datamodule.counts())
+    if trainer.is_global_zero:  # before the export: a run stopped during it has its metrics, and says so on rerun
+        write_atomic(output_dir / METRICS, json.dumps(metrics, indent=2) + "\n")
     hf_dir = None
     if spec.export.enabled:
         paths = spec.paths
@@ -172,7 +232,6 @@ def _finish(spec, record, trainer, module, datamodule, tokenizer, loggers, callb
                         yaml.safe_dump(portable(record, places), sort_keys=False), output_dir / "hf", metrics)
     if not trainer.is_global_zero:
         return metrics
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if hf_dir:
         _write_wandb_run(hf_dir, loggers)
     samples = next((c.last for c in callbacks if isinstance(c, SampleGenerations)), [])
@@ -180,6 +239,16 @@ def _finish(spec, record, trainer, module, datamodule, tokenizer, loggers, callb
     if hf_dir and spec.export.push_to_hub:  # last: whatever happens to the upload, everything above is saved
         print(f"pushed to https://huggingface.co/{push(hf_dir, spec.export.push_to_hub, spec.export.private)}")
     return metrics
+
+
+def _exported(hf: Path) -> bool:
+    from lamini_lm.export_marker import check
+
+    try:
+        check(hf)
+    except UserError:
+        return False
+    return True
 
 
 def _write_wandb_run(hf_dir: Path, loggers) -> None:
@@ -200,7 +269,7 @@ def _report(output_dir: Path, hf_dir: Path | None, loggers, metrics: dict, sampl
     lines = ["", f"run folder      {output_dir}", f"checkpoints     {output_dir / 'checkpoints'}"]
     if hf_dir:
         lines.append(f"export          {hf_dir}")
-    lines.append(f"metrics         {output_dir / 'metrics.json'}")
+    lines.append(f"metrics         {output_dir / METRICS}")
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             run = logger.experiment
@@ -210,9 +279,11 @@ def _report(output_dir: Path, hf_dir: Path | None, loggers, metrics: dict, sampl
             lines.append(f"W&B run         {run.id} ({mode})")
         elif getattr(logger, "log_dir", None):
             lines.append(f"{type(logger).__name__:15s} {logger.log_dir}")
-    for k in ("val/loss", "train/loss", "perf/mean_real_tokens_per_s", "perf/padding_share", "data/dropped_empty"):
+    for k in ("val/loss", "train/loss", "perf/mean_real_tokens_per_s", "perf/padding_share", "data/dropped_empty",
+              "data/left_out_per_epoch", "data/val_duplicates_of_train"):
         if k in metrics:
-            lines.append(f"{k:15s} {metrics[k]:.4f}")
+            v = metrics[k]
+            lines.append(f"{k:15s} {v}" if isinstance(v, int) else f"{k:15s} {v:.4f}")
     if samples:
         lines.append("sample generations (greedy, last validation):")
         for s in samples:
