@@ -48,6 +48,8 @@ class Meter:
     def start(self) -> None:
         if self.t0 is None:
             self._sync()
+            if self.device != "cpu":  # the baseline once the weights are on the GPU: Lightning moves them back to
+                self.live0 = allocated(self.device)  # the CPU after a fit (the warm-up's), the HF Trainer does not
             self.t0, self.c0 = time.perf_counter(), time.process_time()
             self._sampler = peak_meter(self.device)
 

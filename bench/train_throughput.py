@@ -45,13 +45,13 @@ and their plans are in bench/train_recipes.py; this module runs them, each in a 
 --device cuda (bench/gpu_session.sh runs it on a lent GPU): the same recipes on one GPU in bf16 mixed precision, ours
 under trainer=gpu (conf/trainer/gpu.yaml: bf16-mixed), the HF Trainer and TRL with use_cpu=False, bf16=True. The
 clock waits for the GPU (torch.cuda.synchronize) before each reading; peak memory is torch.cuda.max_memory_allocated
-(reset before the timed step) over the weights; util divides the executed FLOP/s by the card's dense bf16 peak
-(lamini_lm.training.flops.roof: lightning's table, else --peak-tflops, else BF16_PEAK below); "matmul" is an
-8192^3 bf16 product timed just before each recipe. The CPU-only settings stay off there: no cpu_memory_cache (nor
-ours_glibc, --same-heap), no thread count, no CPU matmul roof. Defaults there: m=32, 16 timed micro-batches (one
-optimizer step of 512 examples), ours at global batches 1024 and 512, without ours_count_cut, ours_gelu_new and
-ours_no_dropout (name them in --recipes to run them); --budget stops starting recipes once the next one would pass
-it, so that a run with a time limit still prints its table.
+(reset as the timed step starts) over what is allocated then (the weights); util divides the executed FLOP/s by the
+card's dense bf16 peak (lamini_lm.training.flops.roof: lightning's table, else --peak-tflops, else BF16_PEAK below);
+"matmul" is an 8192^3 bf16 product timed just before each recipe. The CPU-only settings stay off there: no
+cpu_memory_cache (nor ours_glibc, --same-heap), no thread count, no CPU matmul roof. Defaults there: m=32, 16 timed
+micro-batches (one optimizer step of 512 examples), ours at global batches 1024 and 512, without ours_count_cut,
+ours_gelu_new and ours_no_dropout (name them in --recipes to run them); --budget stops starting recipes once the next
+one would pass it, so that a run with a time limit still prints its table.
 
 Every run (a recipe in a round) is a fresh process: a process-wide setting of one recipe (cpu_memory_cache, TRL's
 torch_compile) or the heap its warm-up left never reaches another.
@@ -428,8 +428,8 @@ def report(rows: list[dict], shapes: list[str], peak: float, args) -> None:
         print("bf16 mixed precision (ours: trainer=gpu; HF/TRL: bf16=True). util = executed FLOPs / time / roof "
               "(lamini_lm.training.flops: padding, attention squares and every projected output row included); "
               "time = data + forward + backward of the timed micro-batches, the GPU synchronised before each clock "
-              "reading (not the optimizer step); peak MB = torch.cuda.max_memory_allocated over the allocated bytes "
-              "before the timed step (the weights), reset before it; RSS MB = the process's peak resident host "
+              "reading (not the optimizer step); peak MB = torch.cuda.max_memory_allocated over the bytes allocated "
+              "as the timed step starts (the weights), reset then; RSS MB = the process's peak resident host "
               "memory; matmul TF/s = an 8192^3 bf16 product just before the recipe; cores = process CPU s / wall s "
               "(the host's share: ~1 when Python, not the GPU, sets the pace); plan padding = over the recipe's "
               "whole plan (exact)"
