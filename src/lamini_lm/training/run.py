@@ -274,8 +274,9 @@ def _report(output_dir: Path, hf_dir: Path | None, loggers, metrics: dict, sampl
         if isinstance(logger, WandbLogger):
             run = logger.experiment
             where = getattr(run, "dir", None) or logger.save_dir
-            mode = "offline: upload with `wandb sync " + str(Path(where).parent) + "`" if run.settings.mode == "offline" \
-                else run.url
+            # a resumed run has one offline folder per process, all under its id
+            mode = f"offline: upload with `wandb sync {Path(where).parent.parent}/offline-run-*-{run.id}`" \
+                if run.settings.mode == "offline" else run.url
             lines.append(f"W&B run         {run.id} ({mode})")
         elif getattr(logger, "log_dir", None):
             lines.append(f"{type(logger).__name__:15s} {logger.log_dir}")
