@@ -19,7 +19,9 @@ from tests.helpers.run import ROOT
 # dropout on (tiny_gpt2), so the RNG state matters
 COMMON = ["model=tiny_gpt2", "data.limit=50", "data.val_size=8", "global_batch_size=8", "micro_batch_size=4",
           "trainer.max_epochs=2", "logger=csv", "callbacks.sample_generations.num_samples=0",
-          "callbacks.last_checkpoint.every_n_train_steps=3", "+trainer.deterministic=true", "data.num_workers=1"]
+          "callbacks.last_checkpoint.every_n_train_steps=3", "+trainer.deterministic=true", "data.num_workers=1",
+          # short rows and a given FLOP roof (none measured at each start): seconds less per process
+          "data.max_source_length=48", "data.max_target_length=32", "callbacks.throughput.peak_flops=1e12"]
 # bit-identical weights need the same kernels and thread count in every run (tests/test_train_distributed.py)
 THREADS = str(torch.get_num_threads())
 
