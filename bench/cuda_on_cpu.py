@@ -96,7 +96,7 @@ def main() -> None:
     import concurrent.futures
 
     fake_cuda(sys.argv[1])
-    import transformers.training_args as training_args  # bf16=True with use_cpu=False: its GPU check passes
+    from transformers import training_args  # bf16=True with use_cpu=False: its GPU check passes
 
     training_args.is_torch_bf16_gpu_available = lambda *a, **k: True
     import bench.train_throughput as tt
