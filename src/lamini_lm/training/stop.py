@@ -23,6 +23,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
+from lamini_lm.run_lock import is_first_process
 from lamini_lm.training.saving import save_last, saved_at
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -88,15 +89,15 @@ class StopOnSignal(pl.Callback):
         if self.requested is not None:
             for s in SIGNALS:
                 signal.signal(s, signal.SIG_DFL)
-            print(f"{WORD[signum]}: a second {name}, stopping at once; the checkpoints on disk are what "
-                  "`python train.py hydra.run.dir=<run>` continues from", file=sys.stderr, flush=True)
+            _say(f"{WORD[signum]}: a second {name}, stopping at once; the checkpoints on disk are what "
+                 "`python train.py hydra.run.dir=<run>` continues from")
             os.kill(os.getpid(), signum)
             return
         self.requested = signum
         if self._when != "step":
             raise Stopped(signum, self._when)
-        print(f"{name}: finishing the optimizer step under way to save it in {self.last} (send it again to stop at "
-              "once)", file=sys.stderr, flush=True)
+        _say(f"{name}: finishing the optimizer step under way to save it in {self.last} (send it again to stop at "
+             "once)")
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._take()  # over the SIGTERM handler Lightning registered since
@@ -137,3 +138,8 @@ class StopOnSignal(pl.Callback):
         if saved_at(self.last) != trainer.global_step:  # not already saved at this step (by LastCheckpoint)
             save_last(trainer, self.last)
         self._saved = Stopped(signum, "step", self.last, trainer.global_step)
+
+
+def _say(text: str) -> None:
+    if is_first_process():  # every rank of a job may get the signal: one says it
+        print(text, file=sys.stderr, flush=True)
