@@ -28,7 +28,7 @@ from lamini_lm.evaluation import wrapper as wrappers
 from lamini_lm.evaluation.model_refs import ModelRef
 from lamini_lm.evaluation.spec import LmEvalSpec, WandbSpec
 from lamini_lm.evaluation.suite import TaskSpec
-from lamini_lm.files import write_atomic
+from lamini_lm.files import open_atomic, write_atomic
 from lamini_lm.models import families
 
 log = logging.getLogger(__name__)
@@ -172,11 +172,17 @@ def rows(summary: dict) -> list[dict]:
 
 
 def write_summary(summary: dict, out: Path) -> None:
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    with open(out / "summary.csv", "w", newline="") as f:
+    """A model's summary.json and summary.csv, each written whole (a kill leaves the earlier one or the new one)."""
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    write_rows(out / "summary.csv", rows(summary))
+
+
+def write_rows(path: Path, summary_rows: list[dict]) -> None:
+    """Summary rows (rows()) as a CSV file, written whole: one model's, or every model's of a run."""
+    with open_atomic(path) as f:
         w = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
         w.writeheader()
-        w.writerows(rows(summary))
+        w.writerows(summary_rows)
 
 
 def log_wandb(summary: dict, cfg: WandbSpec, out: Path) -> None:

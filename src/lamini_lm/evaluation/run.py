@@ -5,7 +5,6 @@ torch, transformers or lm-eval."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -110,10 +109,7 @@ def run_lm_eval(spec: EvaluateSpec) -> list[dict]:
             harness.log_wandb(summary, spec.wandb, out / harness.safe_name(ref.name))
         summaries.append(summary)
     all_rows = [r for s in summaries for r in harness.rows(s)]
-    with open(out / "summary.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=harness.SUMMARY_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(all_rows)
+    harness.write_rows(out / "summary.csv", all_rows)
     for r in all_rows:
         score = f"{100 * r['value']:.1f}" if r["status"] == "ok" else "unavailable"
         print(f"{r['model']:30s} {r['name']:15s} {r['task']:20s} {r['metric']:9s} {score}")
