@@ -62,3 +62,21 @@ def test_executed_flops_of_a_packed_row_are_what_torch_counts(kind):
     counted = counter.get_total_flops()
     ours = FlopCoefficients(model).of_batch(batch)
     assert counted > 0 and abs(ours - counted) / counted < 1e-9, (ours, counted)
+
+
+@pytest.mark.parametrize("precision,dtype", [("bf16-mixed", "bfloat16"), ("32-true", "float32")])
+def test_the_utilisation_divides_by_the_roof_of_the_dtype_the_matmuls_run_in(precision, dtype, monkeypatch):
+    # under bf16-mixed the weights stay fp32 but the matmuls run in bf16: a GPU's bf16 peak, not its fp32 one
+    import lightning.pytorch as pl
+    import torch
+
+    from lamini_lm.training import callbacks
+
+    seen = []
+    monkeypatch.setattr(callbacks, "roof", lambda device, compute, given: seen.append(compute) or 1e12)
+    monkeypatch.setattr(callbacks, "FlopCoefficients", lambda model: None)
+    trainer = pl.Trainer(accelerator="cpu", precision=precision, logger=False, enable_checkpointing=False)
+    module = pl.LightningModule()
+    module.model = torch.nn.Linear(2, 2)
+    callbacks.TokenThroughput().on_fit_start(trainer, module)
+    assert seen == [getattr(torch, dtype)]

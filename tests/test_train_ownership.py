@@ -166,6 +166,10 @@ def test_a_run_folder_named_alone_gets_the_overrides_it_was_started_with(tmp_pat
     assert with_own_overrides([f"hydra.run.dir={run}", "trainer.max_epochs=3", "trainer.deterministic=false"]) == [
         "model=tiny_gpt2", f"hydra.run.dir={run}", "trainer.max_epochs=3", "trainer.deterministic=false"]
     assert with_own_overrides(["-m", f"hydra.run.dir={run}"]) == ["-m", f"hydra.run.dir={run}"]  # a sweep: its own
+    # a deletion the run was resumed with is saved too: given again, it is one key, not two
+    (run / ".hydra" / "overrides.yaml").write_text("- model=tiny_gpt2\n- ~callbacks.kill\n")
+    assert with_own_overrides([f"hydra.run.dir={run}", "~callbacks.kill"]) == [
+        "model=tiny_gpt2", f"hydra.run.dir={run}", "~callbacks.kill"]
 
 
 def _ckpt(path, step):

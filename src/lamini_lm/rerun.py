@@ -27,7 +27,7 @@ def with_own_overrides(argv: list[str]) -> list[str]:
         return argv
     saved = yaml.safe_load(saved_file.read_text()) or []
     try:
-        given = {_key(a) for a in argv if "=" in a and not a.startswith("-")}
+        given = {_key(a) for a in argv if ("=" in a or a.startswith("~")) and not a.startswith("-")}
         kept = [a for a in saved if _key(a) not in given]
     except HydraException:  # broken syntax: the override check that follows names it
         return argv

@@ -73,6 +73,8 @@ class InstructionTuner(pl.LightningModule):
         # plain types and tensors only: Lightning loads checkpoints with torch.load(weights_only=True)
         checkpoint["rng"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
                              "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss)}
+        if torch.cuda.is_available():  # on a GPU, dropout draws from the CUDA generators
+            checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # applied at the next training batch, not now: creating the data iterators on the way there
@@ -86,3 +88,5 @@ class InstructionTuner(pl.LightningModule):
             kind, keys, pos, has_gauss, gauss = rng["numpy"]
             np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
             random.setstate(rng["python"])
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks.throughput_monitor import _plugin_to_compute_dtype
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.strategies import FSDPStrategy
 
 from lamini_lm.inference import generate
 from lamini_lm.training.flops import FlopCoefficients, roof
+
+log = logging.getLogger(__name__)
 
 
 class TokenThroughput(pl.Callback):
@@ -28,7 +32,13 @@ class TokenThroughput(pl.Callback):
 
     def on_fit_start(self, trainer, pl_module):
         self._coefficients = FlopCoefficients(pl_module.model)
-        self._roof = roof(pl_module.device, next(pl_module.model.parameters()).dtype, self.peak_flops)
+        # the dtype the matmuls run in (bf16 under bf16-mixed, whose weights stay fp32), as Lightning's own
+        # ThroughputMonitor reads it
+        compute = _plugin_to_compute_dtype(trainer.precision_plugin)
+        self._roof = roof(pl_module.device, compute, self.peak_flops)
+        if self._roof is None and trainer.is_global_zero:
+            log.info("perf/flop_utilisation is not logged: lightning knows no peak FLOP/s of %s in %s; give it as "
+                     "callbacks.throughput.peak_flops", pl_module.device, compute)
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._t = time.perf_counter()
