@@ -31,6 +31,15 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    # the longest files first (a stable sort keeps each file's order), so that the workers start on them and the
+    # quick files fill the gaps at the end, instead of one worker finishing a long file alone: a file with a test
+    # that declares a longer timeout than the default (a chain of fresh processes), then files with slow tests
+    longest: dict = {}
+    for item in items:
+        mark = item.get_closest_marker("timeout")
+        longest[item.path] = max(longest.get(item.path, 0), mark.args[0] if mark and mark.args else 0,
+                                 1 if item.get_closest_marker("slow") else 0)
+    items.sort(key=lambda item: -longest[item.path])
     # the GPU acceptance suite runs only when a -m expression names it (python -m pytest -m gpu): the plain run and
     # the quick tier (-m "not slow") deselect it, counted as deselected in the summary
     if "gpu" in (config.option.markexpr or ""):

@@ -76,6 +76,7 @@ def straight(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # eight fresh train.py processes, one after the other
 def test_a_run_stopped_every_way_a_cluster_stops_it_ends_as_if_never_stopped(straight, tmp_path):
     run = tmp_path / "run"
     again = f"continue with `python train.py hydra.run.dir={run}`"
@@ -92,6 +93,7 @@ def test_a_run_stopped_every_way_a_cluster_stops_it_ends_as_if_never_stopped(str
     res = _train(f"hydra.run.dir={run}", *_fault(2, "KillAtStep", step=5, sig="SIGTERM", group="true",
                                                  during="validation"))
     assert res.returncode == 143, res.stderr[-3000:]
+    assert f"note: {run} was started with model=tiny_gpt2 data.limit=50" in res.stderr  # the run folder's overrides
     assert f"note: resuming {run} from last.ckpt (step 3)" in res.stderr
     assert _last_line(res) == f"terminated: saved {last} at step 5; {again}"
 
@@ -130,6 +132,15 @@ def test_a_run_stopped_every_way_a_cluster_stops_it_ends_as_if_never_stopped(str
                                "trainer.max_epochs=3")
     after = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts}
     assert {p.name for p in after if after[p] != before.get(p)} <= {"train.log", LOCK_FILE}  # Hydra's log, the owner
+
+
+@pytest.mark.slow
+def test_resuming_with_another_seed_stops_naming_the_keys(straight):
+    # the finished run asked for one more epoch (no recipe change) but with another seed (one): refused, its .hydra/ kept
+    saved = (straight / ".hydra" / "overrides.yaml").read_text()
+    res = _train(f"hydra.run.dir={straight}", "seed=7", "trainer.max_epochs=3")
+    assert res.returncode == 2 and "seed: 42 -> 7" in _last_line(res) and "max_epochs" not in _last_line(res)
+    assert (straight / ".hydra" / "overrides.yaml").read_text() == saved
 
 
 def test_a_checkpoint_is_written_whole_and_a_full_disk_is_one_line(tmp_path, monkeypatch):

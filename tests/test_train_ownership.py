@@ -146,16 +146,6 @@ def test_the_lock_file_records_the_command_without_secrets(tmp_path, monkeypatch
     assert "abc123" not in command and "+teacher.openai_key=<redacted>" in command
 
 
-@pytest.mark.slow
-def test_resuming_a_run_with_another_seed_stops_naming_the_keys(tmp_path):
-    small = ["model=tiny_gpt2", "data.limit=48", "data.val_size=8", "global_batch_size=8", "micro_batch_size=4", "trainer.max_epochs=1",
-             "logger=csv", "callbacks.sample_generations.num_samples=0", "export.enabled=false", f"hydra.run.dir={tmp_path}"]
-    assert run_entry("train.py", *small).returncode == 0
-    res = run_entry("train.py", *small, "seed=7", "trainer.max_epochs=2")
-    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
-    assert "seed: 42 -> 7" in res.stderr.strip().splitlines()[-1] and "max_epochs" not in res.stderr
-
-
 def test_a_run_folder_named_alone_gets_the_overrides_it_was_started_with(tmp_path):
     from lamini_lm.rerun import with_own_overrides
 

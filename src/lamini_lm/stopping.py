@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}  # how every stage's last line begins
 _state = {"draining": 0, "requested": None}  # blocks that drain; the signal received while in one
 
 
@@ -73,8 +74,7 @@ def stop_signals(kept: Callable[[], str]) -> Iterator[None]:
             signal.signal(s, signal.SIG_DFL)
         # what the stopped frames held goes now, so that a progress bar's last line comes before ours, not after
         traceback.clear_frames(e.__traceback__)
-        word = "interrupted" if signum == signal.SIGINT else "terminated"
-        print(f"{word}: {kept()}", file=sys.stderr)
+        print(f"{WORDS[signum]}: {kept()}", file=sys.stderr)
         sys.exit(128 + signum)
     finally:
         for s, h in previous.items():

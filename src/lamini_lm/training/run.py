@@ -173,9 +173,6 @@ def _trainer(spec: TrainSpec, record: dict, output_dir: Path, stop, ckpt: str | 
         loggers.append(_built(lcfg, f"logger.{name}", **extra))
     if not loggers:  # Lightning would stop at fit, after the model loads (the learning-rate monitor needs one)
         raise UserError("no logger is configured: choose one (logger=csv logs to files only, logger=wandb to W&B)")
-    if is_first_process():
-        # rows of the steps a resume redoes are dropped; a sharded checkpoint does not say its step: all kept
-        keep_history(loggers, resume.step if resume else math.inf if ckpt else 0)
     callbacks = [_built(c, f"callbacks.{name}") for name, c in (spec.callbacks or {}).items() if c is not None]
     callbacks += [RunState(), stop]
     trainer = _built(spec.trainer, "trainer", logger=loggers or False, callbacks=callbacks,
@@ -183,6 +180,9 @@ def _trainer(spec: TrainSpec, record: dict, output_dir: Path, stop, ckpt: str | 
     spec.micro_batch_size = micro_batch(spec.global_batch_size, spec.micro_batch_size, trainer.world_size)
     trainer.accumulate_grad_batches = accumulation_steps(spec.global_batch_size, spec.micro_batch_size,
                                                          trainer.world_size)
+    if is_first_process():  # after the checks above: a refused run writes no logger folder
+        # rows of the steps a resume redoes are dropped; a sharded checkpoint does not say its step: all kept
+        keep_history(loggers, resume.step if resume else math.inf if ckpt else 0)
     for logger in loggers:
         try:  # W&B's logger hands its settings to wandb.init only now
             logger.log_hyperparams(record)

@@ -24,10 +24,9 @@ import lightning.pytorch as pl
 import torch
 
 from lamini_lm.run_lock import is_first_process
+from lamini_lm.stopping import SIGNALS, WORDS  # the signals and words of generate.py and evaluate.py too
 from lamini_lm.training.saving import save_last, saved_at
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
-WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}  # as generate.py and evaluate.py say it
 
 
 class Stopped(BaseException):
@@ -50,7 +49,7 @@ class Stopped(BaseException):
             what = f"training had finished, the export was not written; {again} writes it"
         else:
             what = f"stopped before training started, nothing new to save; continue with {again}"
-        return f"{WORD[self.signum]}: {what}"
+        return f"{WORDS[self.signum]}: {what}"
 
 
 class StopOnSignal(pl.Callback):
@@ -89,7 +88,7 @@ class StopOnSignal(pl.Callback):
         if self.requested is not None:
             for s in SIGNALS:
                 signal.signal(s, signal.SIG_DFL)
-            _say(f"{WORD[signum]}: a second {name}, stopping at once; the checkpoints on disk are what "
+            _say(f"{WORDS[signum]}: a second {name}, stopping at once; the checkpoints on disk are what "
                  "`python train.py hydra.run.dir=<run>` continues from")
             os.kill(os.getpid(), signum)
             return
