@@ -1,0 +1,196 @@
+"""The teacher's distribution over a response: its top-k alternatives per response token, as a reply in the
+request store carries them and as D_ALL's sidecar (``d_all.logprobs.parquet``) holds them for training.
+
+Tokens are kept as bytes, not ids: an API teacher names its tokens only by their text (the OpenAI API's
+``bytes`` field), and a student of another tokenizer aligns with them by offsets into the response's text.
+``b"".join(tokens)`` is the reply's text; a record's response is that text stripped, so ``start`` says where
+the response begins in the joined tokens (the first token may carry a stripped space).
+
+The sidecar is one Parquet file, a row per record id, with the distinct token strings of the whole file in
+one table of its schema metadata: per response token it stores the sampled token's index (int32), k
+alternatives' indices (int32, -1 where a teacher returned fewer than k) and their log-probabilities (float16,
+natural log). ~6 bytes x (k + 1) per token before Parquet's compression.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lamini_lm.errors import UserError
+from lamini_lm.files import replacing
+
+SIDECAR = "d_all.logprobs.parquet"  # beside d_all.jsonl / d_all.parquet
+_META = b"lamini_lm.logprobs"  # the schema metadata key of the token table and the teacher's name
+FORMAT = 1
+
+
+@dataclass
+class TokenLogprobs:
+    """One response's sampled tokens and, per token, the teacher's k most likely tokens with their log-probs."""
+
+    tokens: list[bytes]  # n sampled tokens, in order
+    top_tokens: list[list[bytes]]  # n lists of at most k alternatives, most likely first
+    top_logprobs: np.ndarray  # float32 [n, k]; -inf where a list holds fewer than k
+    start: int = 0  # byte offset in b"".join(tokens) where the record's response begins
+
+    def __post_init__(self) -> None:
+        self.top_logprobs = np.asarray(self.top_logprobs, dtype=np.float32).reshape(len(self.tokens), -1)
+        if len(self.top_tokens) != len(self.tokens):
+            raise ValueError(f"{len(self.tokens)} tokens but {len(self.top_tokens)} lists of alternatives")
+
+    @property
+    def k(self) -> int:
+        return self.top_logprobs.shape[1]
+
+    def text(self) -> bytes:
+        return b"".join(self.tokens)
+
+    def byte_spans(self) -> list[tuple[int, int]]:
+        """Each token's [start, end) in the response's UTF-8 bytes (the first may start below 0: a stripped
+        space; the last may end past the response: stripped trailing whitespace)."""
+        ends = np.cumsum([len(t) for t in self.tokens]) - self.start
+        return [(int(e) - len(t), int(e)) for t, e in zip(self.tokens, ends)]
+
+    def trimmed(self, response: str) -> TokenLogprobs:
+        """The tokens that cover ``response``, which must be the joined text with only whitespace stripped
+        (what generate's assembly stores); ``start`` then points at its first byte."""
+        text, want = self.text(), response.encode("utf-8")
+        at = text.find(want)
+        if at < 0 or text[:at].strip() or text[at + len(want):].strip():
+            raise ValueError("the response is not the teacher's tokens with only whitespace stripped")
+        bounds = np.cumsum([0] + [len(t) for t in self.tokens])  # in the joined text
+        keep = [i for i in range(len(self.tokens)) if bounds[i + 1] > at and bounds[i] < at + len(want)]
+        if not keep:
+            return TokenLogprobs([], [], np.zeros((0, self.k), np.float32))
+        start = at - int(bounds[keep[0]])
+        return TokenLogprobs([self.tokens[i] for i in keep], [self.top_tokens[i] for i in keep],
+                             self.top_logprobs[keep], start)
+
+    # -- in a reply of the request store: compact JSON (a store line holds no JSON float per alternative) -------
+    def to_json(self) -> dict:
+        vocab, index = _vocab([self.tokens, *self.top_tokens])
+        ids, top = _indices(self, index)
+        return {"k": self.k, "start": self.start, "vocab": [_b64(t) for t in vocab], "tokens": _b64(ids.tobytes()),
+                "top": _b64(top.tobytes()), "logprobs": _b64(self.top_logprobs.astype(np.float16).tobytes())}
+
+    @classmethod
+    def from_json(cls, d: dict) -> TokenLogprobs:
+        vocab = [base64.b64decode(t) for t in d["vocab"]]
+        ids = np.frombuffer(base64.b64decode(d["tokens"]), np.int32)
+        top = np.frombuffer(base64.b64decode(d["top"]), np.int32).reshape(len(ids), d["k"])
+        lp = np.frombuffer(base64.b64decode(d["logprobs"]), np.float16).reshape(len(ids), d["k"])
+        return _decoded(vocab, ids, top, lp, d.get("start", 0))
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode("ascii")
+
+
+def _vocab(lists: Iterable[list[bytes]]) -> tuple[list[bytes], dict[bytes, int]]:
+    index: dict[bytes, int] = {}
+    for tokens in lists:
+        for t in tokens:
+            index.setdefault(t, len(index))
+    return list(index), index
+
+
+def _indices(t: TokenLogprobs, index: dict[bytes, int]) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.array([index[x] for x in t.tokens], dtype=np.int32)
+    top = np.full((len(t.tokens), t.k), -1, dtype=np.int32)
+    for i, alts in enumerate(t.top_tokens):
+        top[i, : len(alts)] = [index[x] for x in alts]
+    return ids, top
+
+
+def _decoded(vocab: list[bytes], ids: np.ndarray, top: np.ndarray, lp: np.ndarray, start: int) -> TokenLogprobs:
+    lp = lp.astype(np.float32)
+    lp[top < 0] = -np.inf
+    return TokenLogprobs([vocab[i] for i in ids], [[vocab[j] for j in row if j >= 0] for row in top], lp, start)
+
+
+# -- D_ALL's sidecar ---------------------------------------------------------------------------------------------
+def write_sidecar(path: str | Path, items: Iterable[tuple[str, TokenLogprobs]], teacher: str) -> dict:
+    """Write ``(record id, logprobs)`` pairs as the sidecar, whole or not at all; returns its size in bytes and
+    response tokens."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    items = list(items)
+    k = max((t.k for _, t in items), default=0)
+    vocab, index = _vocab(x for _, t in items for x in (t.tokens, *t.top_tokens))
+    ids_col, top_col, lp_col, start_col = [], [], [], []
+    for _, t in items:
+        ids, top = _indices(t, index)
+        top = np.pad(top, ((0, 0), (0, k - t.k)), constant_values=-1)
+        lp = np.pad(t.top_logprobs, ((0, 0), (0, k - t.k)), constant_values=-np.inf)
+        ids_col.append(ids)
+        top_col.append(top.reshape(-1))
+        lp_col.append(lp.astype(np.float16).reshape(-1))
+        start_col.append(t.start)
+    meta = {"format": FORMAT, "teacher": teacher, "k": k, "vocab": [_b64(v) for v in vocab]}
+    table = pa.table({
+        "id": pa.array([i for i, _ in items], pa.string()),
+        "start": pa.array(start_col, pa.int32()),
+        "tokens": pa.array(ids_col, pa.list_(pa.int32())),
+        "top_tokens": pa.array(top_col, pa.list_(pa.int32())),
+        "top_logprobs": pa.array(lp_col, pa.list_(pa.float16())),
+    }).replace_schema_metadata({_META: json.dumps(meta).encode("utf-8")})
+    with replacing(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    n_tokens = sum(len(t.tokens) for _, t in items)
+    size = Path(path).stat().st_size
+    return {"bytes": size, "response_tokens": n_tokens, "bytes_per_token": size / max(n_tokens, 1), "k": k}
+
+
+class Sidecar:
+    """A D_ALL sidecar read back: ``sidecar[record_id]`` is that record's TokenLogprobs."""
+
+    def __init__(self, path: str | Path):
+        import pyarrow.parquet as pq
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UserError(f"{self.path}: no teacher log-probs here; generate D_ALL with teacher.logprobs=<k> "
+                            "(or point objective.logprobs at the sidecar)")
+        table = pq.read_table(self.path)
+        raw = (table.schema.metadata or {}).get(_META)
+        if raw is None:
+            raise UserError(f"{self.path} is not a teacher log-probs sidecar (no {_META.decode()} metadata)")
+        meta = json.loads(raw)
+        if meta.get("format") != FORMAT:
+            raise UserError(f"{self.path}: sidecar format {meta.get('format')}, this version reads {FORMAT}")
+        self.teacher, self.k = meta["teacher"], meta["k"]
+        self._vocab = [base64.b64decode(v) for v in meta["vocab"]]
+        self._table = table
+        self._row = {rid: i for i, rid in enumerate(table.column("id").to_pylist())}
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def __contains__(self, rid: str) -> bool:
+        return rid in self._row
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._row)
+
+    def get(self, rid: str) -> TokenLogprobs | None:
+        i = self._row.get(rid)
+        if i is None:
+            return None
+        row = self._table.slice(i, 1).to_pylist()[0]
+        ids = np.asarray(row["tokens"], np.int32)
+        top = np.asarray(row["top_tokens"], np.int32).reshape(len(ids), self.k)
+        lp = np.asarray(row["top_logprobs"], np.float16).reshape(len(ids), self.k)
+        return _decoded(self._vocab, ids, top, lp, row["start"])
+
+    def __getitem__(self, rid: str) -> TokenLogprobs:
+        t = self.get(rid)
+        if t is None:
+            raise KeyError(rid)
+        return t

@@ -1,0 +1,46 @@
+"""The teacher's top-k log-probs: a reply's compact JSON and D_ALL's sidecar give back what went in."""
+
+import numpy as np
+import pytest
+
+from lamini_lm.errors import UserError
+from lamini_lm.logprobs import Sidecar, TokenLogprobs, write_sidecar
+
+
+def _reply():
+    # " w\xc3" + "\xa9": a character split across two byte-level tokens; a short list of alternatives (-inf)
+    return TokenLogprobs([b" Hel", b"lo", b" w\xc3", b"\xa9", b"\n"],
+                         [[b" Hel", b"x"], [b"lo"], [b" w\xc3", b"a"], [b"\xa9", b"q"], [b"\n", b"."]],
+                         [[-0.1, -2], [-0.01, -np.inf], [-1, -1.5], [0, -9], [-0.5, -1]])
+
+
+def _same(a: TokenLogprobs, b: TokenLogprobs) -> None:
+    assert a.tokens == b.tokens and a.top_tokens == b.top_tokens and a.start == b.start
+    assert np.array_equal(np.isinf(a.top_logprobs), np.isinf(b.top_logprobs))
+    finite = np.isfinite(a.top_logprobs)
+    np.testing.assert_allclose(a.top_logprobs[finite], b.top_logprobs[finite], atol=5e-3)  # float16
+
+
+def test_trimmed_to_the_stripped_response():
+    t = _reply().trimmed("Hello w\u00e9")
+    assert t.tokens == [b" Hel", b"lo", b" w\xc3", b"\xa9"] and t.start == 1
+    assert t.byte_spans() == [(-1, 3), (3, 5), (5, 8), (8, 9)]
+    with pytest.raises(ValueError):
+        _reply().trimmed("Hello world")
+
+
+def test_store_json_and_sidecar_round_trip(tmp_path):
+    t = _reply()
+    _same(TokenLogprobs.from_json(t.to_json()), t)
+    path = tmp_path / "d_all.logprobs.parquet"
+    size = write_sidecar(path, [("a", t.trimmed("Hello w\u00e9")), ("b", t)], teacher="smol")
+    assert size["response_tokens"] == 9 and size["k"] == 2
+    back = Sidecar(path)
+    assert len(back) == 2 and back.teacher == "smol" and "c" not in back
+    _same(back["a"], t.trimmed("Hello w\u00e9"))
+    _same(back["b"], t)
+
+
+def test_a_file_that_is_no_sidecar_is_one_line(tmp_path):
+    with pytest.raises(UserError, match="no teacher log-probs"):
+        Sidecar(tmp_path / "missing.parquet")
