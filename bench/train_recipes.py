@@ -128,12 +128,11 @@ def plan_padding(dataset, plan, enc_dec: bool, packed: bool = False, pack_limit:
 
 # -- the recipes ------------------------------------------------------------------------------------
 def _hf_args(cfg, tmp, m, accum, device="cpu", **extra):
-    """TrainingArguments of one timed (or warm-up) step. On a GPU: use_cpu=False and bf16=True, the mixed precision
-    of our trainer=gpu (bf16-mixed). On the CPU nothing is said about precision: TrainingArguments' default is
-    fp32, SFTConfig's is bf16=True (TRL's own default, CPU autocast included), as the CPU measurements ran."""
+    """TrainingArguments of one timed (or warm-up) step, in the precision ours runs in: on a GPU bf16=True, the mixed
+    precision of our trainer=gpu (bf16-mixed); on the CPU bf16=False, fp32 as conf/trainer/cpu.yaml (SFTConfig
+    defaults to bf16=True, CPU autocast included: the CPU measurements before 2026-12-07 ran TRL so)."""
     o = cfg.optim
-    if device != "cpu":
-        extra = dict(extra, bf16=True)
+    extra = dict(extra, bf16=device != "cpu")
     return dict(output_dir=tmp, per_device_train_batch_size=m, gradient_accumulation_steps=accum, max_steps=1,
                 train_sampling_strategy="sequential", learning_rate=o.lr, weight_decay=o.weight_decay,
                 adam_beta1=o.betas[0], adam_beta2=o.betas[1], adam_epsilon=o.eps, lr_scheduler_type=o.scheduler,
