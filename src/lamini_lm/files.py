@@ -59,6 +59,12 @@ def open_atomic(path: str | Path) -> Iterator[TextIO]:
         yield f
 
 
+def save_figure(fig, path: str | Path, **kwargs) -> None:
+    """``fig.savefig(path)`` written whole (the format from ``path``'s suffix, as matplotlib would take it)."""
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format=Path(path).suffix.lstrip("."), **kwargs)
+
+
 @contextmanager
 def replacing_dir(folder: str | Path) -> Iterator[Path]:
     """A new folder ``<folder>.tmp-<pid>`` to fill; when the block ends without an error it takes ``folder``'s

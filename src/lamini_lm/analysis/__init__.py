@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from lamini_lm.analysis import ratings, tables
 from lamini_lm.analysis.mattr import Tokenizer
 from lamini_lm.analysis.reading import RELEASED, record_batches
+from lamini_lm.files import write_atomic
 from lamini_lm.analysis.spec import READS_RECORDS, AnalysisSpec, AnalyzeSpec
 from lamini_lm.analysis.stats import DatasetStats, TokenCounter
 from lamini_lm.analysis.tracking import log_outputs
@@ -46,7 +47,7 @@ def run(cfg: DictConfig) -> dict:
         files += ratings.figure4(ratings.read_ratings(_filled(a)), out)
     summary["files"] = [str(p) for p in files]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     if a.wandb.enabled:
         flat = {
             f"{t}/{r['source']}/{k}": v

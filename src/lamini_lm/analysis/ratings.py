@@ -19,6 +19,7 @@ from pathlib import Path
 
 from lamini_lm import rating
 from lamini_lm.errors import UserError
+from lamini_lm.files import open_atomic, save_figure, write_atomic
 from lamini_lm.subsets import SUBSETS, ordered
 
 COLUMNS = ["item_id", "source", "dataset", "instruction", "response", "instruction_rating", "response_rating"]
@@ -57,7 +58,7 @@ def write_sheet(rows: list[dict], out_dir: Path, blind: bool) -> list[Path]:
             f"{csv_path} already holds ratings: move it away, or ingest it with analysis.rating.filled={csv_path} "
             "and analysis.outputs=[] (nothing was overwritten)"
         )
-    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+    with open_atomic(csv_path) as f:
         w = csv.DictWriter(f, COLUMNS)
         w.writeheader()
         w.writerows(rows)
@@ -72,7 +73,7 @@ def write_sheet(rows: list[dict], out_dir: Path, blind: bool) -> list[Path]:
         .replace("__BLIND__", "true" if blind else "false")
         .replace("__TITLE__", html.escape(f"LaMini-LM data rating sheet ({len(rows)} items)"))
     )
-    html_path.write_text(page, encoding="utf-8")
+    write_atomic(html_path, page)
     return [csv_path, html_path]
 
 
@@ -131,11 +132,11 @@ def figure4(counts: dict[str, dict[str, Counter]], out_dir: Path) -> list[Path]:
         ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
         fig.tight_layout()
         path = out_dir / f"figure4{chr(97 + k)}_{title}.png"
-        fig.savefig(path, dpi=150)
+        save_figure(fig, path, dpi=150)
         plt.close(fig)
         written.append(path)
     table = out_dir / "figure4_ratings.csv"
-    with open(table, "w", newline="", encoding="utf-8") as f:
+    with open_atomic(table) as f:
         w = csv.writer(f)
         w.writerow(["field", "dataset", "source", *rating.LEVELS, "unrated"])
         for field, letter in (("instruction", "X"), ("response", "Y")):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lamini_lm import table_render
 from lamini_lm.analysis.stats import CODES, DatasetStats
+from lamini_lm.files import open_atomic, write_atomic
 from lamini_lm.subsets import ALL, D_ALL, SUBSETS
 
 PAPER_CSV = Path(__file__).with_name("paper_tables.csv")
@@ -105,15 +106,15 @@ def write(rows: list[dict], columns: list[Column], out: Path, caption: str, pape
     note = " Paper's printed values in parentheses." if paper else ""
     md_rows = [[_subset(r["source"]).name(), *(cell(r, c) for c in columns)] for r in rows]
     md = table_render.markdown(f"**{caption}**{note}", ["Dataset", *(c.header for c in columns)], md_rows)
-    out.with_suffix(".md").write_text(md, encoding="utf-8")
+    write_atomic(out.with_suffix(".md"), md)
     tex_rows = [[_subset(r["source"]).latex(), *(cell(r, c).replace("%", r"\%") for c in columns)] for r in rows]
     tex = table_render.latex(caption + note, ["Dataset", *(c.latex for c in columns)], tex_rows,
                        {i for i, r in enumerate(rows) if r["source"] == ALL})
-    out.with_suffix(".tex").write_text(tex, encoding="utf-8")
+    write_atomic(out.with_suffix(".tex"), tex)
 
     keys = list(rows[0])
     paper_keys = [c.paper_key for c in columns if c.paper_key] if paper else []
-    with open(out.with_suffix(".csv"), "w", newline="", encoding="utf-8") as f:
+    with open_atomic(out.with_suffix(".csv")) as f:
         w = csv.writer(f)
         w.writerow(["dataset", *keys, *(f"paper_{k}" for k in paper_keys)])
         for r in rows:

@@ -12,6 +12,7 @@ import numpy as np
 from lamini_lm.analysis.embeddings import OFFLINE_PACKAGE, EmbeddingCache, load_model
 from lamini_lm.analysis.spec import Figure3Spec
 from lamini_lm.errors import UserError
+from lamini_lm.files import open_atomic, save_figure
 from lamini_lm.subsets import SUBSETS
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,9 @@ def figure3(samples: dict[str, list[str]], pairs: list[tuple[str, str]], spec: F
         ax.set_title(f"({chr(97 + k)}) t-SNE of instruction embeddings\n{shown_name}, perplexity {perplexity:g}")
         stem = out_dir / f"figure3{chr(97 + k)}_{a}_vs_{b}"
         fig.tight_layout()
-        fig.savefig(stem.with_suffix(".png"), dpi=150)
+        save_figure(fig, stem.with_suffix(".png"), dpi=150)
         plt.close(fig)
-        with open(stem.with_suffix(".csv"), "w", newline="", encoding="utf-8") as f:
+        with open_atomic(stem.with_suffix(".csv")) as f:
             w = csv.writer(f)
             w.writerow(["source", "x", "y", "instruction"])
             for src, texts, pts in ((a, ta, y[: len(ta)]), (b, tb, y[len(ta):])):

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from lamini_lm import rating
 from lamini_lm.evaluation import paper
+from lamini_lm.files import save_figure
 
 # Figure 5's series: the LaMini models of Tables 9-13 (table -> name prefix, architecture, colour): the figure
 # contrasts the two architectures, encoder-decoder in blues (circles), decoder-only in reds (squares)
@@ -47,8 +48,8 @@ def figure5(tables, results, by_model, out: Path) -> list[Path]:
     ax.legend(fontsize=6, loc="best")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
-    fig.savefig(out.with_suffix(".pdf"))
+    save_figure(fig, out, dpi=150)
+    save_figure(fig, out.with_suffix(".pdf"))
     return [out, out.with_suffix(".pdf")]
 
 
@@ -68,5 +69,5 @@ def figure6(counts: dict[str, dict[str, int]], out: Path, rater: str = "human") 
     fig.legend(*ax.get_legend_handles_labels(), ncol=4, fontsize=7, loc="lower center")
     fig.tight_layout(rect=(0, 0.12, 1, 1))  # room for the legend under the axis label
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
+    save_figure(fig, out, dpi=150)
     return [out]
