@@ -44,3 +44,25 @@ def test_store_json_and_sidecar_round_trip(tmp_path):
 def test_a_file_that_is_no_sidecar_is_one_line(tmp_path):
     with pytest.raises(UserError, match="no teacher log-probs"):
         Sidecar(tmp_path / "missing.parquet")
+
+
+def test_sidecar_streams_row_groups_from_a_generator(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from lamini_lm import logprobs
+
+    monkeypatch.setattr(logprobs, "ROW_GROUP", 2)  # three groups for five records; the token table spans them all
+    t = _reply()
+    items = [(f"r{i}", t if i % 2 else t.trimmed("Hello w\u00e9")) for i in range(5)]
+    size = write_sidecar(tmp_path / "s.parquet", (x for x in items), teacher="smol")
+    assert size["records"] == 5 and size["response_tokens"] == 3 * 4 + 2 * 5
+    assert pq.ParquetFile(tmp_path / "s.parquet").metadata.num_row_groups == 3
+    back = Sidecar(tmp_path / "s.parquet")
+    for rid, want in items:
+        _same(back[rid], want)
+    wider = TokenLogprobs([b"a"], [[b"a", b"b", b"c"]], [[-0.1, -2, -3]])
+    with pytest.raises(ValueError, match="3 alternatives per token, the sidecar's first records 2"):
+        write_sidecar(tmp_path / "w.parquet", [*items, ("x", wider)], teacher="smol")
+    assert not (tmp_path / "w.parquet").exists()  # whole or not at all
+    empty = write_sidecar(tmp_path / "e.parquet", [], teacher="smol")
+    assert empty["records"] == 0 and len(Sidecar(tmp_path / "e.parquet")) == 0

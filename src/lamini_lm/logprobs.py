@@ -7,7 +7,7 @@ Tokens are kept as bytes, not ids: an API teacher names its tokens only by their
 the response begins in the joined tokens (the first token may carry a stripped space).
 
 The sidecar is one Parquet file, a row per record id, with the distinct token strings of the whole file in
-one table of its schema metadata: per response token it stores the sampled token's index (int32), k
+one table of its key-value metadata: per response token it stores the sampled token's index (int32), k
 alternatives' indices (int32, -1 where a teacher returned fewer than k) and their log-probabilities (float16,
 natural log). ~6 bytes x (k + 1) per token before Parquet's compression.
 """
@@ -18,6 +18,7 @@ import base64
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -115,17 +116,48 @@ def _decoded(vocab: list[bytes], ids: np.ndarray, top: np.ndarray, lp: np.ndarra
 
 
 # -- D_ALL's sidecar ---------------------------------------------------------------------------------------------
+ROW_GROUP = 10_000  # records per Parquet row group: the writer holds one group's columns at a time
+
+
 def write_sidecar(path: str | Path, items: Iterable[tuple[str, TokenLogprobs]], teacher: str) -> dict:
-    """Write ``(record id, logprobs)`` pairs as the sidecar, whole or not at all; returns its size in bytes and
-    response tokens."""
+    """Write ``(record id, logprobs)`` pairs as the sidecar, whole or not at all, one row group at a time (items
+    may be a generator: D_ALL's 2.58M responses never sit in memory together); returns its size in bytes and
+    response tokens. Every record has the first row group's k (a teacher's k); fewer alternatives are padded."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    items = list(items)
-    k = max((t.k for _, t in items), default=0)
-    vocab, index = _vocab(x for _, t in items for x in (t.tokens, *t.top_tokens))
+    schema = pa.schema([("id", pa.string()), ("start", pa.int32()), ("tokens", pa.list_(pa.int32())),
+                        ("top_tokens", pa.list_(pa.int32())), ("top_logprobs", pa.list_(pa.float16()))])
+    index: dict[bytes, int] = {}  # the whole file's token table, grown as the groups are written
+    k, n_tokens, n_records = None, 0, 0
+    it = iter(items)
+    with replacing(path) as tmp:
+        writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+        try:
+            while chunk := list(islice(it, ROW_GROUP)):
+                k = max(t.k for _, t in chunk) if k is None else k
+                writer.write_table(_row_group(chunk, k, index, schema))
+                n_tokens += sum(len(t.tokens) for _, t in chunk)
+                n_records += len(chunk)
+            meta = {"format": FORMAT, "teacher": teacher, "k": k or 0, "vocab": [_b64(v) for v in index]}
+            writer.add_key_value_metadata({_META.decode(): json.dumps(meta)})
+        finally:
+            writer.close()
+    size = Path(path).stat().st_size
+    return {"bytes": size, "records": n_records, "response_tokens": n_tokens,
+            "bytes_per_token": size / max(n_tokens, 1), "k": k or 0}
+
+
+def _row_group(chunk: list[tuple[str, TokenLogprobs]], k: int, index: dict[bytes, int], schema):
+    import pyarrow as pa
+
     ids_col, top_col, lp_col, start_col = [], [], [], []
-    for _, t in items:
+    for rid, t in chunk:
+        if t.k > k:
+            raise ValueError(f"record {rid} has {t.k} alternatives per token, the sidecar's first records {k}")
+        for tokens in (t.tokens, *t.top_tokens):
+            for x in tokens:
+                index.setdefault(x, len(index))
         ids, top = _indices(t, index)
         top = np.pad(top, ((0, 0), (0, k - t.k)), constant_values=-1)
         lp = np.pad(t.top_logprobs, ((0, 0), (0, k - t.k)), constant_values=-np.inf)
@@ -133,19 +165,13 @@ def write_sidecar(path: str | Path, items: Iterable[tuple[str, TokenLogprobs]], 
         top_col.append(top.reshape(-1))
         lp_col.append(lp.astype(np.float16).reshape(-1))
         start_col.append(t.start)
-    meta = {"format": FORMAT, "teacher": teacher, "k": k, "vocab": [_b64(v) for v in vocab]}
-    table = pa.table({
-        "id": pa.array([i for i, _ in items], pa.string()),
+    return pa.table({
+        "id": pa.array([rid for rid, _ in chunk], pa.string()),
         "start": pa.array(start_col, pa.int32()),
         "tokens": pa.array(ids_col, pa.list_(pa.int32())),
         "top_tokens": pa.array(top_col, pa.list_(pa.int32())),
         "top_logprobs": pa.array(lp_col, pa.list_(pa.float16())),
-    }).replace_schema_metadata({_META: json.dumps(meta).encode("utf-8")})
-    with replacing(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
-    n_tokens = sum(len(t.tokens) for _, t in items)
-    size = Path(path).stat().st_size
-    return {"bytes": size, "response_tokens": n_tokens, "bytes_per_token": size / max(n_tokens, 1), "k": k}
+    }, schema=schema)
 
 
 class Sidecar:
@@ -159,7 +185,7 @@ class Sidecar:
             raise UserError(f"{self.path}: no teacher log-probs here; generate D_ALL with teacher.logprobs=<k> "
                             "(or point objective.logprobs at the sidecar)")
         table = pq.read_table(self.path)
-        raw = (table.schema.metadata or {}).get(_META)
+        raw = (pq.ParquetFile(self.path).metadata.metadata or {}).get(_META)  # the file's key-value metadata
         if raw is None:
             raise UserError(f"{self.path} is not a teacher log-probs sidecar (no {_META.decode()} metadata)")
         meta = json.loads(raw)
