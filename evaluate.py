@@ -5,6 +5,10 @@
     python evaluate.py mode=report report.results=[outputs/evaluate]
 """
 
+from lamini_lm.stopping import while_starting
+
+while_starting()  # first: a Ctrl-C during the imports below is one line, not a traceback
+
 import sys
 
 import hydra

@@ -5,6 +5,10 @@
     python generate.py stage=analyze analysis.input=data/run1/d_all.jsonl
 """
 
+from lamini_lm.stopping import while_starting
+
+while_starting()  # first: a Ctrl-C during the imports below is one line, not a traceback
+
 import hydra
 
 from lamini_lm import config  # noqa: F401  (registers the config resolvers)

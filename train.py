@@ -8,6 +8,10 @@
     python train.py hydra.run.dir=<run>              # resume a run, with the overrides it was started with
 """
 
+from lamini_lm.stopping import while_starting
+
+while_starting()  # first: a Ctrl-C during the imports below is one line, not a traceback
+
 import sys
 
 import hydra

@@ -101,7 +101,8 @@ START_RECORDS = {".hydra", LOCK_FILE, "recipe.json"}
 
 def hydra_job(task):
     """Wrap a Hydra task function: a UserError is one line and exit 2 (exit_on_user_error), and a job stopped by
-    one before it wrote anything of its own leaves no run folder (discard_refused_run)."""
+    one before it wrote anything of its own leaves no run folder (discard_refused_run; stopping.while_starting
+    does the same for a stop signal)."""
 
     @functools.wraps(task)
     def job(cfg):

@@ -58,6 +58,29 @@ def draining() -> Iterator[None]:
         raise Stopped(signum)
 
 
+def while_starting() -> None:
+    """Outside a stage's own handling of the signals (``stop_signals``; train.py's StopOnSignal), SIGINT and SIGTERM
+    end the process with one line instead of a traceback from whatever was running: the start-up (imports, config
+    checks, loading) and, in a sweep, the time between two jobs. Entry points call it first thing. Nothing is being
+    written then that a stop could leave half-done."""
+
+    def starting(signum, frame) -> None:
+        for s in SIGNALS:
+            signal.signal(s, signal.SIG_DFL)
+        print(f"{WORDS[signum]}: outside any work, nothing half-written (what finished before is kept)", file=sys.stderr)
+        if "hydra" in sys.modules:  # Hydra may have made this job's folder already (before the job's code runs)
+            from hydra.core.hydra_config import HydraConfig
+
+            if HydraConfig.initialized():
+                from lamini_lm.run_lock import discard_refused_run
+
+                discard_refused_run()  # only a folder that holds nothing but start records
+        raise SystemExit(128 + signum)  # no KeyboardInterrupt: nothing may take it for a stop to save work
+
+    for s in SIGNALS:
+        signal.signal(s, starting)
+
+
 @contextmanager
 def stop_signals(kept: Callable[[], str]) -> Iterator[None]:
     """Within the block, SIGINT and SIGTERM stop the work; then ``kept()`` (what was kept and the command that
