@@ -61,7 +61,7 @@ def test_a_teacher_outside_the_repository_runs_the_responses_stage(tmp_path, mon
 
 @pytest.mark.parametrize("overrides, message", [
     (["+teacher.concurency=8"], r"teacher\.concurency is not a setting of lamini_lm\.teachers\.openai\.OpenAITeacher; "
-                                r"its settings: model, max_tokens, params, base_url, .*concurrency"),
+                                r"its settings: model, max_tokens, params, logprobs, base_url, .*concurrency"),
     (["teacher=openai_batch", "+teacher.rpm=100"], r"teacher\.rpm is not a setting of .*OpenAIBatchTeacher"),
     (["~teacher.base_url"], r"teacher\.base_url is missing: lamini_lm\.teachers\.openai\.OpenAITeacher needs it"),
     (["teacher.http_transport=curl"], r"teacher\.http_transport=curl is unknown; choose aiohttp or httpx"),
@@ -82,6 +82,15 @@ def test_a_teacher_outside_the_repository_runs_the_responses_stage(tmp_path, mon
     (["teacher.base_url=notaurl"], r"^teacher\.base_url=notaurl must start with http:// or https://"),
     (["teacher=openai_batch", "teacher.base_url=api.openai.com"], r"^teacher\.base_url=api\.openai\.com must start"),
     (["teacher=hf_local", "teacher.batch_size=0"], r"^teacher\.batch_size=0 must be a whole number of requests"),
+    (["teacher.logprobs=21"], r"^teacher\.logprobs=21 must be at most 20: the most alternatives per token that "
+                              r"OpenAITeacher returns"),
+    (["teacher=openai_batch", "teacher.logprobs=50"], r"^teacher\.logprobs=50 must be at most 20"),
+    (["teacher.logprobs=-1"], r"^teacher\.logprobs=-1 must be a whole number of alternatives per response token"),
+    (["teacher=hf_local", "teacher.logprobs=x"], r"^teacher\.logprobs=x must be a whole number"),
+    (["teacher=hf_local", "teacher.logprobs=2.5"], r"^teacher\.logprobs=2\.5 must be a whole number"),
+    # a teacher of your own returns none until it says it does (Teacher.max_logprobs)
+    ([*CHOICES["overrides"], "+teacher.logprobs=5"], r"^teacher\.logprobs=5 is not something EchoTeacher returns: "
+                                                     r"set it to 0"),
 ])
 def test_a_wrong_teacher_setting_is_one_error_naming_it(tmp_path, overrides, message):
     from lamini_lm.teachers import build
@@ -110,7 +119,7 @@ def test_a_misspelt_key_in_a_teacher_file_stops_generate_with_one_line(tmp_path)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines() == [
         "error: teacher.concurency is not a setting of lamini_lm.teachers.openai.OpenAITeacher; its settings: model, "
-        "max_tokens, params, base_url, api_key_env, http_transport, timeout, connect_timeout, max_attempts, "
+        "max_tokens, params, logprobs, base_url, api_key_env, http_transport, timeout, connect_timeout, max_attempts, "
         "backoff_base, backoff_max, concurrency, max_rate_limit_waits, rpm, tpm"]
     assert not (tmp_path / "out" / "dry_run.json").exists()
 

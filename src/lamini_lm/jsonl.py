@@ -16,12 +16,21 @@ from lamini_lm.errors import UserError
 def iter_jsonl(path: str | Path, fix: str = "") -> Iterator[tuple[str, object]]:
     """``('file:line', parsed object)`` for each non-blank line (``.gz`` read through gzip); bad UTF-8 or
     JSON is a UserError, ending with ``fix`` (what to do) when given."""
+    for where, _, _, obj in iter_jsonl_spans(path, fix):
+        yield where, obj
+
+
+def iter_jsonl_spans(path: str | Path, fix: str = "") -> Iterator[tuple[str, int, int, object]]:
+    """As iter_jsonl, with each line's byte offset and length (in the uncompressed text), for a reader that keeps
+    where a line is rather than all of it."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} does not exist")
+    offset = 0
     with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
-            where = f"{path}:{lineno}"
+            where, at = f"{path}:{lineno}", offset
+            offset += len(raw)
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -29,7 +38,7 @@ def iter_jsonl(path: str | Path, fix: str = "") -> Iterator[tuple[str, object]]:
             if not line.strip():
                 continue
             try:
-                yield where, json.loads(line)
+                yield where, at, len(raw), json.loads(line)
             except json.JSONDecodeError as e:
                 raise UserError(f"{where}: broken JSON ({e.msg} at column {e.colno}){fix and '; ' + fix}") from None
 

@@ -220,3 +220,16 @@ class Sidecar:
         if t is None:
             raise KeyError(rid)
         return t
+
+
+# bytes per response token at k = 20, measured (docs/generate.md, "Teacher log-probs": teacher=hf_local,
+# SmolLM2-135M-Instruct, 50 responses): in a request-store line (to_json) and in the sidecar. Another k scales
+# with the 4 + 6k bytes a token holds before compression
+_MEASURED_K, _STORE_PER_TOKEN, _SIDECAR_PER_TOKEN = 20, 200.0, 100.0
+
+
+def size_estimate(k: int, tokens: float) -> dict[str, int]:
+    """About the bytes the top-k log-probs of ``tokens`` response tokens take in the request store and in the
+    sidecar (nothing at k = 0)."""
+    scale = (4 + 6 * k) / (4 + 6 * _MEASURED_K) if k else 0.0
+    return {"store": int(tokens * _STORE_PER_TOKEN * scale), "sidecar": int(tokens * _SIDECAR_PER_TOKEN * scale)}

@@ -2,7 +2,10 @@
 
 Chat Completions with deterministic replies (a pure function of the request body), scripted or
 random faults (429 with Retry-After, 500, hangs past the client's timeout, malformed bodies,
-finish_reason=length), and the Batch API (files upload/content, batches create/get/list).
+finish_reason=length), and the Batch API (files upload/content, batches create/get/list). A request with
+`logprobs: true, top_logprobs: k` gets choices[0].logprobs.content as the API shapes it (each token's text,
+UTF-8 bytes, logprob and its top k alternatives, derived from the text; `honor_logprobs=False` plays a server
+that ignores the fields).
 Every chat request is logged (time, request key, status) so tests count what was sent twice.
 
     python tests/helpers/openai_server.py --port 8765 --latency 0.2 --p429 0.1 --p500 0.02
@@ -50,6 +53,38 @@ def default_responder(body: dict) -> tuple[str, str]:
     return f"A concise answer ({rng.randint(0, 10**6)}) to: {prompt[:60]}", "stop"
 
 
+def fake_logprobs(content: str, k: int, seed: str) -> dict:
+    """choices[0].logprobs for ``content``: tokens of up to 3 bytes (a word's leading space kept, a character
+    sometimes split across two tokens, named "bytes:\\x.." as the API names such a token), each with k alternatives
+    in falling order (the sampled token first, or second at about one position in five; now and then one fewer
+    than k, as the API allows)."""
+    rng = random.Random(seed)
+
+    def entry(raw: bytes, logprob: float) -> dict:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = "bytes:" + "".join(f"\\x{b:02x}" for b in raw)
+        return {"token": text, "logprob": logprob, "bytes": list(raw)}
+
+    items = []
+    for piece in re.findall(r"\s*\S+|\s+", content):
+        raw = piece.encode("utf-8")
+        for i in range(0, len(raw), 3):
+            token = raw[i : i + 3]
+            others = [(" " + w).encode() for w in rng.sample(_WORDS, k) if (" " + w).encode() != token][: k - 1]
+            ranked = [token, *others] if rng.random() > 0.2 or k == 1 else [others[0], token, *others[1:]]
+            if k > 2 and rng.random() < 0.05:
+                ranked = ranked[:-1]
+            logprob, alts = -rng.uniform(0.01, 1.0), []
+            for t in ranked:
+                alts.append(entry(t, round(logprob, 4)))
+                logprob -= rng.uniform(0.05, 1.5)
+            items.append({**entry(token, next(a["logprob"] for a in alts if a["bytes"] == list(token))),
+                          "top_logprobs": alts})
+    return {"content": items, "refusal": None}
+
+
 def random_fault(seed: int, body: dict, attempt: int, p429: float, p500: float, faulty_attempts: int = 0) -> str | None:
     """The injected fault of one attempt: independent per attempt, yet reproducible (the benchmark replays it).
 
@@ -80,6 +115,7 @@ class FakeOpenAI:
         # the error file, as the Batch API does)
         self.batch_end, self.batch_partial = "completed", 0.5
         self.port, self.seed = port, seed
+        self.honor_logprobs = True  # False: a server that ignores logprobs/top_logprobs
         self.attempts: Counter = Counter()
         self.bodies: list[dict] = []  # every chat request body received, in order
         self.log: list[tuple[float, str, int]] = []
@@ -99,13 +135,16 @@ class FakeOpenAI:
 
     def completion(self, body: dict, finish_reason: str | None = None) -> dict:
         content, finish = self.responder(body)
+        choice = {"index": 0, "message": {"role": "assistant", "content": content},
+                  "finish_reason": finish_reason or finish}
+        if body.get("logprobs") and self.honor_logprobs:
+            choice["logprobs"] = fake_logprobs(content, int(body.get("top_logprobs") or 0), key_of(body))
         return {
             "id": "chatcmpl-" + key_of(body)[:12],
             "object": "chat.completion",
             "created": 0,
             "model": body.get("model", "fake"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                         "finish_reason": finish_reason or finish}],
+            "choices": [choice],
             "usage": {"prompt_tokens": sum(len(m["content"].split()) for m in body["messages"]),
                       "completion_tokens": len(content.split()),
                       "total_tokens": 0},

@@ -4,6 +4,8 @@ Instruction-generation requests are built exactly (their prompts are known befor
 Responses depend on instructions not generated yet: once instructions.jsonl exists they are exact,
 before that each subset's response prompt is estimated from Table 1's average instruction length.
 Completion tokens are always estimates from Table 1's average lengths (config: dry_run_estimates).
+With teacher.logprobs=k the response rows' completion tokens also give the size of their top-k log-probs, in
+the request store and in D_ALL's sidecar; they cost no tokens (the API does not charge for logprobs).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from lamini_lm.distill.seed_pools import load_pool, needed_pools
 from lamini_lm.distill.stages import Context, response_request
 from lamini_lm.errors import UserError
 from lamini_lm.files import write_atomic
+from lamini_lm.logprobs import SIDECAR, size_estimate
 from lamini_lm.subsets import GENERATED, ORIGINAL, SUBSETS, per_subset
 from lamini_lm.teachers import tokens as tok
 
@@ -56,7 +59,14 @@ def plan(ctx: Context) -> dict:
     known = all(r["cost_sync_usd"] is not None for r in rows.values())
     total["cost_sync_usd"] = sum(r["cost_sync_usd"] for r in rows.values()) if known else None
     total["cost_batch_usd"] = sum(r["cost_batch_usd"] for r in rows.values()) if known else None
-    return {"model": model, "rows": rows, "total": total, "notes": notes}
+    result = {"model": model, "rows": rows, "total": total, "notes": notes}
+    k = ctx.teacher.logprobs
+    if k:
+        tokens = sum(r["completion_tokens_est"] for name, r in rows.items() if name.startswith("responses/"))
+        size = size_estimate(k, tokens)
+        result["logprobs"] = {"k": k, "response_tokens_est": tokens, "store_bytes_est": size["store"],
+                              "sidecar_bytes_est": size["sidecar"]}
+    return result
 
 
 def _instruction_rows(ctx: Context, notes: list[str]) -> dict[str, tuple]:
@@ -128,10 +138,24 @@ def show(result: dict) -> str:
     for name, r in list(result["rows"].items()) + [("TOTAL", result["total"])]:
         lines.append(f"{name:44s} {r['requests']:>10,d} {r['prompt_tokens']:>13,d} "
                      f"{r['completion_tokens_est']:>13,d} {money(r['cost_sync_usd']):>12s} {money(r['cost_batch_usd']):>12s}")
+    lp = result.get("logprobs")
+    if lp:
+        lines.append(f"teacher.logprobs={lp['k']}: the top {lp['k']} alternatives of ~{lp['response_tokens_est']:,} "
+                     f"response tokens, ~{_size(lp['store_bytes_est'])} in requests/responses.jsonl and "
+                     f"~{_size(lp['sidecar_bytes_est'])} in {SIDECAR}; no extra cost (the API charges no tokens "
+                     "for logprobs)")
     lines += [f"note: {n}" for n in result["notes"]]
     if result["total"]["cost_sync_usd"] is None:
         lines.append(f"no price for model '{result['model']}' in the prices config: add one to get costs")
     return "\n".join(lines)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} GB"
 
 
 def run(ctx: Context) -> dict:

@@ -11,7 +11,8 @@ from lamini_lm import analysis
 from lamini_lm.config import typed
 from lamini_lm.distill import dryrun
 from lamini_lm.distill.spec import GenerateSpec
-from lamini_lm.distill.stages import Context, assemble, run_instructions, run_responses
+from lamini_lm.distill.assembly import assemble
+from lamini_lm.distill.stages import Context, run_instructions, run_responses
 from lamini_lm.files import DiskFull, is_full
 from lamini_lm.run_lock import RunLock
 from lamini_lm.stopping import stop_signals
@@ -67,5 +68,10 @@ def _stages(ctx: Context):
     if spec.stage in ("all", "assemble"):
         records = assemble(ctx)
         print(f"D_ALL: {len(records)} records -> {ctx.out / 'd_all.jsonl'}")
+        if ctx.logprobs:
+            lp = ctx.logprobs
+            print(f"teacher log-probs (top {lp['k']}): {lp['records']} records, {lp['response_tokens']:,} response "
+                  f"tokens, {lp['bytes'] / 2**20:.1f} MiB ({lp['bytes_per_token']:.1f} bytes a token) -> "
+                  f"{ctx.out / lp['file']}")
         return records
     return None

@@ -1,17 +1,17 @@
-"""The three stages over one output folder: instructions, responses, assembly of D_ALL.
+"""The three stages over one output folder: instructions, responses, assembly of D_ALL (distill/assembly.py).
 
 <out_dir>/
   requests/instructions.jsonl   append-only store of instruction-generation replies (by request id)
   requests/responses.jsonl      append-only store of responses (by request id)
   instructions.jsonl            the kept instructions of all seven subsets, in order
   topics.txt                    the topic list used (topic-guided subset)
-  d_all.jsonl, d_all.parquet, d_all/   D_ALL as JSONL, Parquet and a `datasets` folder
+  d_all.jsonl, d_all.parquet, d_all/   D_ALL as JSONL, Parquet and a `datasets` folder (distill/assembly.py)
+  d_all.logprobs.parquet        the teacher's top-k log-probs per response token (teacher.logprobs > 0)
   report.json                   counts, drops by reason, tokens, cost; failures.jsonl if any failed
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import Counter
@@ -26,7 +26,8 @@ from lamini_lm.distill.decontam import Decontaminator
 from lamini_lm.distill.prompt_builders import PromptsSpec
 from lamini_lm.distill.seed_pools import load_pool, needed_pools
 from lamini_lm.errors import UserError
-from lamini_lm.files import DiskFull, is_full, replacing, replacing_dir, write_atomic
+from lamini_lm.files import write_atomic
+from lamini_lm.logprobs import size_estimate
 from lamini_lm.subsets import GENERATED, SUBSETS
 from lamini_lm.teachers import Teacher, build
 from lamini_lm.teachers.base import request_body
@@ -57,6 +58,7 @@ class Context:
         self._pools = None
         self._decon = None
         self._stores: dict[str, RequestStore] = {}
+        self.logprobs: dict | None = None  # the log-probs sidecar's summary, once D_ALL is assembled with one
 
     @property
     def teacher(self) -> Teacher:
@@ -93,7 +95,11 @@ class Context:
     def store(self, stage: str) -> RequestStore:
         """The stage's request store, opened once per run (close() closes them)."""
         if stage not in self._stores:
-            self._stores[stage] = RequestStore(self.out / "requests" / f"{stage}.jsonl")
+            reserve = None
+            k = self.teacher.logprobs
+            if stage == "responses" and k:  # room for 64 replies in flight, each of max_tokens with its log-probs
+                reserve = RequestStore.RESERVE + 64 * size_estimate(k, self.teacher.max_tokens["responses"])["store"]
+            self._stores[stage] = RequestStore(self.out / "requests" / f"{stage}.jsonl", reserve)
         return self._stores[stage]
 
     def close(self) -> None:
@@ -103,12 +109,17 @@ class Context:
 
     def space_needed(self) -> int:
         """About what the rest of the run writes: the responses still to store (a line per record of D_ALL, as
-        long as those so far, or 1 kB), D_ALL in three formats of about that size each, and the store's reserve."""
+        long as those so far, or 1 kB), D_ALL in three formats of about a line's text each, the log-probs in
+        the store lines and the sidecar (response tokens from dry_run_estimates), and the store's reserve."""
         path = self.out / "requests" / "responses.jsonl"
         done = path.read_bytes().count(b"\n") if path.exists() else 0
-        line = path.stat().st_size // done if done else 1 << 10
         records = sum(n for _, n in self.spec.size.items())
-        return RequestStore.RESERVE + max(0, records - done) * line + 3 * records * line
+        tokens = sum(n * self.spec.dry_run_estimates.response_tokens[s] for s, n in self.spec.size.items())
+        logprobs = size_estimate(int(self.spec.teacher.get("logprobs") or 0), tokens)
+        per_record = logprobs["store"] // max(records, 1)  # of a store line, the log-probs
+        text = max(path.stat().st_size // done - per_record, 256) if done else 1 << 10
+        return (RequestStore.RESERVE + max(0, records - done) * (text + per_record) + 3 * records * text
+                + logprobs["sidecar"])
 
     def send(self, requests: list[Request], store: RequestStore, stage: str) -> dict:
         """Send what the store lacks; any request that finally failed stops the run (after saving), and so does
@@ -219,7 +230,9 @@ def _generate(ctx: Context, planner: ins.Planner) -> tuple[dict, dict, dict, lis
 
 
 def response_request(teacher: Teacher, prompts: PromptsSpec, instruction: str) -> Request:
-    return Request(request_body(teacher, pb.response_messages(prompts, instruction), teacher.max_tokens["responses"]))
+    """A response is distilled: it asks for teacher.logprobs alternatives per token (none at 0: the same id)."""
+    return Request(request_body(teacher, pb.response_messages(prompts, instruction), teacher.max_tokens["responses"],
+                                logprobs=True))
 
 
 def run_responses(ctx: Context) -> None:
@@ -228,95 +241,3 @@ def run_responses(ctx: Context) -> None:
     stats = ctx.send([response_request(ctx.teacher, ctx.spec.prompts, it["instruction"]) for it in items], store,
                      "responses")
     report.update(ctx.out, "responses", {"instructions": len(items), "teacher": stats})
-
-
-def record_id(subset: str, instruction: str) -> str:
-    return hashlib.sha256(f"{subset}\n{instruction}".encode("utf-8")).hexdigest()[:16]
-
-
-def assemble(ctx: Context) -> list[dict]:
-    """D_ALL: every instruction of the seven subsets with its response, as training records."""
-    spec = ctx.spec
-    items = ins.read_instructions(ctx.out / "instructions.jsonl")
-    store = ctx.store("responses")
-    records, drops, missing = [], Counter(), 0
-    per_subset = Counter()
-    for it in items:
-        req = response_request(ctx.teacher, spec.prompts, it["instruction"])
-        reply = store.get(req.id)
-        if reply is None:
-            missing += 1
-            continue
-        if reply.finish_reason == REJECTED:
-            drops["response_rejected"] += 1
-            continue
-        response = reply.content.strip()
-        if not response:
-            drops["empty_response"] += 1
-            continue
-        if reply.finish_reason == "length" and spec.responses.drop_truncated:
-            drops["response_truncated"] += 1
-            continue
-        per_subset[it["subset"]] += 1
-        records.append(
-            {
-                "instruction": it["instruction"],
-                "response": response,
-                "instruction_source": it["subset"],
-                "id": record_id(it["subset"], it["instruction"]),
-                "meta": {
-                    "seed_example_ids": it["seed_ids"],
-                    "topics": it["topics"],
-                    "teacher_model": reply.model,
-                    "instruction_teacher_model": it["teacher_model"],
-                    "usage": reply.usage,
-                    "instruction_request_id": it["instruction_request_id"],
-                    "response_request_id": req.id,
-                },
-            }
-        )
-    if missing:
-        raise UserError(
-            f"{missing} of {len(items)} instructions have no response in {store.path} yet: "
-            "run `python generate.py stage=responses` with the same out_dir first"
-        )
-    _write_outputs(ctx, records)
-    report.update(ctx.out, "assembly", {"records": len(records), "per_subset": dict(per_subset), "dropped": dict(drops)})
-    log.info("D_ALL: %d records in %s", len(records), ctx.out / "d_all.jsonl")
-    return records
-
-
-def _write_outputs(ctx: Context, records: list[dict]) -> None:
-    """D_ALL as JSONL, Parquet and a `datasets` folder, each replacing its old version only once whole."""
-    import datasets  # heavy: imported only where D_ALL is written, so generate.py starts (and fails) fast
-
-    if not ctx.spec.progress:
-        datasets.disable_progress_bars()
-    out = ctx.out
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    try:
-        write_atomic(out / "d_all.jsonl", text)
-        if not records:
-            return
-        ds = datasets.Dataset.from_list(records)
-        with replacing(out / "d_all.parquet") as tmp:
-            ds.to_parquet(str(tmp))
-        with replacing_dir(out / "d_all") as tmp:
-            ds.save_to_disk(str(tmp))
-    except OSError as e:
-        if not is_full(e):
-            raise
-        # the three formats are each about the JSONL's size
-        raise DiskFull(out, 3 * len(text.encode("utf-8")), f"every request is stored in {out / 'requests'}",
-                       f"write D_ALL with `python generate.py stage=assemble out_dir={out}`") from None
-    if ctx.spec.push_to_hub:
-        repo = ctx.spec.push_to_hub
-        try:
-            ds.push_to_hub(repo)
-        except Exception as e:  # the hub is unreachable, the token missing or refused: all files are written
-            first = (str(e).splitlines() or [type(e).__name__])[0][:160]
-            raise UserError(
-                f"push_to_hub={repo} failed ({type(e).__name__}: {first}); D_ALL is saved in {out}; check HF_TOKEN "
-                f"and the network, then push with `python generate.py stage=assemble out_dir={out} push_to_hub={repo}`"
-            ) from None
-        log.info("D_ALL pushed to the hub dataset %s", repo)

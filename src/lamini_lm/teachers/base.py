@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from lamini_lm.errors import UserError
 from lamini_lm.teachers.progress import Stats
@@ -31,10 +32,17 @@ class Teacher(abc.ABC):
     model: str  # the name sent to the server and recorded with every reply
     max_tokens: dict[str, int]  # per generate stage: {instructions: N, responses: N}
     params: dict = field(default_factory=dict)  # sampling parameters sent with every request
+    # the top-k alternatives (and their log-probs) of every response token, stored with each reply; 0 = off. Only
+    # response requests ask for them (instructions and the judge's ratings are not distilled)
+    logprobs: int = 0
     # given by the program at run time, not by the config
     prices: dict | None = None  # USD per 1M tokens by model (conf/prices), for the cost so far
     progress: bool = True  # show a progress bar
     state_dir: Path | str = "."  # this run's folder, for a teacher's own state (e.g. Batch API ids)
+
+    # the most alternatives per token this kind of teacher returns (None: any number); 0 = none, so that a teacher
+    # of your own is refused teacher.logprobs > 0 until it stores them (Reply.logprobs) and raises this
+    max_logprobs: ClassVar[int | None] = 0
 
     def __post_init__(self) -> None:
         # checked when the teacher is built, before any request: a bad value would fail only at the server
@@ -45,6 +53,13 @@ class Teacher(abc.ABC):
         t = (self.params or {}).get("temperature")
         require(t is None or (is_number(t) and t >= 0), "params.temperature", t,
                 "must be a number of at least 0 (0: greedy), or null for the server's default")
+        require(is_whole(self.logprobs) and self.logprobs >= 0, "logprobs", self.logprobs,
+                "must be a whole number of alternatives per response token, at least 0 (0: off)")
+        cap, name = self.max_logprobs, type(self).__name__
+        require(cap != 0 or not self.logprobs, "logprobs", self.logprobs,
+                f"is not something {name} returns: set it to 0 (or use teacher=hf_local or an OpenAI-compatible one)")
+        require(not cap or self.logprobs <= cap, "logprobs", self.logprobs,
+                f"must be at most {cap}: the most alternatives per token that {name} returns (the API's top_logprobs)")
 
     def check(self) -> None:
         """Raise UserError, before any work, if this teacher cannot run (e.g. no API key). Default: nothing to check."""
@@ -81,11 +96,16 @@ def require(ok: bool, key: str, value, rule: str) -> None:
         raise UserError(f"teacher.{key}={value} {rule}")
 
 
-def request_body(teacher: Teacher, messages: list[dict], max_tokens: int, params: dict | None = None) -> dict:
+def request_body(teacher: Teacher, messages: list[dict], max_tokens: int, params: dict | None = None,
+                 logprobs: bool = False) -> dict:
     """The Chat Completions body of a request to `teacher`; everything in it is hashed into the request id.
 
-    `params` override the teacher's params (e.g. the judge's greedy decoding).
+    `params` override the teacher's params (e.g. the judge's greedy decoding). `logprobs`: this request's reply is
+    distilled, so it asks for teacher.logprobs alternatives per token (the API's `logprobs`/`top_logprobs`); with
+    teacher.logprobs=0 the body is the same as without them (the same request id).
     """
     body = {"model": teacher.model, "messages": messages, "max_tokens": int(max_tokens)}
     body.update({k: v for k, v in {**(teacher.params or {}), **(params or {})}.items() if v is not None})
+    if logprobs and teacher.logprobs:
+        body.update(logprobs=True, top_logprobs=int(teacher.logprobs))
     return body

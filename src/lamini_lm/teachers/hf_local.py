@@ -4,6 +4,12 @@ Unlike lamini_lm.inference (students with an Alpaca/raw prompt style), a teacher
 requests go through the tokenizer's chat template, and each reply reports its finish reason and
 token usage like the API does. torch and transformers are imported inside functions: the other
 teachers, the dry run and the judge start without them.
+
+With teacher.logprobs=k a response request also gets the model's own top-k log-probs at every generated
+position: the raw logits of each forward pass (what generate's output_logits returns, before repetition_penalty,
+temperature or top_p bend them), log_softmax in float32, caught by a forward hook that keeps only the top k, so
+a batch holds k values per token instead of output_logits' whole vocabulary per token (SmolLM2 at batch 8 x 256
+tokens: 400 MB; a 128k-vocabulary teacher at 64 x 512: 17 GB).
 """
 
 from __future__ import annotations
@@ -11,16 +17,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
 
 from lamini_lm import assets
 from lamini_lm.errors import UserError
+from lamini_lm.logprobs import TokenLogprobs
 from lamini_lm.teachers.base import Teacher, is_whole, require
 from lamini_lm.teachers.progress import Progress, Stats
 from lamini_lm.teachers.store import Reply, Request, RequestStore
+from lamini_lm.token_bytes import token_bytes
 
 log = logging.getLogger(__name__)
 
 _GEN_KEYS = ("do_sample", "temperature", "top_p", "top_k", "repetition_penalty")
+_BATCH_KEYS = ("max_tokens", *_GEN_KEYS, "top_logprobs")  # requests that differ in these never share a batch
 
 
 def plan_batches(requests: list[Request], lengths: list[int], size: int) -> list[list[Request]]:
@@ -32,7 +44,7 @@ def plan_batches(requests: list[Request], lengths: list[int], size: int) -> list
     """
     groups: dict[tuple, list[tuple[int, str, Request]]] = {}
     for r, n in zip(requests, lengths):
-        key = tuple(repr(r.body.get(k)) for k in ("max_tokens", *_GEN_KEYS))
+        key = tuple(repr(r.body.get(k)) for k in _BATCH_KEYS)
         groups.setdefault(key, []).append((n, r.id, r))
     batches = []
     for key in sorted(groups):
@@ -47,6 +59,9 @@ class HFLocalTeacher(Teacher):
     gguf_file: str | None  # a GGUF file inside model_path (transformers dequantizes it)
     batch_size: int  # requests per generate() call
     _lm: tuple | None = field(default=None, init=False, repr=False)  # (model, tokenizer) once loaded
+    _bytes: list[bytes] | None = field(default=None, init=False, repr=False)  # each token id's bytes, once needed
+
+    max_logprobs: ClassVar[int | None] = None  # any k: the whole distribution is at hand
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -116,13 +131,13 @@ class HFLocalTeacher(Teacher):
                 stats.sent += sum(r.id not in store for r in batch)
                 # with do_sample the draw then depends only on the batch, so a rerun samples it alike
                 torch.manual_seed(int(batch[0].id[:8], 16))
-                with torch.no_grad():
+                with torch.no_grad(), _TopK(model, int(body.get("top_logprobs") or 0)) as top:
                     out = model.generate(**enc, max_new_tokens=int(body["max_tokens"]), pad_token_id=tok.pad_token_id,
                                          **gen)
                 for j, r in enumerate(batch):
                     if r.id in store:  # stored before a kill; recomputed only to keep its batch-mates' padding
                         continue
-                    store.append(r, self._reply(tok, eos, enc, out, j))
+                    store.append(r, self._reply(tok, eos, enc, out, j, top))
                     stats.done += 1
                     stats.add_usage(store.get(r.id).usage)
                     bar.update()
@@ -130,13 +145,55 @@ class HFLocalTeacher(Teacher):
             bar.close()
         return stats
 
-    def _reply(self, tok, eos: set, enc, out, j: int) -> Reply:
+    def _reply(self, tok, eos: set, enc, out, j: int, top: _TopK) -> Reply:
         new = out[j, enc["input_ids"].shape[1]:].tolist()
         ended = next((n for n, t in enumerate(new) if t in eos), None)
-        tokens = new if ended is None else new[:ended]
+        tokens = new if ended is None else new[:ended]  # a stop token is not part of the response
         return Reply(
             content=tok.decode(tokens, skip_special_tokens=True).strip(),
             finish_reason="stop" if ended is not None else "length",
             usage={"prompt_tokens": int(enc["attention_mask"][j].sum()), "completion_tokens": len(tokens)},
             model=self.model,
+            logprobs=self._logprobs(tok, tokens, top, j) if top.k and tokens else None,
         )
+
+    def _logprobs(self, tok, tokens: list[int], top: _TopK, j: int) -> TokenLogprobs:
+        """Sequence j's sampled tokens as the bytes they add to the reply (a special token, which decode skips,
+        adds none) and its top-k alternatives, named by their bytes (a special token by its own text)."""
+        if len(top.steps) < len(tokens):
+            raise RuntimeError(f"generate ran {len(top.steps)} forward passes for {len(tokens)} new tokens")
+        if self._bytes is None:
+            self._bytes = token_bytes(tok, top.width)
+        table, special = self._bytes, set(tok.all_special_ids)
+        values = np.stack([v[j].numpy() for v, _ in top.steps[: len(tokens)]])
+        ids = [i[j].tolist() for _, i in top.steps[: len(tokens)]]
+        return TokenLogprobs([b"" if t in special else table[t] for t in tokens],
+                             [[table[i] for i in row] for row in ids], values)
+
+
+class _TopK:
+    """While generate() runs: the top k of log_softmax(raw logits) at each forward pass's last position, per row of
+    the batch (k = 0: nothing is hooked). steps[t] = (values [batch, k] float32, ids [batch, k]) for new token t."""
+
+    def __init__(self, model, k: int):
+        self.model, self.k = model, k
+        self.steps: list = []
+        self.width = 0  # the output layer's rows (may exceed the tokenizer's length)
+        self._handle = None
+
+    def __enter__(self) -> _TopK:
+        if self.k:
+            self._handle = self.model.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+
+    def _hook(self, module, args, output) -> None:
+        import torch
+
+        logp = torch.log_softmax(output.logits[:, -1].float(), dim=-1)
+        self.width = logp.shape[-1]
+        values, ids = logp.topk(min(self.k, logp.shape[-1]), dim=-1)
+        self.steps.append((values.cpu(), ids.cpu()))

@@ -27,7 +27,9 @@ from lamini_lm.teachers.base import is_number, is_whole, require
 from lamini_lm.teachers.limits import Limiter, Slots, backoff, retry_after
 from lamini_lm.teachers.openai_api import (
     REJECTING,
+    MissingLogprobs,
     OpenAICompatible,
+    missing_logprobs,
     reply_from_body,
     server_message,
     transport_problem,
@@ -145,7 +147,7 @@ class OpenAITeacher(OpenAICompatible):
                     raw = await client.post("/chat/completions", body=req.body, cast_to=httpx2.Response)
                     stats.heard_at = time.monotonic()
                     limiter.observe(raw.headers)
-                    reply = reply_from_body(raw.json(), req.body["model"])
+                    reply = reply_from_body(raw.json(), req.body)
                 except Exception as e:
                     delay = self._after_error(e, req, stats, limiter, tries, rng)
                     if delay is _SETTLED:
@@ -171,6 +173,8 @@ class OpenAITeacher(OpenAICompatible):
         rejected or failed; else the wait before the next attempt (None: the backoff's)."""
         import openai
 
+        if isinstance(e, MissingLogprobs):  # every reply of this server will lack them: stop at the first
+            raise _Fatal(missing_logprobs(self, "a request")) from None
         if isinstance(e, openai.RateLimitError):
             if e.code == "insufficient_quota":  # a 429 that no wait cures
                 raise _Fatal(f"{self.base_url} says the account behind ${self.api_key_env} has no quota left "

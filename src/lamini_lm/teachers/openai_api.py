@@ -13,7 +13,10 @@ import os
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+
 from lamini_lm.errors import UserError
+from lamini_lm.logprobs import TokenLogprobs
 from lamini_lm.secret_keys import check_value
 from lamini_lm.teachers.base import Teacher, is_number, is_whole, require
 from lamini_lm.teachers.progress import Stats
@@ -39,6 +42,7 @@ class OpenAICompatible(Teacher):
     backoff_max: float
 
     batch_priced: ClassVar[bool] = False  # which price columns the cost so far uses
+    max_logprobs: ClassVar[int | None] = 20  # the Chat Completions API's most top_logprobs per token
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -135,10 +139,24 @@ def server_message(e) -> str:
     return msg.splitlines()[0][:200] if msg else type(e).__name__
 
 
-def reply_from_body(body: dict, model: str) -> Reply:
-    """A Chat Completions body (a sync reply or a Batch API output line) as a Reply.
+class MissingLogprobs(ValueError):
+    """A reply with text but without the log-probs its request asked for: the server ignores `logprobs`."""
 
-    Reads only the fields we keep; anything else malformed raises, and the caller retries or counts it.
+
+def missing_logprobs(teacher: OpenAICompatible, what: str) -> str:
+    """The one line that stops a run whose server answers without the log-probs asked for. Such replies are not
+    stored: a stored reply would never be asked again, from this server or a better one (same request id)."""
+    return (f"teacher.logprobs={teacher.logprobs}: {teacher.base_url} answered {what} without log-probs (it ignores "
+            f"logprobs/top_logprobs), not stored. Use a server that returns them (the OpenAI API, vLLM) or "
+            f"teacher.logprobs=0, then run the same command")
+
+
+def reply_from_body(body: dict, request: dict) -> Reply:
+    """A Chat Completions body (a sync reply or a Batch API output line) to ``request`` (its body) as a Reply.
+
+    Reads only the fields we keep; anything else malformed raises, and the caller retries or counts it. A request
+    with top_logprobs gets its reply's choices[0].logprobs.content (each token's bytes, else its text as UTF-8, and
+    its top_logprobs): MissingLogprobs when a reply with text has none.
     """
     choice = body["choices"][0]
     content = choice["message"].get("content")
@@ -147,6 +165,7 @@ def reply_from_body(body: dict, model: str) -> Reply:
     # a completion without content (a refusal, a content filter) is still an answer: stored as "",
     # later counted as an empty reply instead of being asked again forever
     usage = body.get("usage") or {}
+    k = int(request.get("top_logprobs") or 0)
     return Reply(
         content=content or "",
         finish_reason=choice.get("finish_reason") or "stop",
@@ -154,5 +173,27 @@ def reply_from_body(body: dict, model: str) -> Reply:
             "prompt_tokens": int(usage.get("prompt_tokens") or 0),
             "completion_tokens": int(usage.get("completion_tokens") or 0),
         },
-        model=body.get("model") or model,
+        model=body.get("model") or request["model"],
+        logprobs=_logprobs(choice, k) if k and content else None,
     )
+
+
+def _logprobs(choice: dict, k: int) -> TokenLogprobs:
+    items = (choice.get("logprobs") or {}).get("content") or []
+    if not items:
+        raise MissingLogprobs("a reply with text but no logprobs.content")
+    tokens, tops = [], []
+    lps = np.full((len(items), k), -np.inf, dtype=np.float32)
+    for i, item in enumerate(items):
+        tokens.append(_token_bytes(item))
+        # most likely first, at most k (a server may add the sampled token to its top list)
+        alts = sorted(item.get("top_logprobs") or [], key=lambda a: -float(a["logprob"]))[:k]
+        tops.append([_token_bytes(a) for a in alts])
+        lps[i, : len(alts)] = [float(a["logprob"]) for a in alts]
+    return TokenLogprobs(tokens, tops, lps)
+
+
+def _token_bytes(item: dict) -> bytes:
+    # `bytes` is exact where a token holds part of a character; the token's text is not then
+    raw = item.get("bytes")
+    return bytes(raw) if raw is not None else item["token"].encode("utf-8")

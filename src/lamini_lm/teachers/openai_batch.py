@@ -24,7 +24,9 @@ from lamini_lm.jsonl import cut_torn_tail, iter_jsonl
 from lamini_lm.teachers.limits import backoff
 from lamini_lm.teachers.openai_api import (
     REJECTING,
+    MissingLogprobs,
     OpenAICompatible,
+    missing_logprobs,
     reply_from_body,
     server_message,
     transport_problem,
@@ -178,7 +180,7 @@ class OpenAIBatchTeacher(OpenAICompatible):
                 await asyncio.sleep(float(self.poll_interval))
 
     def _join(self, text: str, by_id, store, stats) -> int:
-        n = 0
+        n, without_logprobs = 0, 0
         for line in text.splitlines():
             if not line.strip():
                 continue
@@ -197,13 +199,18 @@ class OpenAIBatchTeacher(OpenAICompatible):
                 stats.failures.append({"id": req.id, "error": f"batch: {err.get('message', err)}"})
                 continue
             try:
-                reply = reply_from_body(resp["body"], req.body["model"])
+                reply = reply_from_body(resp["body"], req.body)
+            except MissingLogprobs:
+                without_logprobs += 1
+                continue
             except Exception as e:
                 stats.failures.append({"id": req.id, "error": f"batch: malformed completion ({type(e).__name__})"})
                 continue
             store.append(req, reply)
             stats.done += 1
             stats.add_usage(reply.usage)
+        if without_logprobs:  # the batch stays uncollected: its output is kept on the server for a later rerun
+            raise UserError(missing_logprobs(self, f"{without_logprobs} requests of a batch"))
         return n
 
 

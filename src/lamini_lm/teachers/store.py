@@ -10,6 +10,10 @@ holds RESERVE bytes of the disk; the first append that finds the disk full frees
 room, and sets ``full``, so the teacher sends nothing more while the replies already in flight are still
 stored.
 
+A reply may carry the teacher's top-k log-probs of its tokens (``Reply.logprobs``, written in the line as
+TokenLogprobs.to_json()): they are kept on disk, not in memory (the store remembers where each such line is;
+``logprobs(id)`` reads it back), so a store of millions of distilled replies opens in bounded memory.
+
 Durable: a line is on disk (fdatasync) once a ``sync`` that began after it has ended. Teachers count a
 reply as done only after that: ``await store.synced()`` (concurrent replies share one sync, run in a
 thread, so the event loop goes on) or ``store.sync()``. A sync per append blocks the event loop, 0.15 ms
@@ -24,12 +28,13 @@ import errno
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lamini_lm.errors import UserError
 from lamini_lm.files import FULL, DiskFull, sync_dir
-from lamini_lm.jsonl import cut_torn_tail, iter_jsonl
+from lamini_lm.jsonl import cut_torn_tail, iter_jsonl_spans
+from lamini_lm.logprobs import TokenLogprobs
 
 
 def request_id(body: dict) -> str:
@@ -55,6 +60,9 @@ class Reply:
     usage: dict  # prompt_tokens, completion_tokens
     model: str
     error: str | None = None  # why a rejected request was refused
+    # the teacher's top-k alternatives per token of `content` (before its strip), when the request asked for them;
+    # what RequestStore.get returns leaves them on disk: RequestStore.logprobs(id) reads them
+    logprobs: TokenLogprobs | None = field(default=None, compare=False, repr=False)
 
 
 REJECTED = "rejected"
@@ -80,13 +88,17 @@ class RequestStore:
 
     RESERVE = 4 << 20  # room for the replies in flight when the disk fills: 64 at once, up to 64 KiB a line
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, reserve: int | None = None):
         self.path = Path(path)
         self.reserve = self.path.with_name(self.path.name + ".reserve")
+        # bytes to hold: RESERVE, or more where replies carry log-probs (lines of up to a few hundred kB)
+        self.reserve_bytes = self.RESERVE if reserve is None else int(reserve)
         self.full = False  # the disk filled up: send nothing more, store what is in flight
         self._reserved = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._results: dict[str, Reply] = {}
+        self._logprobs_at: dict[str, tuple[int, int]] = {}  # id -> (offset, length) of its line, if it has them
+        self._reader: int | None = None
         self._load()
         created = not self.path.exists()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -101,13 +113,18 @@ class RequestStore:
             return
         cut_torn_tail(self.path)  # a killed run's torn last line: cut off before we append
         fix = "this file is written only by generate.py: restore it or delete that line"
-        for where, rec in iter_jsonl(self.path, fix):
+        for where, offset, length, rec in iter_jsonl_spans(self.path, fix):
             try:
-                reply = Reply(**rec["reply"])
+                fields = dict(rec["reply"])
+                has_logprobs = fields.pop("logprobs", None) is not None
+                reply = Reply(**fields)
                 rid = rec["id"]
-            except (KeyError, TypeError) as e:
+            except (KeyError, TypeError, ValueError) as e:
                 raise UserError(f"{where}: not a request-store line ({type(e).__name__}); {fix}") from None
-            self._results.setdefault(rid, reply)
+            if rid not in self._results:
+                self._results[rid] = reply
+                if has_logprobs:
+                    self._logprobs_at[rid] = (offset, length)
 
     def hold_reserve(self) -> None:
         """Keep RESERVE bytes of the disk for this store (until release_reserve or close) while requests are sent;
@@ -117,7 +134,7 @@ class RequestStore:
         try:
             fd = os.open(self.reserve, os.O_WRONLY | os.O_CREAT, 0o644)
             try:
-                _allocate(fd, self.RESERVE)
+                _allocate(fd, self.reserve_bytes)
             finally:
                 os.close(fd)
         except OSError as e:
@@ -125,7 +142,7 @@ class RequestStore:
             if e.errno not in FULL:
                 raise
             self.full = True
-            raise self.disk_full(self.RESERVE) from None
+            raise self.disk_full(self.reserve_bytes) from None
         self._reserved = True
 
     def release_reserve(self) -> None:
@@ -145,7 +162,21 @@ class RequestStore:
         return len(self._results)
 
     def get(self, rid: str) -> Reply | None:
+        """The stored reply (its log-probs left on disk: see logprobs)."""
         return self._results.get(rid)
+
+    def has_logprobs(self, rid: str) -> bool:
+        return rid in self._logprobs_at
+
+    def logprobs(self, rid: str) -> TokenLogprobs | None:
+        """The stored reply's top-k log-probs, read from its line; None when it has none."""
+        at = self._logprobs_at.get(rid)
+        if at is None:
+            return None
+        if self._reader is None:
+            self._reader = os.open(self.path, os.O_RDONLY)
+        line = os.pread(self._reader, at[1], at[0])
+        return TokenLogprobs.from_json(json.loads(line)["reply"]["logprobs"])
 
     def missing(self, requests: list[Request]) -> list[Request]:
         """Requests not yet finished, each id once, in the given order."""
@@ -168,6 +199,8 @@ class RequestStore:
         if req.id in self._results:
             return
         fields = {k: v for k, v in reply.__dict__.items() if v is not None}
+        if reply.logprobs is not None:
+            fields["logprobs"] = reply.logprobs.to_json()
         line = json.dumps({"id": req.id, "request": req.body, "reply": fields}, ensure_ascii=False) + "\n"
         data = line.encode("utf-8")
         try:
@@ -186,7 +219,9 @@ class RequestStore:
                 if e2.errno not in FULL:
                     raise
                 raise self.disk_full(len(data)) from None
-        self._results[req.id] = reply
+        if reply.logprobs is not None:
+            self._logprobs_at[req.id] = (self._size - len(data), len(data))
+        self._results[req.id] = replace(reply, logprobs=None)  # on disk only
         self._written += 1
 
     def _write(self, data: bytes) -> None:
@@ -226,6 +261,9 @@ class RequestStore:
 
     def close(self) -> None:
         """Sync, close, and give the reserve back to the disk."""
+        if self._reader is not None:
+            os.close(self._reader)
+            self._reader = None
         if self._fd < 0:
             return
         try:
