@@ -3,6 +3,7 @@ into one row with no padding at all (data.packing=padding_free)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from lamini_lm.models.families import IGNORE_INDEX
@@ -10,25 +11,35 @@ from lamini_lm.models.families import IGNORE_INDEX
 
 class TokenizedSet:
     """Map-style dataset over the tokenised records. ``__getitems__`` fetches a whole micro-batch in one
-    Arrow read (torch's DataLoader uses it when present) and passes its step normaliser along."""
+    Arrow read (torch's DataLoader uses it when present) and passes its step normaliser along; ``columns``: an
+    objective's per-target columns to fetch too, each example's as one numpy array."""
 
-    def __init__(self, hf_dataset):
+    def __init__(self, hf_dataset, columns=()):
         self.ds = hf_dataset.select_columns(["input_ids", "labels"])
+        self.extra = hf_dataset.select_columns(list(columns)).with_format("arrow") if columns else None
 
     def __len__(self) -> int:
         return len(self.ds)
 
     def __getitems__(self, indices):
         rows = self.ds[list(indices)]
+        if self.extra is not None:
+            table = self.extra[list(indices)]
+            rows.update({name: list(table[name].combine_chunks().to_numpy(zero_copy_only=False))
+                         for name in table.column_names})
         return rows, getattr(indices, "step_target_tokens", None)
 
 
 class Collate:
-    def __init__(self, pad_token_id: int, separate_labels: bool, packed: bool = False, pack_limit: int | None = None):
+    def __init__(self, pad_token_id: int, separate_labels: bool, packed: bool = False, pack_limit: int | None = None,
+                 columns: dict[str, int] | None = None):
         self.pad_token_id = pad_token_id
         self.separate_labels = separate_labels  # the labels are a second (decoder) sequence: Family.separate_labels
         self.packed = packed  # one row of concatenated examples (data.packing=padding_free, a varlen attention)
         self.pack_limit = pack_limit  # Family.pack_limit: a micro-batch whose row would be longer is padded
+        # an objective's per-target columns (training/objectives/base.py Columns.widths): name -> values per target
+        # token; each example holds its target tokens' rows, so the batch's are theirs in the examples' order
+        self.columns = dict(columns or {})
 
     def __call__(self, item) -> dict:
         rows, step_target_tokens = item
@@ -36,6 +47,10 @@ class Collate:
         # counted on the rows, not the batch: a packed row unmarks first tokens, which no mode predicts
         target_tokens = sum(v != IGNORE_INDEX for y in rows["labels"] for v in y)
         batch["step_target_tokens"] = torch.tensor(step_target_tokens or target_tokens, dtype=torch.float)
+        for name, width in self.columns.items():
+            if name in rows:  # [target tokens, width], in the target order of padded and packed rows alike
+                values = np.concatenate([np.asarray(x) for x in rows[name]]) if len(rows[name]) else np.zeros(0)
+                batch[name] = torch.from_numpy(values.reshape(-1, width))
         return batch
 
     def _fits(self, rows) -> bool:

@@ -23,7 +23,7 @@ class InstructionDataModule(pl.LightningDataModule):
     def __init__(self, reader, tokenizer, style: PromptStyle, family: Family, *, global_batch_size: int,
                  micro_batch_size: int, val_size: float | int, max_source_length: int, max_target_length: int,
                  mask_prompt: bool = True, seed: int = 42, num_workers: int = 0, context: int | None = None,
-                 packing: str = "padded"):
+                 packing: str = "padded", objective=None):
         super().__init__()
         self.reader, self.tokenizer, self.style, self.family = reader, tokenizer, style, family
         self.global_batch_size, self.micro_batch_size = global_batch_size, micro_batch_size
@@ -31,6 +31,7 @@ class InstructionDataModule(pl.LightningDataModule):
         self.tokenize = Tokenize(tokenizer, style, family, max_source_length, max_target_length, mask_prompt, context)
         self.collate = Collate(tokenizer.pad_token_id, separate_labels=family.separate_labels,
                                packed=packing == "padding_free" and family.can_pack, pack_limit=family.pack_limit)
+        self.objective = objective  # the training objective, which may add per-target columns (None: none)
         self.train_set = self.val_set = None
         self.dropped_empty = self.val_duplicates = 0
 
@@ -42,6 +43,10 @@ class InstructionDataModule(pl.LightningDataModule):
         self.dropped_empty = len(ds) - len(kept)
         if not len(kept):
             raise UserError(f"every one of the {len(ds)} records has an empty instruction or response (data.path)")
+        if self.objective is not None and self.tokenize.columns is None:  # once: prepare_data, then setup
+            self.tokenize.columns = self.objective.columns(kept, self.tokenizer, self.family,
+                                                           getattr(self.reader, "path", None))
+            self.collate.columns = self.tokenize.columns.widths if self.tokenize.columns else {}
         return kept.map(self.tokenize, batched=True, desc="tokenize")
 
     def prepare_data(self) -> None:
@@ -97,10 +102,11 @@ class InstructionDataModule(pl.LightningDataModule):
             world_size=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0,
             seed=self.seed, order=self.family.order, row_tokens=row_tokens, pack_limit=self.family.pack_limit,
         )
-        return make_loader(TokenizedSet(self.train_set), sampler, self.collate, self.num_workers)
+        return make_loader(TokenizedSet(self.train_set, self.collate.columns), sampler, self.collate, self.num_workers)
 
     def val_dataloader(self):
-        # every rank scores the whole (small) validation split, sorted by length to waste no padding
+        # every rank scores the whole (small) validation split, sorted by length to waste no padding; its loss is the
+        # NLL whatever the objective, so no objective's columns are read
         lengths = self.val_set["source_length"]
         order = sorted(range(len(lengths)), key=lengths.__getitem__)
         batches = [order[i:i + self.micro_batch_size] for i in range(0, len(order), self.micro_batch_size)]

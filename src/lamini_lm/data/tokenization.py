@@ -15,7 +15,7 @@ class Tokenize:
     """A picklable batched `datasets.map` function; its fields enter the datasets cache fingerprint."""
 
     def __init__(self, tokenizer, style: PromptStyle, family: Family, max_source_length: int,
-                 max_target_length: int, mask_prompt: bool = True, context: int | None = None):
+                 max_target_length: int, mask_prompt: bool = True, context: int | None = None, columns=None):
         self.tokenizer = tokenizer
         self.style = style
         self.family = family
@@ -23,8 +23,13 @@ class Tokenize:
         self.max_target_length = max_target_length
         self.mask_prompt = mask_prompt
         self.context = context  # the model's positions (Family.context): no example is longer
+        # what the training objective adds to each example (training/objectives/base.py Columns), or None
+        self.columns = columns
 
     def __call__(self, batch: dict) -> dict:
         prompts = [self.style.apply(x) for x in batch["instruction"]]
-        return self.family.encode(self.tokenizer, prompts, batch["response"], self.max_source_length,
-                                  self.max_target_length, self.mask_prompt, context=self.context)
+        out = self.family.encode(self.tokenizer, prompts, batch["response"], self.max_source_length,
+                                 self.max_target_length, self.mask_prompt, context=self.context)
+        if self.columns is not None:
+            out.update(self.columns(batch, out))
+        return out

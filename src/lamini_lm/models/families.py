@@ -102,17 +102,30 @@ class Family:
         return source_length + (target_length if self.separate_labels else 0)
 
     # -- training ---------------------------------------------------------------------------------
-    def token_nll(self, model, batch: dict) -> torch.Tensor:
-        """Summed NLL over the micro-batch's target tokens (labels == IGNORE_INDEX are ignored)."""
+    def target_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The student's logits at the micro-batch's target tokens, [N, V] in float32 or wider, and those tokens,
+        [N]: what every training objective starts from. One order, the batch's target order: row by row, left to
+        right (a packed row holds its examples in order), so each example's targets come as ``target_positions``
+        lists them, examples in the batch's order, padded or packed alike. Only these N hidden states are
+        projected onto the vocabulary."""
         raise NotImplementedError
 
-    def module(self, backbone, model, optim, tokenizer=None):
-        """The LightningModule that trains this family (the shared one, which asks ``token_nll``), from the
-        backbone and the typed model and optimizer configs (ModelSpec, OptimSpec); the tokenizer renders a
-        ``chat`` prompt style."""
+    def target_positions(self, labels: list[int]) -> list[int]:
+        """The positions of one example's labels that ``target_logits`` predicts, in its order."""
+        raise NotImplementedError
+
+    def token_nll(self, model, batch: dict) -> torch.Tensor:
+        """Summed NLL over the micro-batch's target tokens (labels == IGNORE_INDEX are ignored)."""
+        logits, targets = self.target_logits(model, batch)
+        return F.cross_entropy(logits, targets, reduction="sum")
+
+    def module(self, backbone, model, optim, tokenizer=None, objective=None):
+        """The LightningModule that trains this family (the shared one, whose loss the ``objective`` computes,
+        by default the sequence NLL), from the backbone and the typed model and optimizer configs (ModelSpec,
+        OptimSpec); the tokenizer renders a ``chat`` prompt style."""
         from lamini_lm.models.tuner import InstructionTuner
 
-        return InstructionTuner(backbone, self, model, optim, tokenizer)
+        return InstructionTuner(backbone, self, model, optim, tokenizer, objective)
 
     # -- inference --------------------------------------------------------------------------------
     def generate(self, model, tokenizer, prompts: list[str], max_new_tokens: int = 128, **generate_kwargs) -> list[str]:
@@ -154,9 +167,9 @@ def _tokenizer_limit(tokenizer) -> int | None:
     return n if n and n < 1_000_000 else None
 
 
-def _nll_at(model, keep: torch.Tensor, targets: torch.Tensor, **inputs) -> torch.Tensor:
-    """Summed NLL of ``targets``, projecting onto the vocabulary only the hidden states where ``keep``:
-    not over masked prompt tokens and padding (the output layer is ~30% of GPT-2's FLOPs, a large share
+def _logits_at(model, keep: torch.Tensor, **inputs) -> torch.Tensor:
+    """The logits of the hidden states where ``keep`` (row-major), projecting onto the vocabulary only those:
+    not the masked prompt tokens and padding (the output layer is ~30% of GPT-2's FLOPs, a large share
     of T5's). A pre-hook hands the model's own output layer just those rows, so any scaling the model
     applies before it (T5 with tied embeddings) is kept."""
     head = model.get_output_embeddings()
@@ -168,7 +181,7 @@ def _nll_at(model, keep: torch.Tensor, targets: torch.Tensor, **inputs) -> torch
     finally:
         handle.remove()
     # half/bf16 logits are raised to float32 for the softmax; float64 stays float64 (the exactness tests)
-    return F.cross_entropy(logits.to(torch.promote_types(logits.dtype, torch.float32)), targets, reduction="sum")
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
 class DecoderOnly(Family):
@@ -207,12 +220,16 @@ print(generator(prompt, max_new_tokens=256, do_sample=False)[0]["generated_text"
         return {"input_ids": input_ids, "labels": labels, "source_length": [len(x) for x in input_ids],
                 "target_length": [sum(1 for v in lab if v != IGNORE_INDEX) for lab in labels]}
 
-    def token_nll(self, model, batch):
+    def target_logits(self, model, batch):
         # hidden state t predicts token t+1
         targets = batch["labels"][:, 1:]
         keep = F.pad(targets != IGNORE_INDEX, (0, 1), value=False)
-        return _nll_at(model, keep, targets[targets != IGNORE_INDEX], input_ids=batch["input_ids"],
-                       **_row_inputs(batch))
+        return _logits_at(model, keep, input_ids=batch["input_ids"], **_row_inputs(batch)), \
+            targets[targets != IGNORE_INDEX]
+
+    def target_positions(self, labels):
+        # the first token is predicted by nothing (alone), or by the previous example (packed): never a target
+        return [i for i in range(1, len(labels)) if labels[i] != IGNORE_INDEX]
 
     def prompt_limit(self, context, max_new_tokens):
         # prompt and completion share the positions: a prompt longer than this loses its start
@@ -263,7 +280,10 @@ print(tokenizer.decode(ids[0], skip_special_tokens=True))"""
         group = 4 * micro_batch_size
         return [i for g in range(0, len(batch), group) for i in sorted(batch[g:g + group], key=src.__getitem__)]
 
-    def token_nll(self, model, batch):
+    def target_positions(self, labels):
+        return [i for i, v in enumerate(labels) if v != IGNORE_INDEX]
+
+    def target_logits(self, model, batch):
         labels = batch["labels"]
         # decoder input = labels shifted right (T5's own rule); passing labels instead would also make the
         # model compute a mean loss we do not use
@@ -272,8 +292,8 @@ print(tokenizer.decode(ids[0], skip_special_tokens=True))"""
             # not from the previous example's last label
             decoder_input_ids[:, batch["cu_seq_lens_q"][:-1].long()] = model.config.decoder_start_token_id
         keep = labels != IGNORE_INDEX
-        return _nll_at(model, keep, labels[keep], input_ids=batch["input_ids"], decoder_input_ids=decoder_input_ids,
-                       **_row_inputs(batch))
+        return _logits_at(model, keep, input_ids=batch["input_ids"], decoder_input_ids=decoder_input_ids,
+                          **_row_inputs(batch)), labels[keep]
 
 
 def from_hf_config(config) -> Family:

@@ -1,6 +1,7 @@
-"""The LightningModule for instruction tuning; the model's family (models/families.py) supplies the NLL.
+"""The LightningModule for instruction tuning; the training objective (training/objectives/, conf/objective/)
+computes the loss from what the model's family (models/families.py) gives it, by default the sequence NLL.
 
-The loss of a micro-batch is its summed token NLL divided by the number of target tokens of the whole
+The loss of a micro-batch is its summed token loss divided by the number of target tokens of the whole
 global batch (``step_target_tokens``, from the batch plan) and multiplied by accumulation x world size,
 which Lightning's accumulation and DDP's gradient averaging divide out again. So every target token of
 a global batch weighs the same, whatever the micro-batch size, the device count or the padding, and
@@ -18,16 +19,20 @@ import torch
 
 from lamini_lm.models.families import IGNORE_INDEX, Family
 from lamini_lm.models.spec import ModelSpec
+from lamini_lm.training.objectives.base import Objective
+from lamini_lm.training.objectives.sequence import Sequence
 from lamini_lm.training.spec import OptimSpec
 
 # transformers' schedulers are imported in configure_optimizers only: importing them costs seconds
 
 
 class InstructionTuner(pl.LightningModule):
-    def __init__(self, backbone, family: Family, model: ModelSpec, optim: OptimSpec, tokenizer=None):
+    def __init__(self, backbone, family: Family, model: ModelSpec, optim: OptimSpec, tokenizer=None,
+                 objective: Objective | None = None):
         super().__init__()
         self.model = backbone
         self.family = family
+        self.objective = objective or Sequence()
         self.optim = optim
         self.style = family.style(model.prompt_style, tokenizer)
         self.save_hyperparameters({"model": asdict(model), "optim": asdict(optim)})
@@ -38,13 +43,17 @@ class InstructionTuner(pl.LightningModule):
         return self.family.token_nll(self.model, batch)
 
     def training_step(self, batch, batch_idx):
-        nll = self.token_nll(batch)
+        loss = self.objective.loss(self.family, self.model, batch)
         scale = self.trainer.accumulate_grad_batches * self.trainer.world_size
         n_tokens = (batch["labels"] != IGNORE_INDEX).sum().clamp(min=1)
-        self.log("train/loss", nll.detach() / n_tokens, prog_bar=True, batch_size=len(batch["input_ids"]))
-        return nll / batch["step_target_tokens"] * scale
+        size = len(batch["input_ids"])
+        self.log("train/loss", loss.total.detach() / n_tokens, prog_bar=True, batch_size=size)
+        for name, value in loss.logs.items():
+            self.log(f"train/{name}", value, batch_size=size)
+        return loss.total / batch["step_target_tokens"] * scale
 
     def validation_step(self, batch, batch_idx):
+        # the NLL of the held-out responses whatever the objective: runs of different objectives compare
         nll = self.token_nll(batch)
         n_tokens = (batch["labels"] != IGNORE_INDEX).sum()
         # token-weighted mean over the whole split: weight each batch by its token count

@@ -18,8 +18,11 @@ from lamini_lm.run_lock import is_first_process
 # what is optimised: the student, the data and its order, the batch and its split across devices (the saved
 # data position counts micro-batches per rank), the seed, the optimizer and schedule, the numerics. Not in it:
 # logging, callbacks, checkpoint cadence, and trainer.max_epochs (training longer is a resume's purpose).
-RECIPE_KEYS = ("model", "data", "optim", "seed", "global_batch_size", "micro_batch_size", "trainer.precision",
-               "trainer.gradient_clip_val", "trainer.devices", "trainer.num_nodes", "trainer.strategy")
+RECIPE_KEYS = ("model", "data", "optim", "objective", "seed", "global_batch_size", "micro_batch_size",
+               "trainer.precision", "trainer.gradient_clip_val", "trainer.devices", "trainer.num_nodes",
+               "trainer.strategy")
+# what a recipe without an objective (a run recorded before it was a recipe key) trained with
+EARLIER_OBJECTIVE = {"objective._target_": "lamini_lm.training.objectives.sequence.Sequence"}
 NOT_RECIPE = ("data.num_workers",)  # how fast batches arrive, not which
 EARLIER_CONFIG = ".hydra.before_resume"  # the run's .hydra/ while a resume's recipe is checked
 
@@ -66,9 +69,9 @@ def check(run_dir: Path, record: dict, resuming_from: str | None, allow_change: 
     """Record the recipe of a new run; compare a resume's with the one its checkpoint was trained with (this
     folder's, or that of the run the checkpoint comes from); see the module's docstring."""
     path, earlier = run_dir / "recipe.json", run_dir / EARLIER_CONFIG
-    new = recipe(record)
+    new = _with_objective(recipe(record))
     trained = _trained_with(run_dir, resuming_from)
-    old = json.loads(trained.read_text()) if trained else new
+    old = _with_objective(json.loads(trained.read_text())) if trained else new
     changed = {k: [old.get(k), new.get(k)] for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
     if changed and not allow_change:
         _put_back(run_dir)  # the run's own .hydra/, not the refused command's
@@ -93,6 +96,13 @@ def check(run_dir: Path, record: dict, resuming_from: str | None, allow_change: 
     shutil.rmtree(earlier, ignore_errors=True)
     if changed or trained != path:
         write_atomic(path, json.dumps(new, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def _with_objective(flat: dict) -> dict:
+    """A recipe that names no objective (recorded before it was a recipe key) trained with the sequence one."""
+    if any(k.startswith("objective.") for k in flat):
+        return flat
+    return {**{k: v for k, v in flat.items() if k != "objective"}, **EARLIER_OBJECTIVE}
 
 
 def _trained_with(run_dir: Path, ckpt: str | None) -> Path | None:

@@ -61,6 +61,7 @@ def _fit(spec: TrainSpec, record: dict, output_dir: Path) -> dict:
     ckpt = checkpoints.resolve(spec.ckpt_path, output_dir)
     resume = checkpoints.read(Path(ckpt)) if ckpt else None  # None also for a sharded (folder) checkpoint
     reader = targets.build(spec.data.reader, "data.reader")  # a wrong setting fails before the model loads
+    objective = _objective(spec, reader)
     if is_first_process():
         recipe.check(output_dir, record, ckpt, spec.allow_recipe_change)
     if resume and _finished(spec, resume, output_dir):  # before the heavy imports: a second's answer
@@ -71,14 +72,15 @@ def _fit(spec: TrainSpec, record: dict, output_dir: Path) -> dict:
     stop = StopOnSignal(output_dir / "checkpoints" / checkpoints.LAST)
     with stop.handling():
         try:
-            return _train(spec, record, output_dir, reader, ckpt, resume, stop)
+            return _train(spec, record, output_dir, reader, objective, ckpt, resume, stop)
         except Stopped as e:
             if is_first_process():
                 print(e.line(output_dir), file=sys.stderr)
             sys.exit(e.exit_code)
 
 
-def _train(spec: TrainSpec, record: dict, output_dir: Path, reader, ckpt: str | None, resume, stop) -> dict:
+def _train(spec: TrainSpec, record: dict, output_dir: Path, reader, objective, ckpt: str | None, resume,
+           stop) -> dict:
     import lightning.pytorch as pl
     from lightning.pytorch.loggers import WandbLogger
 
@@ -93,7 +95,7 @@ def _train(spec: TrainSpec, record: dict, output_dir: Path, reader, ckpt: str | 
         log.info("cpu_memory_cache: memory torch frees stays in this process for the next micro-batch")
     # FSDP checkpoints through its own policy (conf/trainer/fsdp.yaml); every other strategy through the model
     checkpoint = spec.activation_checkpointing and type(trainer.strategy).__name__ != "FSDPStrategy"
-    module, datamodule, tokenizer = _build(spec, reader, checkpoint)
+    module, datamodule, tokenizer = _build(spec, reader, checkpoint, objective)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
         _write_rank_record(output_dir, trainer.global_rank, trainer.world_size, record)
@@ -124,9 +126,20 @@ def _finished(spec: TrainSpec, resume, output_dir: Path) -> bool:
     return True
 
 
-def _build(spec: TrainSpec, reader, checkpoint: bool):
-    """The LightningModule (backbone + family + optimizer settings), the DataModule over ``reader``, the tokenizer;
-    ``checkpoint``: wrap the blocks in activation checkpointing."""
+def _objective(spec: TrainSpec, reader):
+    """The training objective (conf/objective/), its settings and the data it needs checked before the model
+    loads."""
+    from lamini_lm.training.objectives.base import Objective
+
+    objective = targets.build(spec.objective or {}, "objective", base=Objective)
+    objective.check(getattr(reader, "path", None))
+    return objective
+
+
+def _build(spec: TrainSpec, reader, checkpoint: bool, objective=None):
+    """The LightningModule (backbone + family + optimizer settings, its loss the ``objective``'s: the sequence NLL
+    when None), the DataModule over ``reader``, the tokenizer; ``checkpoint``: wrap the blocks in activation
+    checkpointing."""
     from lamini_lm.data.datamodule import InstructionDataModule
     from lamini_lm.models.attention import packs
     from lamini_lm.models.backbone import (build_family, checkpoint_blocks, compile_blocks, fuse_gelu, load_model,
@@ -141,7 +154,7 @@ def _build(spec: TrainSpec, reader, checkpoint: bool):
         checkpoint_blocks(backbone)
     if spec.compile:
         compile_blocks(backbone, spec.model.fsdp_block)
-    module = family.module(backbone, spec.model, spec.optim, tokenizer)
+    module = family.module(backbone, spec.model, spec.optim, tokenizer, objective)
     data = spec.data
     datamodule = InstructionDataModule(
         reader, tokenizer, module.style, family,
@@ -149,6 +162,7 @@ def _build(spec: TrainSpec, reader, checkpoint: bool):
         max_source_length=data.max_source_length, max_target_length=data.max_target_length,
         mask_prompt=data.mask_prompt, seed=spec.seed, num_workers=data.num_workers,
         context=family.context(backbone.config), packing=data.packing if packs(backbone) else "padded",
+        objective=objective,
     )
     return module, datamodule, tokenizer
 

@@ -95,6 +95,7 @@ class TrainSpec:
     cpu_memory_cache: bool = True  # freed CPU memory kept for the next micro-batch (training/cpu_heap.py)
     task_name: str = "train"
     # instantiated by Lightning/Hydra as they are: their own constructors check them
+    objective: Any = None  # {_target_: a lamini_lm.training.objectives Objective, its settings} (conf/objective/)
     trainer: Any = None
     logger: Any = None
     callbacks: Any = None
