@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from lamini_lm.models.size import parse_size
+from lamini_lm.models.size import PlannerSpec, parse_size
 
 
 INITS = ("pretrained", "random")
@@ -31,6 +31,8 @@ class ModelSpec:
     gguf_file: Optional[str] = None  # a GGUF file inside hub_id (a folder): transformers dequantizes it to fp32
     attn_implementation: Optional[str] = None  # transformers' attn_implementation; null: its default
     activation_checkpointing: bool = False  # on the paper's hardware (experiment=lamini_paper)
+    # what the planner reads of the architecture (conf/model/base/<model_type>.yaml declares it; models/size.py)
+    planner: Optional[PlannerSpec] = None
 
     def __post_init__(self):
         parse_size(self.params)

@@ -16,34 +16,44 @@ import time
 import torch
 
 from lamini_lm.models.families import IGNORE_INDEX
+from lamini_lm.models.size import PlannerFields, PlannerSpec, evaluate, planner_spec
 
-
-# the decoder's cross-attention keys and values project the encoder's tokens, not the decoder's (T5, BART names)
-CROSS_KV = ("EncDecAttention.k", "EncDecAttention.v", "encoder_attn.k_proj", "encoder_attn.v_proj")
+# an architecture with no planner description: a decoder-only model by transformers' common config names
+UNDESCRIBED = PlannerSpec(PlannerFields(hidden="hidden_size", ffn=None, heads="num_attention_heads",
+                                        attention_width="hidden_size", kv_width="hidden_size",
+                                        layers="num_hidden_layers", activation=None))
 
 
 class FlopCoefficients:
-    """Per-token and per-pair FLOP counts of one transformers model (decoder-only or encoder-decoder)."""
+    """Per-token and per-pair FLOP counts of one transformers model (decoder-only or encoder-decoder), by its
+    architecture's planner description (``planner``: a model config's, typed or not; None: the base config named
+    after its model_type, models/size.py planner_spec): the attention's width and depth, and which of the decoder's
+    weights project the encoder's tokens (cross_kv). An architecture with no description is read as a decoder-only
+    model by transformers' common config names."""
 
-    def __init__(self, model):
+    def __init__(self, model, planner=None):
         cfg = model.config
+        planner = planner_spec(planner, cfg.model_type) or UNDESCRIBED
+        read = lambda name: evaluate(getattr(planner.fields, name), cfg, f"model.planner.fields.{name}")  # noqa: E731
         head = model.get_output_embeddings()
+        encoder = model.get_encoder() if cfg.is_encoder_decoder else None
+        in_encoder = {id(m) for m in encoder.modules()} if encoder is not None else set()
+        cross_kv = tuple(planner.cross_kv)
         self.head = head.weight.numel()
         self.encoder = self.decoder = self.cross_kv = 0
         for name, module in model.named_modules():
             weight = getattr(module, "weight", None)
             if module is head or weight is None or weight.dim() != 2 or isinstance(module, torch.nn.Embedding):
                 continue
-            if name.startswith("encoder."):
+            if id(module) in in_encoder:
                 self.encoder += weight.numel()
-            elif name.endswith(CROSS_KV):
+            elif cross_kv and name.endswith(cross_kv):
                 self.cross_kv += weight.numel()
             else:
                 self.decoder += weight.numel()
-        # query/key width: T5 has its own (num_heads x d_kv), the others use the hidden size
-        self.width = cfg.num_heads * cfg.d_kv if getattr(cfg, "d_kv", None) else cfg.hidden_size
-        self.encoder_layers = cfg.num_hidden_layers if self.encoder else 0  # weights under encoder.: T5's kind
-        self.decoder_layers = getattr(cfg, "num_decoder_layers", None) or cfg.num_hidden_layers
+        self.width = read("attention_width")  # the queries' and keys' width: heads x head width
+        self.encoder_layers = read("layers") if encoder is not None else 0
+        self.decoder_layers = (read("decoder_layers") or read("layers")) if encoder is not None else read("layers")
 
     def of_batch(self, batch: dict, head_rows: int | None = None) -> float:
         """Executed FLOPs of one forward + backward of ``batch`` (as lamini_lm.data.collate.Collate builds it, or

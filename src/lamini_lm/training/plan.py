@@ -80,7 +80,7 @@ def setup(cfg, world: int | None = None) -> Setup:
 
     spec, model = memory.meta_model(cfg)
     shape, strategy, world, _ = memory.plan(cfg, model, world)
-    d = activations.dims(spec.architecture, cfg.fast_gelu)
+    d = activations.dims(spec.planner, spec.architecture, cfg.fast_gelu)
     device = "cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu"
     if cfg.trainer.precision not in memory.PRECISION:
         raise UserError(f"trainer.precision={cfg.trainer.precision}: the planner knows {', '.join(memory.PRECISION)}")
