@@ -13,14 +13,14 @@ import sys
 
 import hydra
 
-from lamini_lm import config  # noqa: F401  (registers the config resolvers)
+from lamini_lm import config  # registers the config resolvers; the one config tree
 from lamini_lm.overrides import check_overrides
 from lamini_lm.rerun import with_own_overrides
 from lamini_lm.run_lock import check_run_folder, hydra_job
 from lamini_lm.secret_keys import refuse_secret_overrides
 
 
-@hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
+@hydra.main(config_path=config.entry_configs(__file__), config_name="evaluate", version_base="1.3")
 @hydra_job
 def main(cfg):
     import logging

@@ -16,7 +16,7 @@ import sys
 
 import hydra
 
-from lamini_lm import config  # noqa: F401  (registers the config resolvers)
+from lamini_lm import config  # registers the config resolvers; the one config tree
 from lamini_lm.overrides import check_overrides
 from lamini_lm.rerun import with_own_overrides
 from lamini_lm.run_lock import check_run_folder, hydra_job
@@ -24,7 +24,7 @@ from lamini_lm.secret_keys import refuse_secret_overrides
 from lamini_lm.training.recipe import keep_earlier_config
 
 
-@hydra.main(config_path="conf", config_name="train", version_base="1.3")
+@hydra.main(config_path=config.entry_configs(__file__), config_name="train", version_base="1.3")
 @hydra_job
 def main(cfg):
     from lamini_lm.training.run import train

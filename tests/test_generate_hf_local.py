@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from tests.helpers.generate_kit import read_jsonl, run
@@ -69,7 +68,9 @@ def test_hf_local_rerun_after_a_kill_forms_the_same_batches_and_replies(tmp_path
     from lamini_lm.teachers import build
     from lamini_lm.teachers.store import RequestStore
 
-    tcfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "teacher" / "hf_local.yaml")
+    from lamini_lm.config import conf_dir
+
+    tcfg = OmegaConf.load(conf_dir() / "teacher" / "hf_local.yaml")
     tcfg.batch_size = 4
     teacher = build(tcfg, prices=None, progress=False)
     model, _ = teacher._load()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import textwrap
 
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from lamini_lm import config
@@ -24,7 +24,7 @@ def page(config_name: str, doc: str, command: str, app: bool = True) -> str:
     """The page for ``command`` composing ``config_name``; ``doc``: its module docstring (the first paragraph says
     what it is for, its indented ``python ...`` lines are the examples). ``app``: a Hydra app (train.py, generate.py,
     evaluate.py), which takes -m, --cfg and a launcher; the planner only composes."""
-    with initialize_config_module(config.CONF_MODULE, version_base="1.3"):
+    with initialize_config_dir(str(config.conf_dir()), version_base="1.3"):
         cfg = compose(config_name, return_hydra_config=True)
         options = GlobalHydra.instance().config_loader().get_group_options
         defaults = dict(cfg.hydra.runtime.choices)

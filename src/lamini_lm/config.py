@@ -7,13 +7,13 @@ import dataclasses
 import netrc
 import os
 import re
+import sys
 from collections.abc import Collection
-from importlib.resources import files
 from pathlib import Path
 from typing import TypeVar
 
 from hydra import compose as hydra_compose
-from hydra import initialize_config_module
+from hydra import initialize_config_dir
 from omegaconf import Container, DictConfig, OmegaConf
 from omegaconf.errors import (
     ConfigKeyError,
@@ -28,12 +28,40 @@ from lamini_lm.errors import UserError
 T = TypeVar("T")
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-CONF_MODULE = "lamini_lm.conf"  # the repository's conf/, mapped into the package (pyproject.toml)
 
 
 def conf_dir() -> Path:
-    """The config folder: the checkout's conf/ under an editable install, the package's copy otherwise."""
-    return Path(str(files(CONF_MODULE)))
+    """The one config tree, the one beside the lamini_lm that Python imports: its checkout's conf/ when that is
+    imported from a checkout's src/ (an editable install, or PYTHONPATH), else the package's copy (lamini_lm/conf,
+    mapped in by pyproject.toml). The entry points (entry_configs), compose, --help and the conf_dir resolver all
+    read this one, so code and configs come from one place."""
+    checkout = PACKAGE_DIR.parent.parent / "conf"
+    if PACKAGE_DIR.parent.name == "src" and (checkout / "__init__.py").is_file():
+        return checkout
+    return PACKAGE_DIR / "conf"
+
+
+def entry_configs(script: str) -> str:
+    """The config_path of an entry point (train.py, generate.py, evaluate.py): the imported lamini_lm's configs. A
+    script whose own checkout has a conf/ that differs from them (its checkout run with another checkout's
+    lamini_lm installed) stops with one line, exit 2, rather than mix the two."""
+    script = Path(script).resolve()
+    own, used = script.parent / "conf", conf_dir().resolve()
+    if own.is_dir() and own.resolve() != used:
+        mine, theirs = _config_files(own), _config_files(used)
+        differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        if differ:
+            shown = ", ".join(differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else "")
+            print(f"error: {own} differs from the configs of the lamini_lm this Python imports, {used} ({shown}), "
+                  f"which {script.name} reads: run the {script.name} of that checkout, or install this one into this "
+                  f"environment (pip install -e {script.parent})", file=sys.stderr)
+            raise SystemExit(2)
+    return str(conf_dir())
+
+
+def _config_files(root: Path) -> dict[str, bytes]:
+    # what a package install carries of conf/ (pyproject.toml package-data): the YAML files and prompt templates
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.suffix in (".yaml", ".txt")}
 
 
 def _asset(name: str) -> str:
@@ -141,7 +169,7 @@ def _fields(schema) -> list[str]:
 def compose(config_name: str, overrides=(), return_hydra_config: bool = False) -> DictConfig:
     """A config composed as an entry point would (train, generate, evaluate), outside a Hydra app: tests,
     tools, the tiny exports."""
-    with initialize_config_module(CONF_MODULE, version_base="1.3"):
+    with initialize_config_dir(str(conf_dir()), version_base="1.3"):
         return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
