@@ -164,3 +164,18 @@ def test_target_logits_come_in_the_documented_order_padded_and_packed(model_name
             assert torch.isclose(loss.total, torch.nn.functional.cross_entropy(logits, targets, reduction="sum"),
                                  rtol=1e-12)
     torch.testing.assert_close(got[True], got[False], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_column_of_width_0_is_one_sequence_per_example(packed):
+    """An objective's per-example sequences (a teacher's own token ids) come apart per example, in the batch's
+    example order, beside the per-target columns."""
+    from lamini_lm.data.collate import Collate
+
+    rows = {"input_ids": [[5, 6, 7], [8, 9]], "labels": [[-100, 6, 7], [-100, 9]],
+            "teacher_ids": [np.array([1, 2, 3, 4], np.int32), np.array([5], np.int32)],
+            "per_target": [np.array([1.0, 2.0]), np.array([3.0])]}
+    batch = Collate(0, False, packed=packed, columns={"teacher_ids": 0, "per_target": 1})((rows, None))
+    assert [t.tolist() for t in batch["teacher_ids"]] == [[1, 2, 3, 4], [5]]
+    assert batch["teacher_ids"][0].dtype == torch.int32
+    assert batch["per_target"].tolist() == [[1.0], [2.0], [3.0]]

@@ -38,7 +38,8 @@ class Collate:
         self.packed = packed  # one row of concatenated examples (data.packing=padding_free, a varlen attention)
         self.pack_limit = pack_limit  # Family.pack_limit: a micro-batch whose row would be longer is padded
         # an objective's per-target columns (training/objectives/base.py Columns.widths): name -> values per target
-        # token; each example holds its target tokens' rows, so the batch's are theirs in the examples' order
+        # token; each example holds its target tokens' rows, so the batch's are theirs in the examples' order. A width
+        # of 0: a sequence of any length per example (a teacher's own token ids), kept apart per example
         self.columns = dict(columns or {})
 
     def __call__(self, item) -> dict:
@@ -48,9 +49,14 @@ class Collate:
         target_tokens = sum(v != IGNORE_INDEX for y in rows["labels"] for v in y)
         batch["step_target_tokens"] = torch.tensor(step_target_tokens or target_tokens, dtype=torch.float)
         for name, width in self.columns.items():
-            if name in rows:  # [target tokens, width], in the target order of padded and packed rows alike
-                values = np.concatenate([np.asarray(x) for x in rows[name]]) if len(rows[name]) else np.zeros(0)
-                batch[name] = torch.from_numpy(values.reshape(-1, width))
+            if name not in rows:
+                continue
+            if width == 0:  # one sequence of any length per example: a list of 1-D tensors, in the examples' order
+                batch[name] = [torch.from_numpy(np.asarray(x)) for x in rows[name]]
+                continue
+            # [target tokens, width], in the target order of padded and packed rows alike
+            values = np.concatenate([np.asarray(x) for x in rows[name]]) if len(rows[name]) else np.zeros(0)
+            batch[name] = torch.from_numpy(values.reshape(-1, width))
         return batch
 
     def _fits(self, rows) -> bool:

@@ -19,8 +19,9 @@ Adding an objective is one module and one config:
      each tokenised batch that adds per-example columns, cached with the tokenised set (its fields enter the
      datasets fingerprint), and their ``widths``: the collate carries each as a [N, width] tensor of the batch,
      one row per target token in the target order (``Family.target_positions`` says which label positions
-     those are);
-   - ``extra_memory(micro_batch, length, target_length)``: bytes per device beyond the sequence objective's that
+     those are); a width of 0 is a sequence of any length per example (a teacher's own token ids), carried as
+     a list of 1-D tensors in the batch's example order;
+   - ``extra_memory(micro_batch, tokens, targets, compute)``: bytes per device beyond the sequence objective's that
      the planner should count (a teacher's weights and activations).
    A teacher model run beside the student stays out of the LightningModule's parameters (neither optimised nor
    checkpointed): keep it on the objective and move it to the student's device in ``loss``.
@@ -67,6 +68,8 @@ class Objective:
         """The data this objective adds to each example at tokenisation time, or None."""
         return None
 
-    def extra_memory(self, micro_batch: int, length: int, target_length: int) -> float:
-        """Bytes per device beyond the sequence objective's, for the planner."""
+    def extra_memory(self, micro_batch: int, tokens: int, targets: int, compute: int) -> float:
+        """Bytes per device beyond the sequence objective's, for the planner: ``micro_batch`` examples of ``tokens``
+        tokens each (prompt and response together), ``targets`` of them in the loss, ``compute`` bytes per element
+        of the dtype the model computes in."""
         return 0.0
