@@ -79,6 +79,10 @@ def test_sync_and_batch_api_round_trip_into_the_sidecar(server, api_key, tmp_pat
     before = again.read_bytes()
     run(tiny(tmp_path / "s", server.base_url, "teacher.logprobs=5"))
     assert len(server.log) == sent and again.read_bytes() == before
+    # assembling with other teacher settings (here: without teacher.logprobs) finds none of these requests
+    with pytest.raises(UserError, match=r"none of the 18 instructions has a response .* holds 18 replies to other "
+                                        r"requests: give the teacher settings .*logprobs"):
+        run(tiny(tmp_path / "s", server.base_url, "stage=assemble"))
 
 
 def test_without_logprobs_the_requests_are_todays(server, api_key, tmp_path):
@@ -213,3 +217,112 @@ def test_generate_py_refuses_a_bad_logprobs_with_exit_2(tmp_path, capfd, monkeyp
     res = run_script_inprocess("generate.py", "teacher.logprobs=21", "dry_run=true", f"out_dir={tmp_path / 'out'}",
                                f"hydra.run.dir={tmp_path / 'h'}", capfd=capfd, monkeypatch=monkeypatch, cwd=ROOT)
     fails_with(res, "teacher.logprobs=21 must be at most 20")
+
+
+@pytest.mark.slow
+def test_hf_local_stores_its_own_distribution_and_a_resume_keeps_it(tmp_path, monkeypatch):
+    import torch
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    from lamini_lm.teachers.hf_local import HFLocalTeacher
+    from lamini_lm.teachers.store import RequestStore
+
+    loaded, calls = {}, []
+    load = HFLocalTeacher._load
+
+    def once(self):  # one model for the three runs below (loading the GGUF takes most of this test's time)
+        if "lm" not in loaded:
+            loaded["lm"] = load(self)
+            model = loaded["lm"][0]
+            generate = model.generate
+            model.generate = lambda **kw: calls.append(1) or generate(**kw)
+        self._lm = loaded["lm"]
+        return self._lm
+
+    monkeypatch.setattr(HFLocalTeacher, "_load", once)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    alpaca = tmp_path / "alpaca.jsonl"
+    alpaca.write_text("".join(json.dumps({"instruction": i, "input": ""}) + "\n" for i in [
+        "What is the capital of France?", "Write the French word for coffee, with its accent.",
+        "Name two colours.", "Translate 'naïve café' to English."]))
+    out = tmp_path / "out"
+    overrides = [f"out_dir={out}", "teacher=hf_local", "teacher.logprobs=20", "teacher.batch_size=2", "size=smoke",
+                 "size.self_instruct_without_topic=0", "size.self_instruct_with_topic=0", "size.alpaca=4",
+                 f"seed_pools.alpaca.path={alpaca}", "teacher.max_tokens.responses=16", "responses.drop_truncated=false",
+                 "progress=false", "decontam.n=0"]
+    records = run(overrides)
+    assert len(records) == 4 and len(calls) == 2  # 4 requests in batches of 2
+    report = json.loads((out / "report.json").read_text())["assembly"]["logprobs"]
+    assert report["records"] == 4 and report["left_out"] == {} and report["k"] == 20
+
+    model, tok = loaded["lm"]
+    piece_of = bytes_to_unicode()  # transformers' own byte -> character table, the forward direction
+    to_id = lambda raw: tok.convert_tokens_to_ids("".join(piece_of[b] for b in raw))  # noqa: E731
+    side, store = Sidecar(out / SIDECAR), RequestStore(out / "requests" / "responses.jsonl")
+    stored = {s["id"]: s["request"] for s in read_jsonl(out / "requests" / "responses.jsonl")}
+    for r in records:
+        rid = r["meta"]["response_request_id"]
+        whole = store.logprobs(rid)
+        _same(side[r["id"]], whole.trimmed(r["response"]))
+        assert b"".join(whole.tokens).decode("utf-8").strip() == r["response"]
+        assert len(whole.tokens) == r["meta"]["usage"]["completion_tokens"] and whole.k == 20
+        # the teacher's own log-softmax, computed apart: one forward pass over prompt + response (teacher forcing)
+        prompt = tok(tok.apply_chat_template(stored[rid]["messages"], tokenize=False, add_generation_prompt=True),
+                     add_special_tokens=False)["input_ids"]
+        new = [to_id(t) for t in whole.tokens]
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([prompt + new])).logits[0, len(prompt) - 1 : -1]
+        own = torch.log_softmax(logits.float(), dim=-1)
+        top = own.topk(20, dim=-1).values.numpy()
+        np.testing.assert_allclose(whole.top_logprobs, top, atol=2e-2, rtol=2e-3)  # float16, batch padding
+        for t, (sampled, alts) in enumerate(zip(whole.tokens, whole.top_tokens)):
+            ids = [to_id(a) for a in alts]
+            np.testing.assert_allclose(whole.top_logprobs[t], own[t, ids].numpy(), atol=2e-2, rtol=2e-3)
+            assert sampled in alts  # greedy (with repetition_penalty 1.2): the pick is among the model's top 20
+
+    # a kill after 3 replies: the rerun generates only the batch of the missing one (its stored batch-mate again,
+    # padded as before, not stored twice) and gives the same log-probs and the same sidecar
+    whole_sidecar = (out / SIDECAR).read_bytes()
+    before = {r["id"]: store.logprobs(r["meta"]["response_request_id"]) for r in records}
+    store.close()
+    lines = (out / "requests" / "responses.jsonl").read_text().splitlines(keepends=True)
+    (out / "requests" / "responses.jsonl").write_text("".join(lines[:3]))
+    (out / SIDECAR).unlink()
+    calls.clear()
+    again = run(overrides)
+    assert len(calls) == 1 and [r["id"] for r in again] == [r["id"] for r in records]
+    resumed = RequestStore(out / "requests" / "responses.jsonl")
+    for r in records:
+        _same(resumed.logprobs(r["meta"]["response_request_id"]), before[r["id"]])
+    resumed.close()
+    assert (out / SIDECAR).read_bytes() == whole_sidecar
+    calls.clear()
+    run(overrides)
+    assert calls == []  # everything stored: nothing generated again
+
+
+def test_each_token_is_named_by_the_bytes_it_adds_to_the_text():
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    from lamini_lm import assets
+    from lamini_lm.token_bytes import _unicode_to_byte, token_bytes
+
+    assert _unicode_to_byte() == {c: b for b, c in bytes_to_unicode().items()}
+    text = "Hello , world.\n It's é 日本  x\t\tdone ünïcödé 🙂"
+    gpt2 = AutoTokenizer.from_pretrained(assets.path("gpt2_tokenizer"))  # byte-level BPE: a character may be split
+    ids = gpt2(text)["input_ids"]
+    table = token_bytes(gpt2, size=len(gpt2) + 3)  # an output layer with rows beyond the tokenizer: b""
+    assert b"".join(table[i] for i in ids) == text.encode() and table[-3:] == [b""] * 3
+    assert any(len(table[i].decode("utf-8", "replace")) != len(table[i].decode("utf-8", "ignore")) for i in ids)
+    t5 = AutoTokenizer.from_pretrained(assets.path("t5_tokenizer"))  # SentencePiece: "▁" is a space
+    ids = t5("Hello world, it is done", add_special_tokens=False)["input_ids"]
+    table = token_bytes(t5)
+    assert b"".join(table[i] for i in ids) == b" Hello world, it is done"
+    assert table[t5.eos_token_id] == b"</s>"  # a special token: its own text
+    # SentencePiece with byte fallback (Llama 2): <0xNN> is the byte NN
+    vocab = {"<unk>": 0, "\u2581Hi": 1, "<0xC3>": 2, "<0xA9>": 3, "\u2581": 4}
+    sp = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>", byte_fallback=True))
+    sp.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
+    assert token_bytes(PreTrainedTokenizerFast(tokenizer_object=sp)) == [b"<unk>", b" Hi", b"\xc3", b"\xa9", b" "]

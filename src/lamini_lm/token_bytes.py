@@ -40,7 +40,7 @@ def _decoder_kinds(tokenizer) -> set[str]:
     decoder = json.loads(backend.to_str()).get("decoder") or {}
     parts = decoder.get("decoders") or [decoder]
     kinds = {p.get("type") for p in parts}
-    if any(p.get("type") == "Replace" and "▁" in json.dumps(p.get("pattern")) for p in parts):
+    if any(p.get("type") == "Replace" and "▁" in json.dumps(p.get("pattern"), ensure_ascii=False) for p in parts):
         kinds.add("Metaspace")
     return kinds
 

@@ -66,6 +66,12 @@ def assemble(ctx: Context) -> list[dict]:
                 },
             }
         )
+    if missing == len(items) and len(store) >= missing:  # a request id is a hash of the teacher's settings too
+        raise UserError(
+            f"none of the {missing} instructions has a response in {store.path}, which holds {len(store)} replies to "
+            "other requests: give the teacher settings they were made with (teacher.model, params, max_tokens, "
+            "logprobs), or run `python generate.py stage=responses` with these to ask for them"
+        )
     if missing:
         raise UserError(
             f"{missing} of {len(items)} instructions have no response in {store.path} yet: "

@@ -164,7 +164,9 @@ class HFLocalTeacher(Teacher):
             raise RuntimeError(f"generate ran {len(top.steps)} forward passes for {len(tokens)} new tokens")
         if self._bytes is None:
             self._bytes = token_bytes(tok, top.width)
-        table, special = self._bytes, set(tok.all_special_ids)
+        # what decode(skip_special_tokens=True) skips: the named special tokens and every added token marked special
+        special = set(tok.all_special_ids) | {i for i, t in tok.added_tokens_decoder.items() if t.special}
+        table = self._bytes
         values = np.stack([v[j].numpy() for v, _ in top.steps[: len(tokens)]])
         ids = [i[j].tolist() for _, i in top.steps[: len(tokens)]]
         return TokenLogprobs([b"" if t in special else table[t] for t in tokens],
