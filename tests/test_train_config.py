@@ -7,9 +7,9 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from lamini_lm import config
-from tests.helpers.run import ROOT, fails_with, run_entry
+from tests.helpers.run import fails_with, run_entry
 
-CONF = str(ROOT / "conf")
+CONF = str(config.conf_dir())  # the one config tree (the checkout's, under the editable install)
 HERD = ["t5_small", "t5_base", "t5_large", "flan_t5_small", "flan_t5_base", "flan_t5_large", "gpt_neo_125m",
         "gpt_neo_1_3b", "cerebras_gpt_111m", "cerebras_gpt_256m", "cerebras_gpt_590m", "cerebras_gpt_1_3b", "gpt2",
         "gpt2_large", "gpt2_xl"]
