@@ -126,3 +126,14 @@ def test_a_missing_or_wrong_description_is_one_user_error(searchpath, override, 
     with pytest.raises(UserError) as e:
         plan.setup(_cfg(searchpath, "model=tiny_opt", override))
     assert all(f in str(e.value) for f in fragments) and "\n" not in str(e.value), str(e.value)
+
+
+def test_a_model_config_without_the_node_is_planned_by_its_model_types_base_config():
+    # tiny_llama without model.planner (as a model config of one's own that extends no base config): the planner
+    # reads conf/model/base/llama.yaml, named after its model_type, as the training run's FLOP count does
+    def acts(*extra):
+        cfg = config.compose("train", ["paths.output_dir=/tmp/unused", "trainer=cpu", "model=tiny_llama", *extra])
+        return plan.point(plan.setup(cfg), "single", 2, 48, 16, False).acts
+
+    assert acts("~model.planner") == acts()
+    assert acts("model.planner.norm=layer") != acts()  # the node, when there is one, is what is read
