@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING
 
 from hydra.errors import HydraException
 
-from lamini_lm import table_render
+from lamini_lm import table_render, targets
 from lamini_lm.analysis.tables import paper_numbers
 from lamini_lm.config import compose, typed
 from lamini_lm.errors import UserError, exit_on_user_error
 from lamini_lm.models.spec import ModelSpec
 from lamini_lm.training import activations, memory
+from lamini_lm.training.objectives.base import Objective
 from lamini_lm.training.spec import PlanSpec, TrainSpec
 
 if TYPE_CHECKING:  # the family module imports torch, which this command defers
@@ -59,6 +60,7 @@ class Setup:
     precision: str
     device: str  # cpu | cuda: the trainer's accelerator
     kernel: str  # fused | math (training/activations.py)
+    objective: Objective  # the training objective: what it keeps beside the student (a teacher) is counted too
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,11 @@ class Point:
     micro_batch: int
     states: memory.Memory
     acts: activations.Activations
+    objective: float = 0.0  # bytes the objective keeps beside the student (Objective.extra_memory)
 
     @property
     def total(self) -> float:
-        return self.states.total + self.acts.total
+        return self.states.total + self.acts.total + self.objective
 
 
 def setup(cfg, world: int | None = None) -> Setup:
@@ -86,8 +89,9 @@ def setup(cfg, world: int | None = None) -> Setup:
         raise UserError(f"trainer.precision={cfg.trainer.precision}: the planner knows {', '.join(memory.PRECISION)}")
     kern = activations.kernel(d, cfg.plan.attention, device, model.config._attn_implementation)
     family = build_family(spec)
+    objective = targets.build(cfg.objective, "objective", base=Objective) if cfg.get("objective") else Objective()
     return Setup(spec.name, family, spec.prompt_style or family.default_prompt_style, shape, d, strategy, world,
-                 cfg.trainer.precision, device, kern)
+                 cfg.trainer.precision, device, kern, objective)
 
 
 def dtypes(s: Setup) -> activations.Dtypes:
@@ -102,7 +106,11 @@ def point(s: Setup, strategy: str, micro_batch: int, length: int, target_length:
     states = memory.per_device(s.shape, strategy, s.precision, world)
     acts = activations.estimate(s.dims, dtypes(s), s.kernel, s.device, micro_batch, length, target_length,
                                 checkpointing)
-    return Point(strategy, checkpointing, micro_batch, states, acts)
+    # an example's tokens and its targets, as the estimate reads them (a teacher reads the whole example)
+    enc_dec = s.dims["encoder_decoder"]
+    tokens, targets_ = (length + target_length, target_length) if enc_dec else (length, min(target_length, length - 1))
+    extra = s.objective.extra_memory(micro_batch, tokens, targets_, memory.PRECISION[s.precision][1])
+    return Point(strategy, checkpointing, micro_batch, states, acts, extra)
 
 
 def largest_micro_batch(s: Setup, strategy: str, capacity: float, length: int, target_length: int,
@@ -192,8 +200,8 @@ def plan(cfg) -> dict:
                 out["rows"].append({"strategy": strategy, "checkpointing": ckpt, "micro_batch": b,
                                     **{k: v / GB for k, v in asdict(pt.states).items()},
                                     **{f"activations_{k}": v / GB for k, v in asdict(pt.acts).items()},
-                                    "activations": pt.acts.total / GB, "total": pt.total / GB,
-                                    "fits": pt.total <= capacity})
+                                    "activations": pt.acts.total / GB, "objective": pt.objective / GB,
+                                    "total": pt.total / GB, "fits": pt.total <= capacity})
     out["time"] = _time(cfg, p, s)
     return out
 
@@ -222,18 +230,22 @@ def _time(cfg, p: PlanSpec, s: Setup) -> dict | None:
 
 def render(out: dict) -> str:
     ckpt = {False: "no", True: "yes"}
+    teacher = any(r["objective"] for r in out["rows"])  # a column only where an objective keeps something
     head = (f"{out['model']}: {out['params'] / 1e6:,.1f}M parameters, {out['precision']} on {out['devices']} "
             f"{out['device']} device(s) (trainer: {out['trainer_strategy']}), attention kept as '{out['attention']}', "
             f"{out['length']} tokens per sequence, {out['target_length']} in the loss\n\n"
-            "Per device, GB (activations at the start of backward; peak = states + activations):")
+            "Per device, GB (activations at the start of backward; peak = states + activations"
+            + (" + the objective's teacher: its weights, forward and logits" if teacher else "") + "):")
     memory_rows = [[r["strategy"], ckpt[r["checkpointing"]], str(r["micro_batch"]), f"{r['weights']:.2f}",
                     f"{r['gradients']:.2f}", f"{r['optimizer']:.2f}",
                     f"{r['activations']:.2f} ({r['activations_loss']:.2f})",
+                    *([f"{r['objective']:.2f}"] if teacher else []),
                     f"{r['total']:.2f}" + ("" if r["fits"] else " (over)")] for r in out["rows"]]
     largest_rows = [[r["strategy"], ckpt[r["checkpointing"]], str(r["fits"]), str(r["micro_batch"] or "-"),
                      str(r["accumulation"] or "-")] for r in out["largest"]]
     lines = [table_render.markdown(head, ["strategy", "ckpt", "micro-batch", "weights", "gradients", "optimizer",
-                                          "activations (of which loss)", "total"], memory_rows),
+                                          "activations (of which loss)", *(["teacher"] if teacher else []), "total"],
+                                   memory_rows),
              table_render.markdown(f"Largest micro-batch within {out['memory_gb']} GB - {out['reserve_gb']} GB reserve, "
                                    f"and the one that divides global_batch_size={out['global_batch_size']} over "
                                    f"{out['devices']} device(s):",

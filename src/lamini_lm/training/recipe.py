@@ -24,7 +24,7 @@ RECIPE_KEYS = ("model", "data", "optim", "objective", "seed", "global_batch_size
 # what a recipe without an objective (a run recorded before it was a recipe key) trained with
 EARLIER_OBJECTIVE = {"objective._target_": "lamini_lm.training.objectives.sequence.Sequence"}
 # how fast batches arrive, not which; what the planner reads of the architecture (conf/model/base/), not the model
-NOT_RECIPE = ("data.num_workers", "model.planner")
+NOT_RECIPE = ("data.num_workers", "model.planner", "objective.teacher.planner")
 EARLIER_CONFIG = ".hydra.before_resume"  # the run's .hydra/ while a resume's recipe is checked
 
 

@@ -42,7 +42,8 @@ def row(cfg) -> dict:
             "memory_gb": p.memory_gb, "reserve_gb": p.reserve_gb, "micro_batch": micro,
             "accumulation": accumulation_steps(cfg.global_batch_size, micro, world), "checkpointing": ckpt,
             **{k: v / plan.GB for k, v in asdict(pt.states).items()}, "activations": pt.acts.total / plan.GB,
-            "activations_loss": pt.acts.loss / plan.GB, "peak": pt.total / plan.GB, "fits": pt.total <= capacity,
+            "activations_loss": pt.acts.loss / plan.GB, "objective": pt.objective / plan.GB, "peak": pt.total / plan.GB,
+            "fits": pt.total <= capacity,
             "planner": None if fit is None else {"micro_batch": fit[0], "accumulation": fit[1],
                                                  "checkpointing": fit[2]}}
 
@@ -50,6 +51,7 @@ def row(cfg) -> dict:
 def render(rows: list[dict]) -> str:
     first = rows[0]
     yes = {False: "no", True: "yes"}
+    teacher = any(r["objective"] for r in rows)  # a column only where an objective keeps something
 
     def setting(micro, acc, ckpt):
         return f"{micro} x {acc}" + (", ckpt" if ckpt else "")
@@ -60,7 +62,8 @@ def render(rows: list[dict]) -> str:
         theirs = "none fits" if r["planner"] is None else setting(*r["planner"].values())
         body.append([r["model"], f"{r['params'] / 1e6:,.0f}M", f"{r['strategy']} x {r['devices']}", mine,
                      f"{r['weights']:.2f}", f"{r['gradients']:.2f}", f"{r['optimizer']:.2f}",
-                     f"{r['activations']:.2f} ({r['activations_loss']:.2f})", f"{r['peak']:.2f}", yes[r["fits"]],
+                     f"{r['activations']:.2f} ({r['activations_loss']:.2f})",
+                     *([f"{r['objective']:.2f}"] if teacher else []), f"{r['peak']:.2f}", yes[r["fits"]],
                      "same" if theirs == mine else theirs])
     head = (f"Per device, GB, at each job's setting ({first['precision']}, {first['length']} tokens per sequence, "
             f"{first['target_length']} in the loss; micro-batch x accumulation, ckpt: activation checkpointing). "
@@ -68,5 +71,6 @@ def render(rows: list[dict]) -> str:
             "the largest micro-batch that fits and divides the global batch, checkpointing only below "
             f"{plan.CHECKPOINT_BELOW} sequences:")
     return table_render.markdown(head, ["member", "params", "strategy", "micro-batch", "weights", "gradients",
-                                        "optimizer", "activations (of which loss)", "peak", "fits", "planner"],
+                                        "optimizer", "activations (of which loss)", *(["teacher"] if teacher else []),
+                                        "peak", "fits", "planner"],
                                  body).rstrip()
