@@ -91,12 +91,13 @@ def test_the_analysis_still_needs_the_seven_subsets(tmp_path):
 
 def test_fields_map_other_names_and_join_an_alpaca_input_after_a_blank_line():
     assert _record(ALPACA[0], response="output") == {"instruction": "Add.\n\n2 and 3", "response": "5",
-                                                     "instruction_source": UNSPECIFIED}
+                                                     "instruction_source": UNSPECIFIED, "id": None}
     assert _record(ALPACA[1], response="output")["instruction"] == "Say hi."  # an empty input adds nothing
     assert _record(ALPACA[0], response="output", input=None)["instruction"] == "Add."
-    row = {"prompt": "Q", "completion": "A", "origin": "alpaca"}
-    assert _record(row, instruction="prompt", response="completion", instruction_source="origin") == {
-        "instruction": "Q", "response": "A", "instruction_source": "alpaca"}
+    row = {"prompt": "Q", "completion": "A", "origin": "alpaca", "key": 7}
+    assert _record(row, instruction="prompt", response="completion", instruction_source="origin", id="key") == {
+        "instruction": "Q", "response": "A", "instruction_source": "alpaca", "id": "7"}  # an id is kept as text
+    assert _record({**row, "id": "x"}, instruction="prompt", response="completion", id=None)["id"] is None
 
 
 def test_instruction_source_is_optional_but_checked_when_given():
@@ -134,7 +135,8 @@ def test_a_record_that_does_not_map_is_one_line_naming_the_key_to_set(row, field
 
 def test_one_user_turn_is_the_instruction_and_the_last_assistant_turn_the_response():
     row = {"messages": _turns(("user", "Name a colour."), ("assistant", "Blue."))}
-    assert _record(row) == {"instruction": "Name a colour.", "response": "Blue.", "instruction_source": UNSPECIFIED}
+    assert _record(row) == {"instruction": "Name a colour.", "response": "Blue.", "instruction_source": UNSPECIFIED,
+                            "id": None}
 
 
 def test_a_system_turn_comes_first_separated_by_a_blank_line():
@@ -147,7 +149,7 @@ def test_more_turns_are_a_transcript_ending_with_the_last_user_turn():
                                   ("user", "Name a colour."), ("assistant", "Blue.")), "instruction_source": "alpaca"}
     assert _record(row, messages="conversation") == {
         "instruction": "Be brief.\n\nUser: Hi.\n\nAssistant: Hello.\n\nUser: Name a colour.", "response": "Blue.",
-        "instruction_source": "alpaca"}
+        "instruction_source": "alpaca", "id": None}
 
 
 def test_mapped_fields_come_before_messages():
@@ -186,7 +188,7 @@ def test_every_local_format_trains_through_the_same_mapping(tmp_path):
     from lamini_lm.data.readers import LocalFile
 
     want = {"instruction": ["Add.\n\n2 and 3", "Say hi."], "response": ["5", "Hi!"],
-            "instruction_source": [UNSPECIFIED] * 2}
+            "instruction_source": [UNSPECIFIED] * 2, "id": [None, None]}
     (tmp_path / "d.json").write_text(json.dumps(ALPACA, indent=2))
     _jsonl(tmp_path / "d.jsonl", ALPACA)
     pq.write_table(pa.Table.from_pylist(ALPACA), tmp_path / "d.parquet")
@@ -216,7 +218,8 @@ def test_a_hub_dataset_maps_its_rows_and_names_a_bad_one(tmp_path):
                                   {"messages": _turns(("user", "Bye."), ("assistant", "Bye!")),
                                    "instruction_source": "alpaca"}])
     ds = HubDataset(str(repo), subsets=["unspecified"]).load()
-    assert ds.to_dict() == {"instruction": ["Hi."], "response": ["Hello."], "instruction_source": [UNSPECIFIED]}
+    assert ds.to_dict() == {"instruction": ["Hi."], "response": ["Hello."], "instruction_source": [UNSPECIFIED],
+                            "id": [None]}
     assert HubDataset(str(repo), limit=1).load()["instruction"] == ["Hi."]
     _jsonl(repo / "train.jsonl", [{"messages": _turns(("user", "Hi."), ("assistant", "Hello."))},
                                   {"messages": _turns(("user", "Bye."))}])
@@ -245,7 +248,7 @@ def test_data_hub_and_lamini_build_a_hub_reader_with_the_mapping():
 @pytest.mark.parametrize("overrides, message", [
     (["data=hub"], "data.name: missing a value"),
     (["+data.fields.prompt=x"], "data.fields.prompt: no such key (a typo? Fields has instruction, response, input, "
-                                "instruction_source, messages)"),
+                                "instruction_source, messages, id)"),
     (["data.fields.response=instruction"],
      "data.fields.response: names the field 'instruction', as data.fields.instruction does"),
     (["data.fields.instruction="], "data.fields.instruction: is empty"),

@@ -61,8 +61,8 @@ def test_top_k_divergence_completes_both_sides_with_a_rest_bucket(kind, beta, te
     # row 0: the teacher's top-3 as student ids 4, 0, 2; row 1: only two alternatives (the third is padding), and
     # a top-k whose float16 rounding sums past 1 (its rest is floored)
     ids = torch.tensor([[4, 0, 2], [1, 5, -1]])
-    teacher = torch.tensor([[math.log(0.5), math.log(0.2), math.log(0.1)], [math.log(0.7), math.log(0.3001), -math.inf]],
-                           dtype=torch.float64)
+    teacher = torch.tensor([[math.log(0.5), math.log(0.2), math.log(0.1)],
+                            [math.log(0.7), math.log(0.3001), -math.inf]], dtype=torch.float64)
     got = D.top_k(torch.log_softmax(torch.tensor(student), -1), ids, teacher, kind, temperature, beta)
     want = []
     for row, (s_row, i_row, t_row) in enumerate(zip(student, ids.tolist(), teacher.tolist())):

@@ -1,9 +1,9 @@
 """A user's own records as ours (`data.fields`): which of their fields hold the instruction, its input, the
 response and the subset, or a chat ``messages`` list (lamini_lm.data.chat).
 
-A record becomes {instruction, response, instruction_source}. A record with the mapped instruction or response
-field needs both; one with neither needs a messages list. An input (Alpaca's) is joined after the instruction with
-a blank line when it is not empty. A record without an instruction_source is of the subset ``unspecified``
+A record becomes {instruction, response, instruction_source, id} (id: None when it has none). A record with the
+mapped instruction or response field needs both; one with neither needs a messages list. An input (Alpaca's) is
+joined after the instruction with a blank line when it is not empty. A record without an instruction_source is of the subset ``unspecified``
 (train.py's data.subsets may select it); one with an instruction_source names one of the seven LaMini subsets.
 """
 
@@ -31,6 +31,7 @@ class Fields:
     input: Optional[str] = "input"
     instruction_source: Optional[str] = "instruction_source"
     messages: str = "messages"
+    id: Optional[str] = "id"  # the record's id (D_ALL's), which objective=token_kd finds its teacher log-probs by
 
     def __post_init__(self):
         seen: dict[str, str] = {}  # field name -> our key
@@ -71,7 +72,9 @@ def to_record(row: object, where: str, fields: Fields) -> dict:
     else:
         fix = f"leave it out, or set data.fields.instruction_source=null, to train on it as '{UNSPECIFIED}'"
         check_source(_text(row, where, "instruction_source", f.instruction_source), where, f.instruction_source, fix)
-    return {"instruction": instruction, "response": response, "instruction_source": source}
+    rid = row.get(f.id) if f.id else None
+    return {"instruction": instruction, "response": response, "instruction_source": source,
+            "id": None if rid is None else str(rid)}
 
 
 def _text(row: dict, where: str, key: str, name: str) -> str:

@@ -1,7 +1,7 @@
 """Where training records come from (`data.reader`): a local JSONL, JSON or Parquet file, or a hub dataset.
 
 Each reader maps the data's own fields onto ours (`data.fields`, lamini_lm.data.fields) and returns a
-`datasets.Dataset` with the columns instruction, response, instruction_source, backed by the datasets cache, so
+`datasets.Dataset` with the columns instruction, response, instruction_source, id, backed by the datasets cache, so
 later tokenisation is cached too.
 """
 
@@ -10,13 +10,17 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset, Features, Value, load_dataset
 from datasets.exceptions import DatasetGenerationError
 
 from lamini_lm.config import typed
 from lamini_lm.data.fields import TRAINING_SUBSETS, Fields, to_record
 from lamini_lm.errors import UserError
 from lamini_lm.rows import iter_rows
+
+
+# a record's columns; id is null where the data has none (a column of nulls only: typed here, not guessed)
+RECORD = Features({k: Value("string") for k in ("instruction", "response", "instruction_source", "id")})
 
 
 def _check_subsets(subsets) -> list[str] | None:
@@ -67,7 +71,7 @@ class LocalFile:
             kept = f" of the subsets {self.subsets} (data.subsets)" if self.subsets else ""
             raise UserError(f"{self.path} holds no records{kept}: give a file with records (data.path)")
         try:
-            return Dataset.from_generator(_records, gen_kwargs=kwargs)
+            return Dataset.from_generator(_records, gen_kwargs=kwargs, features=RECORD)
         except DatasetGenerationError as e:  # datasets wraps what the generator raised
             if isinstance(e.__cause__, UserError):
                 raise e.__cause__ from None
@@ -78,7 +82,7 @@ def _to_records(rows: dict, indices: list[int], name: str, fields: dict) -> dict
     mapping = Fields(**fields)
     recs = [to_record(dict(zip(rows, values)), f"{name} row {i + 1}", mapping)
             for i, *values in zip(indices, *rows.values())]
-    return {k: [r[k] for r in recs] for k in ("instruction", "response", "instruction_source")}
+    return {k: [r[k] for r in recs] for k in RECORD}
 
 
 class HubDataset:
@@ -99,7 +103,7 @@ class HubDataset:
             ) from None
         if self.subsets is None and self.limit is not None:  # the first rows are the records: map only them
             ds = ds.select(range(min(self.limit, len(ds))))
-        ds = ds.map(_to_records, batched=True, with_indices=True, remove_columns=ds.column_names,
+        ds = ds.map(_to_records, batched=True, with_indices=True, remove_columns=ds.column_names, features=RECORD,
                     fn_kwargs=dict(name=self.name, fields=asdict(self.fields)), desc="records")
         if self.subsets is not None:
             keep = set(self.subsets)
