@@ -160,28 +160,29 @@ class HFLocalTeacher(Teacher):
     def _logprobs(self, tok, tokens: list[int], top: _TopK, j: int) -> TokenLogprobs:
         """Sequence j's sampled tokens as the bytes they add to the reply (a special token, which decode skips,
         adds none) and its top-k alternatives, named by their bytes (a special token by its own text)."""
-        if len(top.steps) < len(tokens):
-            raise RuntimeError(f"generate ran {len(top.steps)} forward passes for {len(tokens)} new tokens")
+        values, ids = top.result()
+        if len(values) < len(tokens):
+            raise RuntimeError(f"generate ran {len(values)} forward passes for {len(tokens)} new tokens")
         if self._bytes is None:
             self._bytes = token_bytes(tok, top.width)
         # what decode(skip_special_tokens=True) skips: the named special tokens and every added token marked special
         special = set(tok.all_special_ids) | {i for i, t in tok.added_tokens_decoder.items() if t.special}
         table = self._bytes
-        values = np.stack([v[j].numpy() for v, _ in top.steps[: len(tokens)]])
-        ids = [i[j].tolist() for _, i in top.steps[: len(tokens)]]
         return TokenLogprobs([b"" if t in special else table[t] for t in tokens],
-                             [[table[i] for i in row] for row in ids], values)
+                             [[table[i] for i in row] for row in ids[: len(tokens), j].tolist()],
+                             values[: len(tokens), j])
 
 
 class _TopK:
     """While generate() runs: the top k of log_softmax(raw logits) at each forward pass's last position, per row of
-    the batch (k = 0: nothing is hooked). steps[t] = (values [batch, k] float32, ids [batch, k]) for new token t."""
+    the batch (k = 0: nothing is hooked); kept on the model's device until result() (no sync per token)."""
 
     def __init__(self, model, k: int):
         self.model, self.k = model, k
         self.steps: list = []
         self.width = 0  # the output layer's rows (may exceed the tokenizer's length)
         self._handle = None
+        self._result = None
 
     def __enter__(self) -> _TopK:
         if self.k:
@@ -197,5 +198,13 @@ class _TopK:
 
         logp = torch.log_softmax(output.logits[:, -1].float(), dim=-1)
         self.width = logp.shape[-1]
-        values, ids = logp.topk(min(self.k, logp.shape[-1]), dim=-1)
-        self.steps.append((values.cpu(), ids.cpu()))
+        self.steps.append(logp.topk(min(self.k, logp.shape[-1]), dim=-1))
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """values float32 [steps, batch, k] and token ids [steps, batch, k]: step t gives new token t."""
+        if self._result is None:
+            import torch
+
+            self._result = (torch.stack([v for v, _ in self.steps]).cpu().numpy(),
+                            torch.stack([i for _, i in self.steps]).cpu().numpy())
+        return self._result
