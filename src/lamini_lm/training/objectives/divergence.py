@@ -75,9 +75,16 @@ def top_k(student_logprobs: torch.Tensor, ids: torch.Tensor, teacher_logprobs: t
 
     student_logprobs [N, V]: the student's log-softmax; ids [N, k]: the teacher's top-k as student token ids, -1
     for none; teacher_logprobs [N, k]: their natural-log probabilities, -inf for none."""
-    valid = (ids >= 0) & (teacher_logprobs > -math.inf)
-    student = student_logprobs.gather(-1, ids.clamp(min=0))
-    teacher, student, mask = _with_rest(teacher_logprobs, student, valid)
+    teacher = teacher_logprobs.masked_fill(ids < 0, -math.inf)
+    return at_top_k(student_logprobs.gather(-1, ids.clamp(min=0)), teacher, kind, temperature, beta)
+
+
+def at_top_k(student: torch.Tensor, teacher: torch.Tensor, kind: str, temperature: float = 1.0,
+             beta: float = 0.5) -> torch.Tensor:
+    """``top_k`` from the student's log-probabilities at the teacher's k tokens, student [N, k] (gathered by the
+    caller, who may gather its targets' in the same pass); teacher [N, k], -inf where it has no token."""
+    valid = teacher > -math.inf
+    teacher, student, mask = _with_rest(teacher, student, valid)
     return between(_tempered(teacher, mask, temperature), _tempered(student, mask, temperature), kind, beta, mask)
 
 
@@ -86,9 +93,14 @@ def uld(student_logprobs: torch.Tensor, teacher_logprobs: torch.Tensor, temperat
 
     student_logprobs [N, V]: the student's log-softmax; teacher_logprobs [N, k]: the teacher's k largest
     log-probabilities (any order; -inf for none): compared with as many of the student's largest."""
-    teacher = teacher_logprobs.sort(-1, descending=True).values
+    return uld_sorted(student_logprobs.topk(teacher_logprobs.shape[-1], -1).values, teacher_logprobs, temperature)
+
+
+def uld_sorted(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """``uld`` from the student's k largest log-probabilities, student [N, k] in decreasing order (gathered by the
+    caller); teacher [N, k] in any order, -inf for none."""
+    teacher = teacher.sort(-1, descending=True).values
     valid = teacher > -math.inf  # the first ones of each row, after sorting
-    student = student_logprobs.topk(teacher.shape[-1], -1).values
     teacher, student, mask = _with_rest(teacher, student, valid)
     # a bucket left out is -inf, probability 0, on both sides
     return (_tempered(teacher, mask, temperature).exp() - _tempered(student, mask, temperature).exp()).abs().sum(-1)

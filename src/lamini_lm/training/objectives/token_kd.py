@@ -99,15 +99,22 @@ class TokenKD(Objective):
 
         logits, targets = family.target_logits(model, batch)
         logprobs = F.log_softmax(logits, -1)
-        ce = -logprobs.gather(-1, targets[:, None]).squeeze(-1)
         teacher = batch["kd_logprobs"].to(logprobs.dtype)
         if teacher.shape[0] != len(targets):
             raise RuntimeError(f"{teacher.shape[0]} rows of teacher log-probs for {len(targets)} target tokens")
+        if self.exact:  # the student's log-probs at the teacher's tokens
+            ids = batch["kd_ids"].long()
+            teacher, ids = teacher.masked_fill(ids < 0, -math.inf), ids.clamp(min=0)
+        else:  # the student's k largest (their gradient is the gather's)
+            with torch.no_grad():
+                ids = logprobs.topk(teacher.shape[-1], -1).indices
+        # one gather for the targets and the k tokens: its backward is one pass over [N, V], as cross-entropy's is
+        picked = logprobs.gather(-1, torch.cat([targets[:, None], ids], -1))
+        ce, student = -picked[:, 0], picked[:, 1:]
         if self.exact:
-            d = divergence.top_k(logprobs, batch["kd_ids"].long(), teacher, self.divergence, self.temperature,
-                                 self.beta)
+            d = divergence.at_top_k(student, teacher, self.divergence, self.temperature, self.beta)
         else:
-            d = divergence.uld(logprobs, teacher, self.temperature)
+            d = divergence.uld_sorted(student, teacher, self.temperature)
         known = (teacher > -math.inf).any(-1)
         mixed = (1 - self.alpha) * ce + self.alpha * self.temperature ** 2 * d
         total = torch.where(known, mixed, ce).sum()
