@@ -69,11 +69,11 @@ def teacher_reply(tok, response, rng, lead="", k=K):
     return t.trimmed(response), alts
 
 
-def _write(path, records, tok, seed=0, leads=()):
+def _write(path, records, tok, seed=0, leads=(), k=K):
     rng = np.random.default_rng(seed)
     replies = {}
     for i, r in enumerate(records):
-        replies[r["id"]] = teacher_reply(tok, r["response"], rng, " " if i in leads else "")
+        replies[r["id"]] = teacher_reply(tok, r["response"], rng, " " if i in leads else "", k)
     write_sidecar(path, [(rid, t) for rid, (t, _) in replies.items()], teacher="SmolLM2-135M-Instruct")
     return replies
 
@@ -144,6 +144,20 @@ def test_across_tokenizers_a_token_meets_the_teacher_token_that_starts_where_it_
                 assert text[at:].lstrip().startswith(rest) if rest else text[at:at + 1].isspace(), (piece, at)
     # measured on these 30 sample responses: 0.93 of GPT-2's response tokens, 0.82 of T5's
     assert aligned / total > {"gpt2_tokenizer": 0.85, "t5_tokenizer": 0.7}[name], aligned / total
+
+
+def test_the_log_probs_read_as_indices_are_what_get_gives(tmp_path, teacher_tok):
+    from lamini_lm.logprobs import Sidecar
+
+    records = _sample(4)
+    _write(tmp_path / SIDECAR, records, teacher_tok, leads=(1,), k=3)
+    sidecar = Sidecar(tmp_path / SIDECAR)
+    for r in records:
+        t = sidecar[r["id"]]
+        sampled, top, lp, start = sidecar.indices(r["id"])
+        assert [sidecar.tokens[i] for i in sampled] == t.tokens and start == t.start
+        assert [[sidecar.tokens[j] for j in row if j >= 0] for row in top] == t.top_tokens
+        np.testing.assert_array_equal(lp.astype(np.float32), t.top_logprobs)
 
 
 def test_match_auto_is_exact_only_when_the_teachers_tokens_are_the_students(tmp_path, teacher_tok):

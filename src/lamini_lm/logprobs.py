@@ -221,6 +221,23 @@ class Sidecar:
             raise KeyError(rid)
         return t
 
+    @property
+    def tokens(self) -> list[bytes]:
+        """The file's token table: every token its records name, each once; ``indices`` point into it."""
+        return self._vocab
+
+    def indices(self, rid: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Record ``rid`` as ``get`` gives it, its tokens left as indices into ``tokens`` (what training reads for
+        millions of records): sampled [n] int32, top [n, k] int32 (-1: none), top_logprobs [n, k] float16 (-inf:
+        none), start."""
+        i = self._row[rid]
+        row = self._table.slice(i, 1)
+        ids, top, lp = (row.column(c).combine_chunks().flatten().to_numpy(zero_copy_only=False)
+                        for c in ("tokens", "top_tokens", "top_logprobs"))
+        top = top.astype(np.int32).reshape(len(ids), self.k)
+        lp = np.where(top >= 0, lp.astype(np.float16).reshape(len(ids), self.k), np.float16(-np.inf))
+        return ids.astype(np.int32), top, lp, int(row.column("start")[0].as_py())
+
 
 # bytes per response token at k = 20, measured (docs/generate.md, "Teacher log-probs": teacher=hf_local,
 # SmolLM2-135M-Instruct, 50 responses): in a request-store line (to_json) and in the sidecar. Another k scales

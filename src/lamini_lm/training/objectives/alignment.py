@@ -50,17 +50,21 @@ def student_starts(pieces: list[bytes] | None, offsets: list[tuple[int, int]], r
     return [s if e > s else None for s, e in zip(starts, ends)]
 
 
-def teacher_starts(teacher, response: str) -> dict[int, int] | None:
+def teacher_starts(tokens: list[bytes], sampled: np.ndarray, start: int, response: str) -> dict[int, int] | None:
     """The teacher's token index by its first byte in the response (a token holding a stripped leading space starts
-    at 0; a token that spells nothing, a special one, is left out); None when the teacher's tokens do not spell
-    the record's response (the record was edited after generation)."""
+    at 0; a token that spells nothing, a special one, is left out), from the sidecar's token table ``tokens``, a
+    record's ``sampled`` indices into it and its ``start``; None when those tokens do not spell the record's
+    response (the record was edited after generation)."""
     text = response.encode("utf-8")
-    if teacher.text()[teacher.start: teacher.start + len(text)] != text:
+    pieces = [tokens[i] for i in sampled]
+    if b"".join(pieces)[start: start + len(text)] != text:
         return None
     found: dict[int, int] = {}
-    for j, (a, b) in enumerate(teacher.byte_spans()):
-        if b > a and b > 0:
-            found.setdefault(max(a, 0), j)
+    end = -start
+    for j, piece in enumerate(pieces):
+        end += len(piece)
+        if piece and end > 0:
+            found.setdefault(max(end - len(piece), 0), j)
     return found
 
 
@@ -85,7 +89,7 @@ class TopKColumns(Columns):
         self.sidecar, self.stamp = str(sidecar), f"{st.st_size}-{st.st_mtime_ns}"
         self.tokenizer, self.family, self.exact, self.k = tokenizer, family, exact, k
         self.widths = {"kd_ids": k, "kd_logprobs": k} if exact else {"kd_logprobs": k}
-        self._open = None  # (Sidecar, the student's token bytes, bytes -> student id), read when first called
+        self._open = None  # (Sidecar, the student's token bytes, the sidecar's tokens as student ids), when called
 
     def __getstate__(self) -> dict:
         return {**vars(self), "_open": None}
@@ -95,48 +99,47 @@ class TopKColumns(Columns):
             from lamini_lm.logprobs import Sidecar
             from lamini_lm.token_bytes import token_bytes
 
-            table = token_bytes(self.tokenizer)
-            ids: dict[bytes, int] = {}
+            sidecar, table = Sidecar(self.sidecar), token_bytes(self.tokenizer)
+            own: dict[bytes, int] = {}
             for i, b in enumerate(table):
                 if b:
-                    ids.setdefault(b, i)  # two ids for one string (rare): the first
-            self._open = (Sidecar(self.sidecar), table, ids)
+                    own.setdefault(b, i)  # two ids for one string (rare): the first
+            # the sidecar's token table as student ids (-1: none), once, so a record's alternatives are one take
+            as_ids = np.array([own.get(b, -1) if b else -1 for b in sidecar.tokens] + [-1], np.int32)
+            self._open = (sidecar, table, as_ids)
         return self._open
 
     def __call__(self, records: dict, encoded: dict) -> dict:
-        sidecar, table, to_id = self._opened()
+        sidecar, table, as_ids = self._opened()
         enc = self.tokenizer(records["response"], add_special_tokens=False, return_offsets_mapping=True)
         eos = self.tokenizer.eos_token_id
         out: dict[str, list] = {name: [] for name in self.widths}
         unspelled = 0
+        earlier = np.tri(self.k, self.k, -1, dtype=bool)  # [c, c']: c' before c
         for rid, response, labels, ids, offsets in zip(records["id"], records["response"], encoded["labels"],
                                                        enc["input_ids"], enc["offset_mapping"]):
-            teacher = sidecar[rid]
+            sampled, top, values, start = sidecar.indices(rid)
             positions = self.family.target_positions(labels)
             lp = np.full((len(positions), self.k), -np.inf, np.float16)
-            top = np.full((len(positions), self.k), -1, np.int32)
-            found = teacher_starts(teacher, response)
+            found = teacher_starts(sidecar.tokens, sampled, start, response)
             unspelled += found is None
             at, m = response_at(labels, ids, eos)
             starts = student_starts([table[i] for i in ids[:m]], offsets[:m], response) if found else []
-            for n, p in enumerate(positions):
-                q = p - at
-                j = found.get(starts[q]) if found and 0 <= q < m and starts[q] is not None else None
-                if j is None:
-                    continue
-                values = teacher.top_logprobs[j]
-                if self.exact:
-                    row = [to_id.get(b, -1) for b in teacher.top_tokens[j]]
-                    seen: set[int] = set()
-                    for c, i in enumerate(row):
-                        if i >= 0 and i not in seen and values[c] > -np.inf:
-                            seen.add(i)
-                            top[n, c], lp[n, c] = i, values[c]
-                else:
-                    lp[n, : len(values)] = np.sort(values)[::-1]
-            out["kd_logprobs"].append(lp.reshape(-1))
+            pairs = [(n, found[starts[p - at]]) for n, p in enumerate(positions)
+                     if found and 0 <= p - at < m and starts[p - at] in found]
+            rows, js = (np.array(x, np.int64) for x in zip(*pairs)) if pairs else (np.zeros(0, np.int64),) * 2
             if self.exact:
-                out["kd_ids"].append(top.reshape(-1))
+                alt = as_ids[top[js]]  # top's -1 reads as_ids' last entry, -1
+                # an alternative the student has no token for, or a second one for the same student token, is left
+                # out of the top-k: its mass joins the rest bucket
+                alt[((alt[:, :, None] == alt[:, None, :]) & earlier).any(-1)] = -1
+                kd_ids = np.full((len(positions), self.k), -1, np.int32)
+                kd_ids[rows] = alt
+                lp[rows] = np.where(alt >= 0, values[js], np.float16(-np.inf))
+                out["kd_ids"].append(kd_ids.reshape(-1))
+            else:
+                lp[rows] = -np.sort(-values[js], -1)  # decreasing, -inf last
+            out["kd_logprobs"].append(lp.reshape(-1))
         if unspelled:
             log.warning("objective=token_kd: the teacher's tokens do not spell the response of %d records (edited "
                         "after generation?): they train on the NLL alone", unspelled)

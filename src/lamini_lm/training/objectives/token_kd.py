@@ -128,9 +128,9 @@ def _shares_tokens(sidecar, ids: list[str], tokenizer) -> bool:
     of the student's tokens, by its bytes: the teacher's tokenizer is then taken to be the student's."""
     from lamini_lm.token_bytes import token_bytes
 
-    own = set(token_bytes(tokenizer))
+    used: set[int] = set()
     for rid in ids[:AUTO_RECORDS]:
-        t = sidecar[rid]
-        if any(b and b not in own for b in t.tokens) or any(b and b not in own for row in t.top_tokens for b in row):
-            return False
-    return True
+        sampled, top, _, _ = sidecar.indices(rid)
+        used.update(sampled.tolist(), top[top >= 0].tolist())
+    own = set(token_bytes(tokenizer))
+    return all(not sidecar.tokens[i] or sidecar.tokens[i] in own for i in used)
