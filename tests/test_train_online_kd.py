@@ -208,10 +208,12 @@ def test_across_tokenizers_the_teacher_reads_its_own_format_and_meets_tokens_tha
     assert {"tiny_gpt2": 0.94, "tiny_t5": 0.8}[name] < aligned / total < 1, aligned / total
 
 
-@pytest.mark.parametrize("name", ["tiny_gpt2", "tiny_t5"])
-def test_across_tokenizers_the_loss_is_uld_on_the_teachers_own_text_computed_apart(smol_tok, name):
+# the teacher's own sequences in one packed row (its attention keeps them apart), or padded (one that does not)
+@pytest.mark.parametrize("name,attention", [("tiny_gpt2", "sdpa_varlen"), ("tiny_t5", "sdpa")])
+def test_across_tokenizers_the_loss_is_uld_on_the_teachers_own_text_computed_apart(smol_tok, name, attention):
     family, model, tok = student(name)
-    obj = objective(smol_tok, "objective.alpha=0.4", "objective.temperature=2.0", "objective.top_k=7")
+    obj = objective(smol_tok, "objective.alpha=0.4", "objective.temperature=2.0", "objective.top_k=7",
+                    f"objective.teacher.attn_implementation={attention}")
     rows, widths = rows_of(family, tok, obj)
     batch = Collate(tok.pad_token_id, family.separate_labels, columns=widths)((rows, None))
     with torch.no_grad():

@@ -190,12 +190,16 @@ class OnlineKD(Objective):
 
         from lamini_lm.data.collate import Collate
 
+        from lamini_lm.models import attention
+
         ids, labels, rows = batch["okd_input_ids"], batch["okd_labels"], batch["okd_rows"]
         labels = [y.tolist() for y in labels]
-        padded = Collate(self._teacher_pad, self.family.separate_labels)(
+        # one packed row where the teacher's attention keeps its examples apart (no padding to compute), else padded
+        packed = self.family.can_pack and attention.packs(teacher)
+        own = Collate(self._teacher_pad, self.family.separate_labels, packed=packed, pack_limit=self.family.pack_limit)(
             ({"input_ids": [x.tolist() for x in ids], "labels": labels}, None))
-        padded = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in padded.items()}
-        t_logits = self.family.target_logits(teacher, padded)[0]
+        own = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in own.items()}
+        t_logits = self.family.target_logits(teacher, own)[0]
         offsets = np.cumsum([0] + [len(self.family.target_positions(y)) for y in labels])
         index = torch.cat([torch.where(r >= 0, r.long() + int(o), -1) for r, o in zip(rows, offsets)]).to(device)
         if len(index) != n_targets:
