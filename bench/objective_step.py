@@ -12,8 +12,9 @@ with fast_gelu, forward and backward, under
 - token_kd uld: the same top-k from another tokenizer (ULD's sorted probabilities: a top-k of the student's
   vocabulary per target token).
 The teacher's top-k is made up (its values do not change the work). Steps alternate between the objectives, after
-one untimed warm-up step each; the median and the fastest over --rounds are reported, each over sequence's (on a
-shared machine the fastest is the least disturbed by other jobs). The issue's
+one untimed warm-up step each; the medians over --rounds of the wall-clock time and of the process's CPU time are
+reported, each over sequence's (on a shared machine the CPU time is the less disturbed by other jobs: time the
+process waits for a core is not counted). The issue's
 target: token_kd at most 1.15x the sequence step. The collate (the per-target columns concatenated into the batch,
 which DataLoader workers do beside the step) is timed apart.
 """
@@ -45,7 +46,7 @@ def main() -> None:
     rounds = 3 if args.quick else args.rounds
     print(f"torch {torch.__version__}, {args.threads} threads, micro-batch {args.micro_batch} packed, k={args.k}, "
           f"{rounds} rounds; load average {' '.join(f'{x:.1f}' for x in __import__('os').getloadavg())}")
-    print(f"{'shape':9s} {'objective':15s} {'targets':>7s} {'median s':>8s} {'x sequence':>10s} {'min s':>8s} "
+    print(f"{'shape':9s} {'objective':15s} {'targets':>7s} {'wall s':>8s} {'x sequence':>10s} {'cpu s':>8s} "
           f"{'x sequence':>10s} {'collate ms':>10s}")
     for shape in shapes:
         bench_shape(shape, args, rounds)
@@ -93,30 +94,34 @@ def bench_shape(shape: str, args, rounds: int) -> None:
                                         columns={"kd_logprobs": k})}
     batches = {name: c((rows, None)) for name, c in collates.items()}
 
-    def step(name: str) -> float:
+    def step(name: str) -> tuple[float, float]:
         model.zero_grad(set_to_none=True)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         loss = objectives[name].loss(family, model, batches[name])
         (loss.total / batches[name]["step_target_tokens"]).backward()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
     def collate(name: str) -> float:
         start = time.perf_counter()
         collates[name]((rows, None))
         return time.perf_counter() - start
 
-    times: dict[str, list[float]] = {name: [] for name in objectives}
+    wall: dict[str, list[float]] = {name: [] for name in objectives}
+    cpu: dict[str, list[float]] = {name: [] for name in objectives}
     for name in objectives:
         step(name)  # warm-up: first-call costs
     for _ in range(rounds):
         for name in objectives:
-            times[name].append(step(name))
-    base, least = statistics.median(times["sequence"]), min(times["sequence"])
+            w, c = step(name)
+            wall[name].append(w)
+            cpu[name].append(c)
+    base, base_cpu = statistics.median(wall["sequence"]), statistics.median(cpu["sequence"])
     targets = int(batches["sequence"]["step_target_tokens"])
-    for name, t in times.items():
+    for name in objectives:
         c = statistics.median(collate(name) for _ in range(5))
-        print(f"{shape:9s} {name:15s} {targets:7d} {statistics.median(t):8.3f} {statistics.median(t) / base:10.3f} "
-              f"{min(t):8.3f} {min(t) / least:10.3f} {c * 1e3:10.2f}")
+        w, u = statistics.median(wall[name]), statistics.median(cpu[name])
+        print(f"{shape:9s} {name:15s} {targets:7d} {w:8.3f} {w / base:10.3f} {u:8.3f} {u / base_cpu:10.3f} "
+              f"{c * 1e3:10.2f}")
 
 
 if __name__ == "__main__":
