@@ -25,7 +25,13 @@ SHAPES = {
     "gpt2": ["model=gpt2", "model.init=random", "model.tokenizer=${asset:gpt2_tokenizer}"],
     "t5_small": ["model=t5_small", "model.init=random", "model.tokenizer=${asset:t5_tokenizer}"],
     "t5_base": ["model=t5_base", "model.init=random", "model.tokenizer=${asset:t5_tokenizer}"],
+    # SmolLM2-135M's architecture and tokenizer (its GGUF file's), random weights: a student of objective=online_kd's
+    # default teacher's vocabulary, the one TRL's GKDTrainer can train beside it
+    "smollm2": ["model=smollm2_135m", "model.init=random"],
 }
+# the shapes whose tokenizers choose the word pool (words of one token in each): the smollm2 shape reads the same
+# texts (a word may be two of its tokens), so the other shapes' data stays what it was measured on
+WORD_SHAPES = ("gpt2", "t5_small", "t5_base")
 
 
 def word_pool(tokenizers) -> np.ndarray:
@@ -98,7 +104,7 @@ def examples(cfg, family, tokenizer, args, words):
     """The pool of tokenised examples the plans draw from, and the warm-up's."""
     from lamini_lm.data.tokenization import Tokenize
 
-    tokenize = Tokenize(tokenizer, family.style(cfg.model.prompt_style), family,
+    tokenize = Tokenize(tokenizer, family.style(cfg.model.prompt_style, tokenizer), family,
                         cfg.data.max_source_length, cfg.data.max_target_length)
     pool = records(args.pool, words, args.seed, args.max_words).map(tokenize, batched=True)
     # one micro-batch of the same lengths as the timed ones: it pays the first-call costs, the heap's growth to a

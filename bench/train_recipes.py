@@ -141,10 +141,10 @@ def _hf_args(cfg, tmp, m, accum, device="cpu", **extra):
                 logging_strategy="no", disable_tqdm=True, **extra)
 
 
-def run_hf(kind, cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter, tmp: str):
-    """The HF Trainer (Alpaca's recipe) or TRL's SFTTrainer on exactly ``micro_batches`` (sampling sequential:
-    the plan of the sampler each recipe uses was drawn beforehand, see grouped_plan / random_plan), on the meter's
-    device."""
+def run_hf(kind, cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter, tmp: str, teacher=None):
+    """The HF Trainer (Alpaca's recipe), TRL's SFTTrainer or (``trl_gkd``, with ``teacher``) TRL's GKDTrainer on
+    exactly ``micro_batches`` (sampling sequential: the plan of the sampler each recipe uses was drawn beforehand,
+    see grouped_plan / random_plan), on the meter's device."""
     from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
     class Clock(TrainerCallback):
@@ -169,6 +169,17 @@ def run_hf(kind, cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter,
             args = TrainingArguments(**_hf_args(cfg, tmp, m, accum, meter.device))
             return Trainer(model=model, args=args, train_dataset=dataset, data_collator=counting(pad),
                            callbacks=[Clock()])
+        if kind == "trl_gkd":
+            from trl.experimental.gkd import GKDConfig, GKDTrainer
+
+            # off-policy (lmbda=0: the dataset's responses, as our objective=online_kd with lmbda 0), GKD's
+            # generalized JSD with beta 0.5 (its default), padded micro-batches of the plan, TRL's fastest settings
+            # as for trl_grouped; the prompt is -100 in the labels, which GKD's loss masks
+            pad = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
+            args = GKDConfig(**_hf_args(cfg, tmp, m, accum, meter.device), lmbda=0.0, beta=0.5, temperature=1.0,
+                             max_length=None, gradient_checkpointing=False)
+            return GKDTrainer(model=model, teacher_model=teacher, args=args, train_dataset=dataset,
+                              processing_class=tokenizer, data_collator=counting(pad), callbacks=[Clock()])
         from trl import SFTConfig, SFTTrainer
 
         # the prompt is already -100 in the labels (completion-only loss); no packing across examples
@@ -192,10 +203,12 @@ def run_hf(kind, cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter,
     t.train()
 
 
-def run_ours(cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter, tmp: str, family, packing: str):
+def run_ours(cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter, tmp: str, family, packing: str,
+             objective=None, columns: dict | None = None):
     """Our path (src/lamini_lm/training/run.py): TokenizedSet + Collate (data.packing as configured) + the family's
     LightningModule under the Trainer of ``cfg.trainer`` (conf/trainer/cpu.yaml; on a GPU trainer=gpu, bf16-mixed),
-    on exactly ``micro_batches``."""
+    on exactly ``micro_batches``; its loss the ``objective``'s (None: the sequence NLL), the per-target ``columns``
+    it reads (name -> width, Columns.widths) carried by the collate from ``pool`` and ``warm``."""
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 
@@ -205,7 +218,7 @@ def run_ours(cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter, tmp
 
     real_collate = Collate(tokenizer.pad_token_id, separate_labels=family.separate_labels,
                            packed=packing == "padding_free" and family.can_pack and packs(model),
-                           pack_limit=family.pack_limit)
+                           pack_limit=family.pack_limit, columns=columns or {})
 
     def collate(item):
         batch = real_collate(item)
@@ -229,19 +242,39 @@ def run_ours(cfg, model, tokenizer, pool, micro_batches, warm, meter: Meter, tmp
         def __len__(self):
             return len(self.batches)
 
-    module = family.module(model, cfg.model, cfg.optim)
+    module = family.module(model, cfg.model, cfg.optim, tokenizer, objective)
 
     def fit(dataset, batches):
         trainer = instantiate(cfg.trainer, logger=False, callbacks=[Clock()], max_steps=1,
                               accumulate_grad_batches=len(batches), enable_checkpointing=False,
                               enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                               default_root_dir=tmp)
-        trainer.fit(module, train_dataloaders=make_loader(TokenizedSet(dataset), Plan(batches), collate))
+        trainer.fit(module, train_dataloaders=make_loader(TokenizedSet(dataset, list(columns or {})), Plan(batches),
+                                                          collate))
 
     warm_tokens = sum(warm["target_length"])
     fit(warm, [MicroBatch(range(len(warm)), warm_tokens)])
     meter.reset(model)
     fit(pool, micro_batches)
+
+
+def made_up_top_k(pool, family, vocab: int, k: int, exact: bool, seed: int):
+    """``pool`` with token_kd's per-target columns (alignment.TopKColumns' layout) of a made-up teacher: k
+    alternatives per target token (``family.target_positions``), drawn from the student's vocabulary (``exact``: with
+    their ids), probabilities from a Dirichlet with 5% left to the rest; the EOS without one, as in real data. The
+    values do not change the work."""
+    def add(batch, indices):
+        out = {"kd_logprobs": [], **({"kd_ids": []} if exact else {})}
+        for i, labels in zip(indices, batch["labels"]):
+            rng = np.random.default_rng([seed, i])
+            n = len(family.target_positions(labels))
+            lp = np.log(np.sort(rng.dirichlet(np.ones(k), n) * 0.95, -1)[:, ::-1]).astype(np.float16)
+            lp[-1:] = -np.inf  # the EOS: no teacher distribution
+            out["kd_logprobs"].append(lp.reshape(-1))
+            if exact:
+                out["kd_ids"].append(rng.integers(0, vocab, n * k).astype(np.int32))
+        return out
+    return pool.map(add, batched=True, with_indices=True)
 
 
 def no_dropout(model) -> None:

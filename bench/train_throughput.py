@@ -73,9 +73,9 @@ import warnings
 
 import numpy as np
 
-from bench.lamini_shaped import MAX_WORDS, SHAPES, compose, examples, shape_model, word_pool
-from bench.train_recipes import (Meter, grouped_plan, no_dropout, ours_plan, plan_padding, random_plan, run_hf,
-                                 run_ours, spaced)
+from bench.lamini_shaped import MAX_WORDS, SHAPES, WORD_SHAPES, compose, examples, shape_model, word_pool
+from bench.train_recipes import (Meter, grouped_plan, made_up_top_k, no_dropout, ours_plan, plan_padding,
+                                 random_plan, run_hf, run_ours, spaced)
 from lamini_lm.training.flops import matmul_roof
 
 # Dense bf16 tensor-core peaks (FLOP/s) for the cards lightning's table misses: it reads "NVIDIA H200" as no chip it
@@ -86,6 +86,17 @@ BF16_PEAK = {"h200": 989.4e12}
 # the other three are our own variants, left for a longer session so that the default run's 11 processes (~15-20 s
 # each, imports and CUDA start included) fit the ~4 minutes gpu_session.sh leaves the bench
 GPU_SKIPS = ("ours_glibc", "ours_count_cut", "ours_gelu_new", "ours_no_dropout")
+# the distillation objectives, run only when --recipes names them (the default runs stay what they were):
+# ours_token_kd   objective=token_kd on ours' micro-batches, a made-up stored top-K of the student's own vocabulary
+#                 (exact: the divergence at the K alternatives); ours_token_kd_uld: of another vocabulary (ULD)
+# ours_online_kd  objective=online_kd, its default teacher (SmolLM2-135M-Instruct, real weights) beside the student,
+#                 with GKD's supervised settings (alpha 1, generalized JSD, beta 0.5) to match trl_gkd
+# trl_gkd         TRL's GKDTrainer (trl.experimental.gkd) with the same teacher, lmbda 0 (off-policy), beta 0.5, on
+#                 trl_grouped's padded micro-batches; only where the teacher's vocabulary is the student's (GKD's own
+#                 requirement): the smollm2 shape
+KD_RECIPES = ("ours_token_kd", "ours_token_kd_uld", "ours_online_kd", "trl_gkd")
+KD_K = 20  # alternatives per target token: what an API teacher returns at most (teacher.logprobs=20)
+GKD = ["objective=online_kd", "objective.alpha=1.0", "objective.divergence=jsd", "objective.beta=0.5"]
 
 
 def overrides(args) -> list[str]:
@@ -97,9 +108,10 @@ def load_average() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def recipes(pool, lengths, family, packed, args) -> list[tuple]:
+def recipes(pool, lengths, family, packed, args, teacher_vocab: bool = False) -> list[tuple]:
     """(recipe, its global batch or None, its plan of micro-batches) for every recipe this shape runs; ``packed``:
-    ours packs its micro-batches (data.packing)."""
+    ours packs its micro-batches (data.packing); ``teacher_vocab``: the student's vocabulary is online_kd's teacher's
+    (decoder-only)."""
     m, small, seed = args.micro_batch, min(args.global_batches), args.seed
     ours = functools.partial(ours_plan, pool, m, seed=seed, family=family, packed=packed)
     runs = [("alpaca", None, random_plan(len(pool), m, seed))]
@@ -117,12 +129,16 @@ def recipes(pool, lengths, family, packed, args) -> list[tuple]:
     if args.device == "cpu":  # cpu_memory_cache=false: glibc's malloc as it comes, what keeping freed memory brings
         runs.append(("ours_glibc", small, ours(small)[0]))
     runs.append(("ours_no_dropout", small, ours(small)[0]))  # a ceiling: what dropout costs on this CPU
+    runs += [(r, small, ours(small)[0]) for r in KD_RECIPES[:3]]  # the objectives on ours' own micro-batches
+    if teacher_vocab:  # GKD compares full distributions: TRL's trainer needs the teacher's vocabulary
+        runs.append(("trl_gkd", small, grouped_plan(lengths, m, small // m, seed)))
     if args.compile:  # compile=true: the warm-up step pays the compilation
         runs.append(("ours_compiled", small, ours(small)[0]))
         if not family.separate_labels:  # TRL compiled as well: its torch_compile argument
             runs.append(("trl_grouped_compiled", small, grouped_plan(lengths, m, small // m, seed)))
     if args.recipes:
         return [r for r in runs if r[0] in args.recipes]
+    runs = [r for r in runs if r[0] not in KD_RECIPES]
     return [r for r in runs if r[0] not in GPU_SKIPS] if args.device == "cuda" else runs
 
 
@@ -159,7 +175,9 @@ def bench_shape(shape: str, args, words) -> list[dict]:
     ours_packs = cfg.data.packing == "padding_free" and family.can_pack
     rows = []
     # rounds interleave the recipes (a, b, c, a, b, c, ...), so a slow minute of the machine falls on every recipe
-    runs = ((r, x) for r in range(args.rounds) for x in recipes(pool, lengths, family, ours_packs, args))
+    teacher_vocab = not enc_dec and any(r in KD_RECIPES for r in args.recipes) and shares_teacher_vocab(tokenizer)
+    runs = ((r, x) for r in range(args.rounds)
+            for x in recipes(pool, lengths, family, ours_packs, args, teacher_vocab))
     for rnd, (recipe, g, plan) in runs:
         t = time.perf_counter()
         if args.budget and t - args.t_start + args.longest > args.budget:  # --budget: the next run would pass it
@@ -184,6 +202,57 @@ def bench_shape(shape: str, args, words) -> list[dict]:
         row["padding"] = 1 - row["real"] / row["padded"]
         rows.append(row)
     return rows
+
+
+def shares_teacher_vocab(tokenizer) -> bool:
+    """Whether ``tokenizer``'s vocabulary is objective=online_kd's default teacher's."""
+    from lamini_lm.models.backbone import load_tokenizer
+
+    return tokenizer.get_vocab() == load_tokenizer(gkd_objective()["teacher"]).get_vocab()
+
+
+def gkd_objective() -> dict:
+    """conf/objective/online_kd.yaml with GKD's settings, a plain dict; its teacher typed as a ModelSpec."""
+    from omegaconf import OmegaConf
+
+    from lamini_lm import config
+    from lamini_lm.models.spec import ModelSpec
+
+    node = OmegaConf.to_container(config.compose("train", GKD).objective, resolve=True)
+    return {**node, "teacher": config.typed(node["teacher"], ModelSpec, "objective.teacher")}
+
+
+def objective_of(recipe: str, pool, warm, micro: list, tokenizer, family, model, seed: int):
+    """(objective, pool, warm, micro, widths) of a KD recipe: the objective, the pool cut to the timed micro-batches'
+    examples (renumbered in ``micro``) and the warm-up's, both with the objective's per-target columns, and their
+    widths; (None, pool, warm, micro, None) for every other recipe."""
+    from omegaconf import OmegaConf
+
+    from lamini_lm import config, targets
+    from lamini_lm.data.batching import MicroBatch
+    from lamini_lm.training.objectives.base import Objective
+    from lamini_lm.training.objectives.token_kd import TokenKD
+
+    if recipe not in KD_RECIPES[:3]:
+        return None, pool, warm, micro, None
+    used = sorted({i for mb in micro for i in mb})
+    at = {i: j for j, i in enumerate(used)}
+    pool = pool.select(used)
+    micro = [MicroBatch([at[i] for i in mb], mb.step_target_tokens) for mb in micro]
+    if recipe.startswith("ours_token_kd"):
+        objective = TokenKD()
+        objective.exact = recipe == "ours_token_kd"  # what match=auto decides from the data
+        vocab = model.config.vocab_size
+        pool, warm = (made_up_top_k(d, family, vocab, KD_K, objective.exact, seed) for d in (pool, warm))
+        widths = {"kd_ids": KD_K, "kd_logprobs": KD_K} if objective.exact else {"kd_logprobs": KD_K}
+        return objective, pool, warm, micro, widths
+    objective = targets.build(OmegaConf.to_container(config.compose("train", GKD).objective, resolve=True),
+                              "objective", base=Objective)
+    columns = objective.columns(pool, tokenizer, family, None)  # None: the teacher runs on the student's own rows
+    if columns is None:
+        return objective, pool, warm, micro, None
+    pool, warm = (d.map(lambda b: columns(b, b), batched=True) for d in (pool, warm))
+    return objective, pool, warm, micro, columns.widths
 
 
 def run_recipe(shape: str, recipe: str, micro: list, pool, warm, args) -> dict:
@@ -226,16 +295,31 @@ def run_recipe(shape: str, recipe: str, micro: list, pool, warm, args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         if ours:
             packing = "padded" if recipe == "ours_padded" else cfg.data.packing
-            run_ours(cfg, model, tokenizer, pool, micro, warm, meter, tmp, family, packing)
+            objective, pool, warm, micro, widths = objective_of(recipe, pool, warm, micro, tokenizer, family, model,
+                                                                args.seed)
+            run_ours(cfg, model, tokenizer, pool, micro, warm, meter, tmp, family, packing, objective, widths)
             packed = packing == "padding_free" and family.can_pack
         else:
-            run_hf(recipe, cfg, model, tokenizer, pool, micro, warm, meter, tmp)
+            run_hf(recipe, cfg, model, tokenizer, pool, micro, warm, meter, tmp, teacher=gkd_teacher(recipe))
             packed = recipe == "trl_padding_free"
     return {"real": meter.real, "padded": meter.padded, "seconds": meter.seconds, "cpu_seconds": meter.cpu_seconds,
             "flops": meter.flops, "matmul": matmul, "peak_mb": (meter.live_peak - meter.live0) / 2 ** 20,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10, "packed": packed,
             "roof": peak or matmul, "roof_source": source or "measured 8192^3 bf16 product",
             "gpu": None if cpu else torch.cuda.get_device_name()}
+
+
+def gkd_teacher(recipe: str):
+    """trl_gkd's teacher: online_kd's (the same weights, dtype fp32 as ours on the CPU), with transformers' default
+    attention as the HF and TRL recipes' students have; None for every other recipe."""
+    import dataclasses
+
+    from lamini_lm.models.backbone import build_family, load_model
+
+    if recipe != "trl_gkd":
+        return None
+    spec = dataclasses.replace(gkd_objective()["teacher"], attn_implementation=None)
+    return load_model(spec, build_family(spec)).eval().requires_grad_(False)
 
 
 def gpu_matmul(n: int = 8192, reps: int = 5) -> float:
@@ -358,7 +442,7 @@ def main() -> None:
             raise SystemExit(f"unknown shape '{s}'; known: {', '.join(SHAPES)}")
     print(f"start: {load_average()}")
     t_start = time.perf_counter()
-    words = word_pool([load_tokenizer(compose(s).model) for s in SHAPES])
+    words = word_pool([load_tokenizer(compose(s).model) for s in WORD_SHAPES])
     print(f"m={args.micro_batch}, {args.micro_batches} timed micro-batches per recipe (one optimizer step), plans "
           f"over {args.pool} examples; ours at global batch {args.global_batches}; word pool {len(words)}", flush=True)
 
@@ -375,6 +459,23 @@ def main() -> None:
         raise SystemExit(f"no run finished: {'; '.join(args.skipped) or 'no recipe selected'}")
     report(rows, shapes, peak, args)
     print(f"\nend: {load_average()}; total {time.perf_counter() - t_start:.0f} s")
+
+
+def kd_lines(rows: list[dict], table: list[dict], shape: str) -> None:
+    """The distillation recipes' ratios: each objective's step time over the sequence objective's on the same
+    micro-batches (ours at the same global batch), and ours_online_kd's tokens/s over TRL's GKDTrainer's."""
+    def find(recipe, g=None):
+        return next((r for r in table if r["shape"] == shape and r["recipe"] == recipe
+                     and (g is None or r["global"] == g)), None)
+    for kd in (r for r in table if r["shape"] == shape and r["recipe"] in KD_RECIPES[:3]):
+        seq = find("ours", kd["global"])
+        if seq:  # sequence tok/s over the objective's, on the same tokens: the objective's step time in sequence steps
+            print(f"{shape:9s} {kd['recipe']} at global {kd['global']}: step time "
+                  f"{ratios(rows, seq, kd).replace(kd['recipe'], 'of ours (the sequence objective)')}")
+    gkd, online = find("trl_gkd"), find("ours_online_kd")
+    if gkd and online:
+        print(f"{shape:9s} ours_online_kd at global {online['global']}: {ratios(rows, online, gkd)} in real tokens/s; "
+              f"peak memory {online['peak_mb'] / gkd['peak_mb']:.2f}x")
 
 
 def torch_version() -> str:
@@ -457,7 +558,9 @@ def report(rows: list[dict], shapes: list[str], peak: float, args) -> None:
     print()
     for shape in shapes:
         mine = [r for r in table if r["shape"] == shape and r["recipe"] in ("ours", "ours_compiled")]
-        others = [r for r in table if r["shape"] == shape and not r["recipe"].startswith("ours")]
+        others = [r for r in table if r["shape"] == shape and not r["recipe"].startswith("ours")
+                  and r["recipe"] not in KD_RECIPES]
+        kd_lines(rows, table, shape)
         if not others:
             continue
         best = max(others, key=lambda r: r["tok_s"])
