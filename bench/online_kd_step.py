@@ -8,7 +8,7 @@ Each student (random weights, fp32, CPU) trains one packed micro-batch of the fi
 records (data.packing=padding_free, as train.py collates them), forward and backward, under the sequence objective
 and under online_kd with its default settings (forward KL, alpha 0.5): a student of the teacher's tokenizer has
 the teacher run on its own packed row (full-vocabulary divergence); GPT-2's and T5's have it read its own
-chat-formatted text, padded (ULD on its top 20). Steps alternate between the two, after one untimed warm-up step
+chat-formatted text, in one packed row of its own (ULD on its top 20). Steps alternate between the two, after one untimed warm-up step
 each; the median over --rounds is reported, and online_kd's over sequence's. The teacher's forward is the cost:
 about one forward of a 135M model per step, without its backward.
 """
