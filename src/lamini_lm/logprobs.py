@@ -132,7 +132,9 @@ def write_sidecar(path: str | Path, items: Iterable[tuple[str, TokenLogprobs]], 
     k, n_tokens, n_records = None, 0, 0
     it = iter(items)
     with replacing(path) as tmp:
-        writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+        # measured on SmolLM2's top 20 (docs/generate.md): token indices and float16 log-probs barely repeat, so a
+        # dictionary only costs; zstd level 9 writes ~10% less than its default 3 at ~1.5x the time
+        writer = pq.ParquetWriter(tmp, schema, compression="zstd", compression_level=9, use_dictionary=False)
         try:
             while chunk := list(islice(it, ROW_GROUP)):
                 k = max(t.k for _, t in chunk) if k is None else k
@@ -240,9 +242,10 @@ class Sidecar:
 
 
 # bytes per response token at k = 20, measured (docs/generate.md, "Teacher log-probs": teacher=hf_local,
-# SmolLM2-135M-Instruct, 50 responses): in a request-store line (to_json) and in the sidecar. Another k scales
-# with the 4 + 6k bytes a token holds before compression
-_MEASURED_K, _STORE_PER_TOKEN, _SIDECAR_PER_TOKEN = 20, 200.0, 100.0
+# SmolLM2-135M-Instruct, 50 responses of up to 256 tokens): in a request-store line (to_json) and in the sidecar's
+# columns (its token table, at most the teacher's vocabulary, is left out: a few 100 kB however large D_ALL is).
+# Another k scales with the 4 + 6k bytes a token holds before compression
+_MEASURED_K, _STORE_PER_TOKEN, _SIDECAR_PER_TOKEN = 20, 238.0, 67.0
 
 
 def size_estimate(k: int, tokens: float) -> dict[str, int]:
