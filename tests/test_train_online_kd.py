@@ -352,6 +352,11 @@ def test_the_planner_counts_the_teachers_weights_forward_and_logits(smol_tok):
     preflight.verdict(alone, p, int(fits) + 1, 1)
     with pytest.raises(UserError, match="the planner puts the peak at"):
         preflight.verdict(cfg, p, int(fits) + 1, 1)
+    # a teacher the planner cannot size: the preflight is skipped, as for a student without an architecture
+    unsized = config.compose("train", [*base, *batch, "objective=online_kd", "objective.teacher.architecture=null"])
+    preflight.verdict(unsized, p, 1, 1)
+    with pytest.raises(UserError, match="objective.teacher.architecture: teacher 'smollm2_135m' carries none"):
+        plan.setup(unsized)
     # the table shows it
     out = plan.plan(cfg)
     assert plan.render(out).count("teacher") >= 2 and all(r["objective"] > 0 for r in out["rows"])

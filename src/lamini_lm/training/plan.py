@@ -90,6 +90,7 @@ def setup(cfg, world: int | None = None) -> Setup:
     kern = activations.kernel(d, cfg.plan.attention, device, model.config._attn_implementation)
     family = build_family(spec)
     objective = targets.build(cfg.objective, "objective", base=Objective) if cfg.get("objective") else Objective()
+    objective.extra_memory(1, 2, 1, 4)  # one that cannot be sized (a teacher without its architecture) says so here
     return Setup(spec.name, family, spec.prompt_style or family.default_prompt_style, shape, d, strategy, world,
                  cfg.trainer.precision, device, kern, objective)
 
