@@ -157,6 +157,19 @@ def test_on_the_teachers_rows_it_is_token_kd_given_the_teachers_whole_vocabulary
     assert not math.isclose(online.total.item(), kd.loss(family, model, batch).total.item(), rel_tol=1e-3)
 
 
+
+def test_the_teacher_computes_in_the_dtype_the_student_computes_in(smol_tok):
+    obj = objective(smol_tok)
+    student_ = torch.nn.Linear(2, 2)
+    cpu = torch.device("cpu")
+    teacher = obj.teacher(student_, cpu)
+    assert next(teacher.parameters()).dtype == torch.float32 and not teacher.training
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16-mixed: the autocast dtype, no fp32 copy kept
+        assert obj.teacher(student_, cpu) is teacher and next(teacher.parameters()).dtype == torch.bfloat16
+    assert next(obj.teacher(student_.to(torch.bfloat16), cpu).parameters()).dtype == torch.bfloat16  # bf16-true
+    assert next(obj.teacher(student_.double(), cpu).parameters()).dtype == torch.float64
+    assert not any(p.requires_grad for p in teacher.parameters())
+
 # -- its own text, across tokenizers ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["tiny_gpt2", "tiny_t5"])
