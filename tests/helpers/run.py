@@ -33,10 +33,11 @@ def run_script_inprocess(script: str, *argv: str, capfd, monkeypatch, cwd: Path)
     ``cwd``: its exit code and what it printed, as ``run_entry`` gives them, without the seconds a fresh process
     spends importing. An exception that escapes becomes what Python would print: a traceback and exit 1.
 
-    Hydra's global state (GlobalHydra, HydraConfig, JobRuntime), the environment, the root logger and the working
-    directory are restored afterwards, so cases can follow each other, and other tests follow them, in one process."""
+    Hydra's global state (GlobalHydra, HydraConfig, JobRuntime), the environment, the root logger, the signal handlers
+    and the working directory are restored afterwards, so cases can follow each other, and other tests follow them, in one process."""
     import logging
     import runpy
+    import signal
     import traceback
 
     from hydra.core.global_hydra import GlobalHydra
@@ -51,6 +52,8 @@ def run_script_inprocess(script: str, *argv: str, capfd, monkeypatch, cwd: Path)
     env, root = dict(os.environ), logging.getLogger()
     handlers, level = root.handlers[:], root.level
     hydra_cfg, job_runtime = HydraConfig.instance().cfg, JobRuntime.instance().conf  # the run sets both
+    # the script's while_starting() takes SIGINT/SIGTERM: given back, so that this (xdist worker) process ends as before
+    signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     GlobalHydra.instance().clear()
     capfd.readouterr()  # only what the script prints
     code = 0
@@ -71,6 +74,8 @@ def run_script_inprocess(script: str, *argv: str, capfd, monkeypatch, cwd: Path)
             for h in getattr(logger, "handlers", []):
                 if isinstance(h, logging.StreamHandler) and "stream" in vars(h) and id(h.stream) in own:
                     h.setStream(own[id(h.stream)])
+        for s, h in signals.items():
+            signal.signal(s, h)
         release_held()  # the run folders the script took at its start, as its process's end would
         GlobalHydra.instance().clear()
         HydraConfig.instance().cfg, JobRuntime.instance().conf = hydra_cfg, job_runtime
