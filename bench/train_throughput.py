@@ -161,6 +161,7 @@ def bench_shape(shape: str, args, words) -> list[dict]:
     """Every recipe of ``shape``, each run in a process of its own (run_recipe): a process-wide setting of one recipe
     (ours' cpu_memory_cache, TRL's torch_compile) or what its warm-up left in the heap never reaches another."""
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
     import multiprocessing
 
     cfg, family, tokenizer = shape_model(shape, *overrides(args))
@@ -185,8 +186,15 @@ def bench_shape(shape: str, args, words) -> list[dict]:
                   f"takes up to {args.longest:.0f} s", flush=True)
             args.skipped.append(f"{shape} {recipe}" + (f" (global {g})" if g else ""))
             continue
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
-            row = child.submit(run_recipe, shape, recipe, spaced(plan, args.micro_batches), pool, warm, args).result()
+        try:
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+                row = child.submit(run_recipe, shape, recipe, spaced(plan, args.micro_batches), pool, warm,
+                                   args).result()
+        except BrokenProcessPool:  # killed from outside (the kernel's OOM killer): the other runs still count
+            print(f"  {recipe:16s} died after {time.perf_counter() - t:.0f} s: its process was killed (out of "
+                  f"memory? the kernel log says); {load_average()}", flush=True)
+            args.skipped.append(f"{shape} {recipe} round {rnd} (its process was killed)")
+            continue
         args.longest = max(args.longest, time.perf_counter() - t)
         if args.device == "cpu":
             print(f"  {recipe:16s} done in {time.perf_counter() - t:.0f} s, timed step {row['seconds']:.0f} s; "
@@ -507,7 +515,9 @@ def ratios(rows: list[dict], mine: dict, other: dict) -> str:
     def same(r, x):
         return (r["shape"], r["recipe"], r["global"]) == (x["shape"], x["recipe"], x["global"])
     theirs = {b["round"]: b["tok_s"] for b in rows if same(b, other)}
-    per = [a["tok_s"] / theirs[a["round"]] for a in rows if same(a, mine)]
+    per = [a["tok_s"] / theirs[a["round"]] for a in rows if same(a, mine) and a["round"] in theirs]
+    if not per:  # no round ran both (a run was killed)
+        return f"n/a (no round measured both) {other['recipe']}"
     spread = f" ({min(per):.2f}-{max(per):.2f})" if len(per) > 1 else ""
     return f"{np.median(per):.2f}x{spread} {other['recipe']}"
 
@@ -537,7 +547,7 @@ def report(rows: list[dict], shapes: list[str], peak: float, args) -> None:
               + (f"; every column is the median of {args.rounds} interleaved rounds, tok/s range beside it"
                  if args.rounds > 1 else ""))
     if args.skipped:
-        print(f"skipped by --budget {args.budget:.0f} s: {'; '.join(args.skipped)}")
+        print(f"not measured: {'; '.join(args.skipped)}" + (f" (--budget {args.budget:.0f} s)" if args.budget else ""))
     gb = args.global_batches
     table = medians(rows)
     print(f"\n{'shape':9s} {'recipe':20s} {'global':>6s} {'real tok':>8s} {'time s':>7s} {'real tok/s':>10s} "
