@@ -11,12 +11,15 @@ with fast_gelu, forward and backward, under
   divergence objective.divergence=forward_kl, 10% of the target tokens without a teacher distribution, as an EOS);
 - token_kd uld: the same top-k from another tokenizer (ULD's sorted probabilities: a top-k of the student's
   vocabulary per target token).
-The teacher's top-k is made up (its values do not change the work). Steps alternate between the objectives, after
-one untimed warm-up step each; the medians over --rounds of the wall-clock time and of the process's CPU time are
-reported, each over sequence's (on a shared machine the CPU time is the less disturbed by other jobs: time the
-process waits for a core is not counted). The issue's
-target: token_kd at most 1.15x the sequence step. The collate (the per-target columns concatenated into the batch,
-which DataLoader workers do beside the step) is timed apart.
+The teacher's top-k is made up (its values do not change the work). Steps alternate between the objectives (each
+round starting with the next one), after one untimed warm-up step each; the medians over --rounds of the wall-clock
+time and of the process's CPU time are reported, each over sequence's. The objectives differ only after the target
+logits: the "head" columns time that part alone (the loss from the micro-batch's target logits, and its backward
+to them), --head-reps times each, interleaved: short enough that the fastest of them is rarely disturbed by other
+jobs, it gives "est. x": the step's ratio with the sequence step's CPU time as the rest of the step. On a shared
+machine the whole-step ratios move with the other jobs' load (up to +-50% on the loaded 2-core machine); the head's
+do much less. The issue's target: token_kd at most 1.15x the sequence step. The collate (the per-target columns
+concatenated into the batch, which DataLoader workers do beside the step) is timed apart.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def main() -> None:
     p.add_argument("--micro-batch", type=int, default=8)
     p.add_argument("--k", type=int, default=20)
     p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--head-reps", type=int, default=30)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -46,8 +50,8 @@ def main() -> None:
     rounds = 3 if args.quick else args.rounds
     print(f"torch {torch.__version__}, {args.threads} threads, micro-batch {args.micro_batch} packed, k={args.k}, "
           f"{rounds} rounds; load average {' '.join(f'{x:.1f}' for x in __import__('os').getloadavg())}")
-    print(f"{'shape':9s} {'objective':15s} {'targets':>7s} {'wall s':>8s} {'x sequence':>10s} {'cpu s':>8s} "
-          f"{'x sequence':>10s} {'collate ms':>10s}")
+    print(f"{'shape':9s} {'objective':15s} {'targets':>7s} {'wall s':>7s} {'x seq':>6s} {'cpu s':>7s} {'x seq':>6s} "
+          f"{'head ms':>8s} {'fastest':>8s} {'est. x':>6s} {'collate ms':>10s}")
     for shape in shapes:
         bench_shape(shape, args, rounds)
 
@@ -106,12 +110,35 @@ def bench_shape(shape: str, args, rounds: int) -> None:
         collates[name]((rows, None))
         return time.perf_counter() - start
 
+    with torch.no_grad():  # the head's input: the target logits, as a leaf the backward stops at
+        fixed = family.target_logits(model, batches["sequence"])
+
+    class Head:  # what an objective asks of the family, answered with the fixed logits
+        def target_logits(self, model, batch):
+            return fixed[0].requires_grad_(), fixed[1]
+
+        def token_nll(self, model, batch):
+            return torch.nn.functional.cross_entropy(*self.target_logits(model, batch), reduction="sum")
+
+    def head(name: str) -> float:
+        fixed[0].grad = None
+        start = time.process_time()
+        objectives[name].loss(Head(), None, batches[name]).total.backward()
+        return time.process_time() - start
+
+    heads: dict[str, list[float]] = {name: [] for name in objectives}
+    for r in range(args.head_reps + 1):
+        for name in objectives:
+            t = head(name)
+            if r:  # the first is a warm-up
+                heads[name].append(t)
     wall: dict[str, list[float]] = {name: [] for name in objectives}
     cpu: dict[str, list[float]] = {name: [] for name in objectives}
     for name in objectives:
         step(name)  # warm-up: first-call costs
-    for _ in range(rounds):
-        for name in objectives:
+    names = list(objectives)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:  # each objective first in turn: no order effect
             w, c = step(name)
             wall[name].append(w)
             cpu[name].append(c)
@@ -120,7 +147,9 @@ def bench_shape(shape: str, args, rounds: int) -> None:
     for name in objectives:
         c = statistics.median(collate(name) for _ in range(5))
         w, u = statistics.median(wall[name]), statistics.median(cpu[name])
-        print(f"{shape:9s} {name:15s} {targets:7d} {w:8.3f} {w / base:10.3f} {u:8.3f} {u / base_cpu:10.3f} "
+        estimate = (base_cpu + min(heads[name]) - min(heads["sequence"])) / base_cpu
+        print(f"{shape:9s} {name:15s} {targets:7d} {w:7.2f} {w / base:6.3f} {u:7.2f} {u / base_cpu:6.3f} "
+              f"{statistics.median(heads[name]) * 1e3:8.1f} {min(heads[name]) * 1e3:8.1f} {estimate:6.3f} "
               f"{c * 1e3:10.2f}")
 
 
