@@ -58,7 +58,7 @@ STUDENTS = {
     # an encoder-decoder of T5's SentencePiece (ULD as GPT-2's): --students t5_t5_tok
     "t5_t5_tok": ["model=tiny_t5", "model.architecture.d_model=128", "model.architecture.d_ff=512",
                   "model.architecture.d_kv=32", "model.architecture.num_layers=3", "model.architecture.num_heads=4",
-                  "model.params=6.4M"],
+                  "model.params=5.5M"],
 }
 OBJECTIVES = ("sequence", "token_kd", "online_kd")
 
@@ -314,23 +314,47 @@ def render(results: dict) -> str:
         return f"{statistics.mean(xs):.3f} ± {sd:.3f}"
 
     lines = ["| student | objective | seeds | held-out NLL/token | NLL/byte | distance to teacher | aligned | "
-             "train tok/s |", "|---|---|---|---|---|---|---|---|"]
+             "train tok/s | x sequence's |", "|---|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple, list[dict]] = {}
     for run in results["runs"]:
         groups.setdefault((run["student"], run["objective"]), []).append(run)
     for (student, objective), rs in groups.items():
         kind = "KL" if rs[0]["distance"] == "kl" else "ULD top-20"
         tok_s = [r["tok_s"] for r in rs]
+        # the speed against the sequence objective's run of the same student and seed, minutes apart: the machine's
+        # load moves the tokens/s of a run more than the objective does
+        seq = {r["seed"]: r["tok_s"] for r in groups.get((student, "sequence"), [])}
+        rel = [r["tok_s"] / seq[r["seed"]] for r in rs if r["seed"] in seq]
         lines.append(f"| {student} | {objective} | {len(rs)} | {mean_sd([r['nll_token'] for r in rs])} | "
                      f"{mean_sd([r['nll_byte'] for r in rs])} | {kind} {mean_sd([r['dist'] for r in rs])} | "
                      f"{statistics.mean(r['aligned'] for r in rs):.2f} | "
-                     f"{statistics.median(tok_s):,.0f} ({min(tok_s):,.0f}–{max(tok_s):,.0f}) |")
+                     f"{statistics.median(tok_s):,.0f} ({min(tok_s):,.0f}–{max(tok_s):,.0f}) | "
+                     + (f"{statistics.median(rel):.2f} ({min(rel):.2f}–{max(rel):.2f}) |" if rel else "— |"))
     t = results["teacher"]
     lines.append(f"| teacher (SmolLM2-135M-Instruct, its chat format) | — | — | {t['nll_token']:.3f} | "
-                 f"{t['nll_byte']:.3f} | — | — | — |")
+                 f"{t['nll_byte']:.3f} | — | — | — | — |")
     head = (f"{results['date']}; {results['machine']}; {results['data']['train']} training records, "
             f"{results['data']['heldout']} held out\n\n")
-    return head + "\n".join(lines) + "\n"
+    return head + "\n".join(lines) + "\n\n" + paired(groups) + "\n"
+
+
+def paired(groups: dict) -> str:
+    """Each objective against the sequence objective's run of the same student and seed (same initial weights, data
+    order and steps): the differences' mean and their range over the seeds."""
+    lines = ["| student | objective | Δ NLL/token vs sequence | Δ distance vs sequence | seeds better in NLL |",
+             "|---|---|---|---|---|"]
+    for (student, objective), rs in groups.items():
+        seq = {r["seed"]: r for r in groups.get((student, "sequence"), [])}
+        pairs = [(r, seq[r["seed"]]) for r in rs if r["seed"] in seq]
+        if objective == "sequence" or not pairs:
+            continue
+        cells = []
+        for key in ("nll_token", "dist"):
+            d = [a[key] - b[key] for a, b in pairs]
+            cells.append(f"{statistics.mean(d):+.3f} ({min(d):+.3f} … {max(d):+.3f})")
+        better = sum(a["nll_token"] < b["nll_token"] for a, b in pairs)
+        lines.append(f"| {student} | {objective} | {cells[0]} | {cells[1]} | {better} of {len(pairs)} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
