@@ -8,6 +8,12 @@ from lamini_lm.data.tokenization import Tokenize
 from lamini_lm.models.families import IGNORE_INDEX, DecoderOnly, EncoderDecoder
 from lamini_lm.models.spec import ModelSpec
 from lamini_lm.training.spec import OptimSpec
+from tests.helpers.accumulation import (
+    GRADIENT_GAP,
+    FakeTrainer,
+    accumulated_grads,
+    gradient_gap,
+)
 
 FAMILIES = {"decoder_only": DecoderOnly(), "encoder_decoder": EncoderDecoder()}
 
@@ -65,23 +71,6 @@ def _module(family):
     return f.module(model, spec, OptimSpec(lr=1e-3))
 
 
-class _FakeTrainer:
-    def __init__(self, accumulation, world_size=1):
-        self.accumulate_grad_batches, self.world_size = accumulation, world_size
-
-
-# The largest gradient difference between two micro-batch splits, over the gradient's largest element. In exact
-# arithmetic it is 0; what is left is summation order (batched vs per-example kernels, which differ with the CPU's
-# instruction set, thread count and BLAS). Measured, accumulation 1 vs 4 and 2, both families, AVX-512 and
-# ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2, 1/2/4 threads: float64 <= 3.1e-15, float32 <= 1.2e-6 (an
-# AMD EPYC with AVX2 only: 2.8e-6, issue 14). The mean of micro-batch means (transformers #24725) gives >= 0.30.
-GRADIENT_GAP = {"float64": 1e-10, "float32": 1e-4}
-
-
-def _gradient_gap(reference, other) -> float:
-    return ((reference - other).abs().max() / reference.abs().max()).item()
-
-
 @pytest.mark.numerics
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("family,tok_name", [("decoder_only", "gpt2_tokenizer"), ("encoder_decoder", "t5_tokenizer")])
@@ -100,15 +89,10 @@ def test_accumulation_1_and_k_give_the_same_gradient(family, tok_name, dtype):
     module.log = lambda *a, **k: None
 
     def grads(micro_batches, accumulation, mean_of_means=False):
-        module.zero_grad()
-        module._trainer = _FakeTrainer(accumulation)
-        for idx in micro_batches:
-            batch = collate(({k: [v[i] for i in idx] for k, v in rows.items()}, total))
-            if mean_of_means:  # the deliberate bug: normalise each micro-batch by its own target tokens
-                batch["step_target_tokens"] = (batch["labels"] != IGNORE_INDEX).sum() * accumulation
-            # what Lightning does with accumulation: loss / k, then backward
-            (module.training_step(batch, 0) / accumulation).backward()
-        return torch.cat([p.grad.flatten() for p in module.parameters() if p.grad is not None]).clone()
+        def bug(batch):  # the deliberate bug: normalise each micro-batch by its own target tokens
+            batch["step_target_tokens"] = (batch["labels"] != IGNORE_INDEX).sum() * accumulation
+        return accumulated_grads(module, collate, rows, total, micro_batches, accumulation,
+                                 bug if mean_of_means else None)
 
     with torch.no_grad():  # reference: mean NLL over every target token of the global batch
         batch = collate((rows, total))
@@ -116,12 +100,12 @@ def test_accumulation_1_and_k_give_the_same_gradient(family, tok_name, dtype):
     assert reference_loss.dtype == getattr(torch, dtype)  # the loss keeps the model's precision
     one = grads([[0, 1, 2, 3]], 1)
     assert one.dtype == getattr(torch, dtype) and one.abs().max() > 0.01
-    assert _gradient_gap(one, grads([[0], [1], [2], [3]], 4)) <= GRADIENT_GAP[dtype]
-    assert _gradient_gap(one, grads([[2, 1], [0, 3]], 2)) <= GRADIENT_GAP[dtype]
+    assert gradient_gap(one, grads([[0], [1], [2], [3]], 4)) <= GRADIENT_GAP[dtype]
+    assert gradient_gap(one, grads([[2, 1], [0, 3]], 2)) <= GRADIENT_GAP[dtype]
     # the check can fail: the mean-of-means normalisation does, by orders of magnitude more than the tolerance
-    assert _gradient_gap(one, grads([[0], [1], [2], [3]], 4, mean_of_means=True)) > 100 * GRADIENT_GAP[dtype]
-    assert _gradient_gap(one, grads([[2, 1], [0, 3]], 2, mean_of_means=True)) > 100 * GRADIENT_GAP[dtype]
-    module._trainer = _FakeTrainer(1)
+    assert gradient_gap(one, grads([[0], [1], [2], [3]], 4, mean_of_means=True)) > 100 * GRADIENT_GAP[dtype]
+    assert gradient_gap(one, grads([[2, 1], [0, 3]], 2, mean_of_means=True)) > 100 * GRADIENT_GAP[dtype]
+    module._trainer = FakeTrainer(1)
     assert torch.isclose(module.training_step(collate((rows, total)), 0), reference_loss, rtol=1e-5)
     with torch.no_grad():  # and the loss is the model's own: transformers' shifted, masked mean NLL
         own = module.model(**{k: batch[k] for k in ("input_ids", "attention_mask", "labels")}).loss

@@ -174,9 +174,8 @@ def test_the_teacher_computes_in_the_dtype_the_student_computes_in(smol_tok):
 
 @pytest.mark.parametrize("name", ["tiny_gpt2", "tiny_t5"])
 def test_across_tokenizers_the_teacher_reads_its_own_format_and_meets_tokens_that_start_where_its_do(smol_tok, name):
-    from lamini_lm.token_bytes import token_bytes
-
     from lamini_lm.config import PACKAGE_DIR
+    from lamini_lm.token_bytes import token_bytes
 
     family, model, tok = student(name)
     obj = objective(smol_tok)
@@ -250,7 +249,7 @@ def test_across_tokenizers_the_loss_is_uld_on_the_teachers_own_text_computed_apa
 @pytest.mark.numerics
 @pytest.mark.parametrize("name", ["tiny_llama", "tiny_gpt2", "tiny_t5"])
 def test_online_kd_gives_the_same_gradient_whatever_the_accumulation(smol_tok, name):
-    from tests.test_train_loss import GRADIENT_GAP, _FakeTrainer, _gradient_gap
+    from tests.helpers.accumulation import GRADIENT_GAP, accumulated_grads, gradient_gap
 
     family, model, tok = student(name, smol_tok if name == "tiny_llama" else None)
     obj = objective(smol_tok, "objective.alpha=0.6", "objective.temperature=2.0", "objective.divergence=jsd")
@@ -262,17 +261,12 @@ def test_online_kd_gives_the_same_gradient_whatever_the_accumulation(smol_tok, n
     module.log = lambda *a, **k: None
 
     def grads(micro_batches, accumulation):
-        module.zero_grad()
-        module._trainer = _FakeTrainer(accumulation)
-        for idx in micro_batches:
-            batch = collate(({k: [v[i] for i in idx] for k, v in rows.items()}, total))
-            (module.training_step(batch, 0) / accumulation).backward()
-        return torch.cat([p.grad.flatten() for p in module.parameters() if p.grad is not None]).clone()
+        return accumulated_grads(module, collate, rows, total, micro_batches, accumulation)
 
     one = grads([[0, 1, 2, 3]], 1)
     assert one.abs().max() > 1e-4
-    assert _gradient_gap(one, grads([[0], [1], [2], [3]], 4)) <= GRADIENT_GAP["float64"]
-    assert _gradient_gap(one, grads([[2, 1], [0, 3]], 2)) <= GRADIENT_GAP["float64"]
+    assert gradient_gap(one, grads([[0], [1], [2], [3]], 4)) <= GRADIENT_GAP["float64"]
+    assert gradient_gap(one, grads([[2, 1], [0, 3]], 2)) <= GRADIENT_GAP["float64"]
     teacher = obj.teacher(model, torch.device("cpu"))
     # no gradient ever reaches the teacher, and it is none of the module's parameters or state
     assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
@@ -281,7 +275,7 @@ def test_online_kd_gives_the_same_gradient_whatever_the_accumulation(smol_tok, n
     assert not any(id(p) in own for p in teacher.parameters())
     assert set(module.state_dict()) == {f"model.{k}" for k in model.state_dict()}
     obj.alpha = 0.0  # the check can fail: a different loss moves the gradient far more
-    assert _gradient_gap(one, grads([[0, 1, 2, 3]], 1)) > 100 * GRADIENT_GAP["float64"]
+    assert gradient_gap(one, grads([[0, 1, 2, 3]], 1)) > 100 * GRADIENT_GAP["float64"]
 
 
 def _spec(name):

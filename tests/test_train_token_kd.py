@@ -264,7 +264,8 @@ def test_the_loss_is_the_formula_computed_apart(family, tok_name, settings, exac
 @pytest.mark.parametrize("exact", [True, False])
 @pytest.mark.parametrize("family,tok_name", [(DecoderOnly(), "gpt2_tokenizer"), (EncoderDecoder(), "t5_tokenizer")])
 def test_token_kd_gives_the_same_gradient_whatever_the_accumulation(family, tok_name, exact):
-    from tests.test_train_loss import GRADIENT_GAP, _FakeTrainer, _gradient_gap, _module
+    from tests.helpers.accumulation import GRADIENT_GAP, accumulated_grads, gradient_gap
+    from tests.test_train_loss import _module
 
     torch.manual_seed(0)
     tok = _tokenizer(tok_name)
@@ -290,19 +291,14 @@ def test_token_kd_gives_the_same_gradient_whatever_the_accumulation(family, tok_
     module.log = lambda *a, **k: None
 
     def grads(micro_batches, accumulation):
-        module.zero_grad()
-        module._trainer = _FakeTrainer(accumulation)
-        for idx in micro_batches:
-            batch = collate(({k: [v[i] for i in idx] for k, v in rows.items()}, total))
-            (module.training_step(batch, 0) / accumulation).backward()
-        return torch.cat([p.grad.flatten() for p in module.parameters() if p.grad is not None]).clone()
+        return accumulated_grads(module, collate, rows, total, micro_batches, accumulation)
 
     one = grads([[0, 1, 2, 3]], 1)
     assert one.abs().max() > 0.01
-    assert _gradient_gap(one, grads([[0], [1], [2], [3]], 4)) <= GRADIENT_GAP["float64"]
-    assert _gradient_gap(one, grads([[2, 1], [0, 3]], 2)) <= GRADIENT_GAP["float64"]
+    assert gradient_gap(one, grads([[0], [1], [2], [3]], 4)) <= GRADIENT_GAP["float64"]
+    assert gradient_gap(one, grads([[2, 1], [0, 3]], 2)) <= GRADIENT_GAP["float64"]
     module.objective.alpha = 0.0  # the check can fail: a different loss moves the gradient far more
-    assert _gradient_gap(one, grads([[0, 1, 2, 3]], 1)) > 100 * GRADIENT_GAP["float64"]
+    assert gradient_gap(one, grads([[0, 1, 2, 3]], 1)) > 100 * GRADIENT_GAP["float64"]
 
 
 @pytest.mark.numerics

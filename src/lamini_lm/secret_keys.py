@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import sys
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from omegaconf import DictConfig, OmegaConf
 
