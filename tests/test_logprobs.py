@@ -66,3 +66,31 @@ def test_sidecar_streams_row_groups_from_a_generator(tmp_path, monkeypatch):
     assert not (tmp_path / "w.parquet").exists()  # whole or not at all
     empty = write_sidecar(tmp_path / "e.parquet", [], teacher="smol")
     assert empty["records"] == 0 and len(Sidecar(tmp_path / "e.parquet")) == 0
+
+
+def test_a_sidecar_is_read_a_row_group_at_a_time(tmp_path, monkeypatch):
+    """D_ALL's sidecar at 2.58M responses is ~30 GB decompressed: reading it back holds the ids and one row group,
+    whatever the order records are asked for in."""
+    import pyarrow as pa
+
+    from lamini_lm import logprobs
+
+    monkeypatch.setattr(logprobs, "ROW_GROUP", 20)
+    rng = np.random.default_rng(0)
+    vocab = [bytes([97 + i % 26]) * (1 + i // 26) for i in range(300)]
+
+    def record(n):
+        top = [[vocab[j] for j in rng.choice(300, 20, replace=False)] for _ in range(n)]
+        return TokenLogprobs([row[0] for row in top], top, np.sort(rng.uniform(-9, 0, (n, 20)), -1)[:, ::-1])
+
+    items = [(f"r{i}", record(100)) for i in range(400)]  # 20 row groups, 40k tokens: ~5 MB of columns in memory
+    write_sidecar(tmp_path / "s.parquet", items, teacher="smol")
+    before = pa.total_allocated_bytes()
+    back = Sidecar(tmp_path / "s.parquet")
+    whole = 400 * 100 * (4 + 20 * (4 + 2))
+    for i in [*range(0, 400, 7), *range(399, -1, -13)]:  # forward, then backward: every group read, some twice
+        rid, want = items[i]
+        _same(back[rid], want)
+        sampled, top, lp, start = back.indices(rid)
+        assert len(sampled) == 100 and top.shape == lp.shape == (100, 20) and start == 0
+        assert pa.total_allocated_bytes() - before < whole / 4  # one group (1/20 of the columns) and the ids
