@@ -204,6 +204,71 @@ def test_a_packed_row_under_bf16_mixed_trains_as_the_padded_batch(name):
     _assert_bf16_close(step(False), step(True), f"{name}, padded against packed")
 
 
+def _objective_loss_and_grad(name: str, kind: str, device: str, context_of):
+    """(fp32, bf16-mixed) (loss, gradient) pairs of objective ``kind`` on a packed micro-batch of tiny ``name``:
+    token_kd with a made-up stored top-20 (of the student's own vocabulary for GPT-2: exact; ULD for T5), online_kd
+    with a tiny GPT-2 teacher (GPT-2's rows and full vocabulary; T5: its own text, aligned by bytes, ULD)."""
+    import contextlib
+
+    import datasets
+    import torch
+
+    from lamini_lm import targets
+    from lamini_lm.data.collate import Collate
+    from lamini_lm.data.tokenization import Tokenize
+    from lamini_lm.models.backbone import build_family, load_model, load_tokenizer
+    from lamini_lm.training.objectives.base import Objective
+
+    spec = _spec(f"model={name}")
+    family, tok = build_family(spec), load_tokenizer(spec)
+    torch.manual_seed(0)
+    model = load_model(spec, family).to(device).eval()
+    teacher = ["model@objective.teacher=tiny_gpt2"] if kind == "online_kd" else []
+    obj = targets.build(config.compose("train", [f"objective={kind}", *teacher, "objective.alpha=0.5",
+                                                 "objective.temperature=2.0", "objective.divergence=jsd"]).objective,
+                        "objective", base=Objective)
+    cols = obj.columns(datasets.Dataset.from_dict(RECORDS), tok, family, None) if kind == "online_kd" else None
+    widths = cols.widths if cols else {}
+    toks = Tokenize(tok, family.style(spec.prompt_style), family, 512, 512, columns=cols)(RECORDS)
+    rows = {k: toks[k] for k in ("input_ids", "labels", *widths)}
+    batch = Collate(tok.pad_token_id, family.separate_labels, packed=True, columns=widths)(
+        (rows, sum(toks["target_length"])))
+    batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    if kind == "token_kd":
+        obj.exact = name == "tiny_gpt2"
+        n = int(sum(toks["target_length"]))
+        g = torch.Generator().manual_seed(0)
+        probs = torch.distributions.Dirichlet(torch.ones(20)).sample((n,)).sort(-1, descending=True).values * 0.9
+        batch["kd_logprobs"] = probs.log().half().to(device)
+        batch["kd_ids"] = torch.randint(0, len(tok), (n, 20), generator=g, dtype=torch.int32).to(device)
+
+    def step(context):
+        model.zero_grad()
+        with context:
+            out = obj.loss(family, model, batch)
+        assert out.logs["kd_aligned"] > 0.5  # the divergence is taken (CPU, this batch: T5 0.8 of its targets)
+        loss = out.total / batch["step_target_tokens"]
+        loss.backward()
+        grad = torch.cat([p.grad.float().flatten() for p in model.parameters() if p.grad is not None])
+        return loss.detach().float(), grad
+
+    # fp32 first: the teacher follows the student's compute dtype, and once cast to bf16 its weights stay rounded
+    return step(contextlib.nullcontext()), step(context_of())
+
+
+@pytest.mark.parametrize("kind", ["token_kd", "online_kd"])
+@pytest.mark.parametrize("name", ["tiny_gpt2", "tiny_t5"])
+def test_a_distillation_objectives_bf16_mixed_step_matches_fp32(name, kind):
+    # objective=token_kd / online_kd under trainer=gpu: the divergence's log-softmaxes, gathers and top-k in the
+    # autocast dtype (and the teacher in bf16) keep the loss and gradient within bf16's rounding of fp32's
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    _gpus(1)
+    reference, mixed = _objective_loss_and_grad(
+        name, kind, "cuda", lambda: MixedPrecision("bf16-mixed", "cuda").forward_context())
+    _assert_bf16_close(reference, mixed, f"{name}, objective={kind}, fp32 against bf16-mixed")
+
+
 @pytest.mark.parametrize("name", ["tiny_gpt2", "tiny_t5"])
 def test_compiled_blocks_under_bf16_mixed_train_as_eager_ones(name):
     # compile=true on CUDA before a GPU config turns it on: each block compiled with dynamic shapes, packed rows of
