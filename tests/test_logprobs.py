@@ -94,3 +94,31 @@ def test_a_sidecar_is_read_a_row_group_at_a_time(tmp_path, monkeypatch):
         sampled, top, lp, start = back.indices(rid)
         assert len(sampled) == 100 and top.shape == lp.shape == (100, 20) and start == 0
         assert pa.total_allocated_bytes() - before < whole / 4  # one group (1/20 of the columns) and the ids
+
+
+def test_a_store_line_of_the_first_format_is_still_read():
+    """Stores written before the compressed field keep their replies' log-probs: separate base64 fields, int32."""
+    import base64
+
+    from lamini_lm.logprobs import _indices, _vocab
+
+    t = _reply()
+    vocab, index = _vocab([t.tokens, *t.top_tokens])
+    ids, top = _indices(t, index)
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    first = {"k": 2, "start": 0, "vocab": [b64(v) for v in vocab], "tokens": b64(ids.tobytes()),
+             "top": b64(top.tobytes()), "logprobs": b64(t.top_logprobs.astype(np.float16).tobytes())}
+    _same(TokenLogprobs.from_json(first), t)
+    assert "zlib" in t.to_json() and len(str(t.to_json())) < len(str(first))
+
+
+def test_a_reply_naming_more_tokens_than_int16_indexes_round_trips():
+    rng = np.random.default_rng(0)
+    n, k = 2000, 20  # 42,000 distinct tokens: int32 indices
+    names = [f"t{i}".encode() for i in range(n * (k + 1))]
+    top = [names[n + i * k: n + (i + 1) * k] for i in range(n)]
+    t = TokenLogprobs(names[:n], top, np.sort(rng.uniform(-9, 0, (n, k)), -1)[:, ::-1])
+    stored = t.to_json()
+    assert stored["index"] == "int32" and stored["vocab"] == n * (k + 1)
+    _same(TokenLogprobs.from_json(stored), t)
+    assert _reply().to_json()["index"] == "int16"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -73,20 +74,39 @@ class TokenLogprobs:
         return TokenLogprobs([self.tokens[i] for i in keep], [self.top_tokens[i] for i in keep],
                              self.top_logprobs[keep], start)
 
-    # -- in a reply of the request store: compact JSON (a store line holds no JSON float per alternative) -------
+    # -- in a reply of the request store: one compressed field (a store line holds no JSON float per alternative) --
     def to_json(self) -> dict:
+        """The reply's form in a request-store line: its distinct tokens (lengths, then bytes) and, as indices into
+        them, the sampled tokens and the alternatives (int16 where the reply names fewer than 32k tokens), then the
+        float16 log-probs, zlib-compressed in one base64 field: ~120 bytes a response token at k = 20 (docs/
+        generate.md), half of the separate base64 fields of the first format (still read)."""
         vocab, index = _vocab([self.tokens, *self.top_tokens])
         ids, top = _indices(self, index)
-        return {"k": self.k, "start": self.start, "vocab": [_b64(t) for t in vocab], "tokens": _b64(ids.tobytes()),
-                "top": _b64(top.tobytes()), "logprobs": _b64(self.top_logprobs.astype(np.float16).tobytes())}
+        width = np.int16 if len(vocab) < 2 ** 15 else np.int32
+        raw = b"".join([np.array([len(v) for v in vocab], np.uint16).tobytes(), *vocab, ids.astype(width).tobytes(),
+                        top.astype(width).tobytes(), self.top_logprobs.astype(np.float16).tobytes()])
+        return {"k": self.k, "start": self.start, "n": len(self.tokens), "vocab": len(vocab),
+                "index": np.dtype(width).name, "zlib": _b64(zlib.compress(raw, 6))}
 
     @classmethod
     def from_json(cls, d: dict) -> TokenLogprobs:
-        vocab = [base64.b64decode(t) for t in d["vocab"]]
-        ids = np.frombuffer(base64.b64decode(d["tokens"]), np.int32)
-        top = np.frombuffer(base64.b64decode(d["top"]), np.int32).reshape(len(ids), d["k"])
-        lp = np.frombuffer(base64.b64decode(d["logprobs"]), np.float16).reshape(len(ids), d["k"])
-        return _decoded(vocab, ids, top, lp, d.get("start", 0))
+        if "zlib" not in d:  # the first format: separate base64 fields, int32 indices (stores written before)
+            vocab = [base64.b64decode(t) for t in d["vocab"]]
+            ids = np.frombuffer(base64.b64decode(d["tokens"]), np.int32)
+            top = np.frombuffer(base64.b64decode(d["top"]), np.int32).reshape(len(ids), d["k"])
+            lp = np.frombuffer(base64.b64decode(d["logprobs"]), np.float16).reshape(len(ids), d["k"])
+            return _decoded(vocab, ids, top, lp, d.get("start", 0))
+        raw, n, k, width = zlib.decompress(base64.b64decode(d["zlib"])), d["n"], d["k"], np.dtype(d["index"])
+        lengths = np.frombuffer(raw, np.uint16, d["vocab"])
+        at = 2 * len(lengths)
+        vocab = []
+        for size in lengths.tolist():
+            vocab.append(raw[at:at + size])
+            at += size
+        ids = np.frombuffer(raw, width, n, at)
+        top = np.frombuffer(raw, width, n * k, at + n * width.itemsize).reshape(n, k)
+        lp = np.frombuffer(raw, np.float16, n * k, at + n * (k + 1) * width.itemsize).reshape(n, k)
+        return _decoded(vocab, ids.astype(np.int32), top.astype(np.int32), lp, d["start"])
 
 
 def _b64(b: bytes) -> str:
@@ -254,11 +274,12 @@ class Sidecar:
         return ids.astype(np.int32), top, lp, int(row.column("start")[0].as_py())
 
 
-# bytes per response token at k = 20, measured (docs/generate.md, "Teacher log-probs": teacher=hf_local,
-# SmolLM2-135M-Instruct, 50 responses of up to 256 tokens): in a request-store line (to_json) and in the sidecar's
-# columns (its token table, at most the teacher's vocabulary, is left out: a few 100 kB however large D_ALL is).
-# Another k scales with the 4 + 6k bytes a token holds before compression
-_MEASURED_K, _STORE_PER_TOKEN, _SIDECAR_PER_TOKEN = 20, 238.0, 67.0
+# bytes per response token at k = 20, measured (docs/generate.md, "Teacher log-probs", `python -m
+# bench.logprobs_size`: teacher=hf_local, SmolLM2-135M-Instruct): in a request-store line (to_json; 160 responses of
+# up to 192 tokens) and in the sidecar's columns (50 responses of up to 256 tokens; its token table, at most the
+# teacher's vocabulary, is left out: a few 100 kB however large D_ALL is). Another k scales with the 4 + 6k bytes a
+# token holds before compression
+_MEASURED_K, _STORE_PER_TOKEN, _SIDECAR_PER_TOKEN = 20, 123.2, 67.0
 
 
 def size_estimate(k: int, tokens: float) -> dict[str, int]:
