@@ -158,7 +158,7 @@ def test_a_rerun_into_the_same_folder_answers_from_lm_evals_cache(runs, tmp_path
 
     args = (f"models={runs['root']}/gpt2/hf", "eval=lamini15_local", "tasks=[RTE]", "lm_eval.limit=3")
     (first,) = run_lm_eval(compose(tmp_path, *args))
-    assert len(list((tmp_path / "gpt2").glob("lm_cache_*"))) == 1
+    assert len(list((tmp_path / "gpt2").glob("lm_cache_*.db"))) == 1
 
     def asked(*args, **kwargs):
         raise AssertionError("the model was asked again")

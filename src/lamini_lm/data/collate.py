@@ -52,7 +52,8 @@ class Collate:
             if name not in rows:
                 continue
             if width == 0:  # one sequence of any length per example: a list of 1-D tensors, in the examples' order
-                batch[name] = [torch.from_numpy(np.asarray(x)) for x in rows[name]]
+                # copied: a row read from the datasets cache is a read-only view, which torch warns about sharing
+                batch[name] = [torch.tensor(np.asarray(x)) for x in rows[name]]
                 continue
             # [target tokens, width], in the target order of padded and packed rows alike
             values = np.concatenate([np.asarray(x) for x in rows[name]]) if len(rows[name]) else np.zeros(0)

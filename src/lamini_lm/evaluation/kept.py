@@ -20,7 +20,7 @@ def kept(cfg: DictConfig) -> tuple[str, str]:
     out = Path(cfg.paths.output_dir)
     again = f"python evaluate.py hydra.run.dir={out}"
     if cfg.mode == "lm_eval":
-        caches = sorted(out.glob("*/lm_cache_*"))
+        caches = sorted(out.glob("*/lm_cache_*.db"))  # not sqlite's -journal beside one
         if not caches:
             return "no request was answered yet", again
         return f"lm-eval's answered requests are cached in {', '.join(str(c) for c in caches)}", again
