@@ -9,7 +9,7 @@
    responses). The request store keeps every reply: a rerun of this command pays for none twice.
 2. A seeded held-out split of the generated records (--heldout of them), the rest to train on.
 3. Each student (STUDENTS: a random-init Llama of the teacher's own tokenizer, a random-init GPT-2 of GPT-2's BPE,
-   optionally a T5 of T5's SentencePiece) is trained by train.py with each objective on the same records, steps and
+   a T5 of T5's SentencePiece) is trained by train.py with each objective on the same records, steps and
    seed, for every seed: the same command line but for `objective=`. A finished run (its metrics.json and export)
    is read back, not trained again.
 4. Every export is scored on the held-out records by evaluate_runs: the NLL of the teacher's responses per target
@@ -55,7 +55,7 @@ STUDENTS = {
     # another tokenizer (GPT-2's BPE): ULD from the stored top-20 (token_kd) or the teacher's top 20 (online_kd)
     "gpt2_gpt2_tok": ["model=tiny_gpt2", "model.architecture.n_layer=4", "model.architecture.n_head=4",
                       "model.architecture.n_embd=128", "model.params=7.3M"],
-    # an encoder-decoder of T5's SentencePiece (ULD as GPT-2's): --students t5_t5_tok
+    # an encoder-decoder of T5's SentencePiece (ULD as GPT-2's)
     "t5_t5_tok": ["model=tiny_t5", "model.architecture.d_model=128", "model.architecture.d_ff=512",
                   "model.architecture.d_kv=32", "model.architecture.num_layers=3", "model.architecture.num_heads=4",
                   "model.params=5.5M"],
@@ -71,7 +71,7 @@ def main() -> None:
                         "names the seed_tasks asset's 175 seed tasks (the default)")
     p.add_argument("--records", type=int, default=427, help="instructions answered (a seeded sample of the files')")
     p.add_argument("--heldout", type=int, default=48, help="generated records held out for the scores")
-    p.add_argument("--students", default="llama_smollm2_tok,gpt2_gpt2_tok")
+    p.add_argument("--students", default=",".join(STUDENTS))
     p.add_argument("--objectives", default=",".join(OBJECTIVES))
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=2)
