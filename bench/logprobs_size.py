@@ -14,6 +14,7 @@ lamini_lm.logprobs.size_estimate (the dry run's estimate) is set from these per-
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def main() -> None:
         side = Sidecar(path)
         n = sum(len(side.indices(rid)[0]) for rid in side)
         size = path.stat().st_size
-        table = len(json.dumps([__import__("base64").b64encode(t).decode() for t in side.tokens]))
+        table = len(json.dumps([base64.b64encode(t).decode() for t in side.tokens]))
         print(f"sidecar: {len(side)} records, {n:,} response tokens, {len(side.tokens):,} distinct tokens")
         print(f"  the file:                {size:>10,} bytes  {size / max(n, 1):6.1f} per token")
         print(f"  less its token table:    {size - table:>10,} bytes  {(size - table) / max(n, 1):6.1f} per token")

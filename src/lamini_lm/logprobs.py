@@ -245,11 +245,7 @@ class Sidecar:
     def get(self, rid: str) -> TokenLogprobs | None:
         if rid not in self._row:
             return None
-        row = self._record(rid).to_pylist()[0]
-        ids = np.asarray(row["tokens"], np.int32)
-        top = np.asarray(row["top_tokens"], np.int32).reshape(len(ids), self.k)
-        lp = np.asarray(row["top_logprobs"], np.float16).reshape(len(ids), self.k)
-        return _decoded(self._vocab, ids, top, lp, row["start"])
+        return _decoded(self._vocab, *self.indices(rid))
 
     def __getitem__(self, rid: str) -> TokenLogprobs:
         t = self.get(rid)
